@@ -1,0 +1,189 @@
+package store
+
+import (
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
+)
+
+// Options configure a Store. Zero values mean the defaults.
+type Options struct {
+	// Linger is how long a destroyed flow stays visible (default 5s), so a
+	// refused connection can be seen.
+	Linger time.Duration
+	// HistoryLen bounds the transitions kept per flow (default 16).
+	HistoryLen int
+	// EventLog bounds the recent events kept for the transitions view
+	// (default 10000).
+	EventLog int
+	// CountHistory is how far back the per-second table-count samples go
+	// (default 10 minutes), for the header sparkline.
+	CountHistory time.Duration
+}
+
+// Matcher selects flows; *filter.Filter implements it. A nil Matcher
+// matches every flow.
+type Matcher interface {
+	Match(f *flow.Flow) bool
+}
+
+// SortKey is a column to sort the table by.
+type SortKey uint8
+
+// Sort keys. Ties are broken by the flow key so that the order is stable.
+const (
+	SortAge SortKey = iota // first seen, oldest first
+	SortState
+	SortTCPState
+	SortProto
+	SortSrc // orig source address, then port
+	SortDst // orig destination address, then port
+	SortSport
+	SortDport
+	SortPackets // both directions
+	SortBytes   // both directions
+	SortRate    // bytes per second, both directions
+	SortTimeout
+	SortMark
+	NumSortKeys
+)
+
+// Query asks for a window of the filtered, sorted table.
+type Query struct {
+	Filter Matcher
+	Sort   SortKey
+	Desc   bool
+	// Offset and Limit select the window (rows Offset..Offset+Limit-1).
+	Offset, Limit int
+	// Select, when non-nil, is the key of the selected flow: the returned
+	// window is shifted as little as possible so that it contains that flow.
+	Select *flow.Key
+}
+
+// Row is one flow as the table shows it.
+type Row struct {
+	Flow      flow.Flow
+	FirstSeen time.Time
+	LastSeen  time.Time
+	// Expires is when the entry times out (last event time + Flow.Timeout).
+	Expires time.Time
+	// Destroyed is true while a destroyed flow lingers; DestroyedAt says when.
+	Destroyed   bool
+	DestroyedAt time.Time
+	// Rates in packets and bytes per second per direction, from counter
+	// deltas (zero when counters are unknown).
+	OrigPPS, OrigBPS, ReplyPPS, ReplyBPS float64
+}
+
+// Result is the answer to a Query.
+type Result struct {
+	Rows []Row
+	// Offset is the window's actual first row (after clamping and Select).
+	Offset int
+	// Total counts all flows held (live and lingering); Matched those that
+	// pass the filter.
+	Total, Matched int
+	// SelectedIndex is the position of Query.Select in the matched order, or
+	// -1 when it is not there.
+	SelectedIndex int
+}
+
+// Phase is a point in a flow's life as the transition history records it:
+// for TCP flows the TCP state, for others the netfilter state, plus the
+// endpoints "not in the table" and "destroyed".
+type Phase uint8
+
+// Phases. PhaseTCP+s is TCP state s.
+const (
+	PhaseNone Phase = iota // before the flow existed
+	PhaseNew
+	PhaseEstablished
+	PhaseRelated
+	PhaseDestroyed
+	PhaseTCP // PhaseTCP + flow.TCPState
+	NumPhases = PhaseTCP + Phase(flow.NumTCPStates)
+)
+
+// Transition is one change of a flow's phase.
+type Transition struct {
+	Time     time.Time
+	From, To Phase
+}
+
+// Detail is one flow with its transition history, oldest first.
+type Detail struct {
+	Row
+	History []Transition
+}
+
+// TransitionCount is one cell of the transition matrix.
+type TransitionCount struct {
+	Total     uint64
+	PerSecond float64
+}
+
+// CountSample is the table's entry count at one time.
+type CountSample struct {
+	Time  time.Time
+	Count int
+}
+
+// Summary is what the header and the metrics show.
+type Summary struct {
+	Now       time.Time
+	Live      int // flows in the table
+	Lingering int // destroyed flows still shown
+	ByState   [3]int
+	ByProto   [256]int
+	ByTCP     [flow.NumTCPStates]int
+	IPv4      int
+	IPv6      int
+	Assured   int
+	Unassured int
+	// NewRate and DestroyRate are events per second over the last seconds.
+	NewRate, DestroyRate, UpdateRate float64
+	// Events counts events applied, by source.EventType.
+	Events [8]uint64
+	// Table is the source's latest table statistics.
+	Table source.TableStats
+	// CountHistory is one sample per second, oldest first.
+	CountHistory []CountSample
+	// Transitions[from][to] counts phase changes.
+	Transitions [NumPhases][NumPhases]TransitionCount
+}
+
+// EventRecord is one applied event, as the transitions view lists it.
+type EventRecord struct {
+	Seq      uint64
+	Time     time.Time
+	Type     source.EventType
+	Flow     flow.Flow
+	From, To Phase
+	Lost     uint64 // EventResync
+}
+
+// GroupBy is a dimension of the group-by view.
+type GroupBy uint8
+
+// Group-by dimensions.
+const (
+	GroupDport GroupBy = iota // protocol + orig destination port
+	GroupSrcHost
+	GroupDstHost
+	GroupState
+	GroupProto
+	NumGroupBys
+)
+
+// Group is one line of the group-by view.
+type Group struct {
+	// Label names the group ("tcp/443", "10.0.0.1", "ESTABLISHED").
+	Label string
+	// Filter is a filter expression selecting the group's flows.
+	Filter  string
+	Count   int
+	Packets uint64
+	Bytes   uint64
+	BPS     float64 // bytes per second
+}
