@@ -1,0 +1,241 @@
+// Package engine runs one Source into one Store and lets any number of
+// viewers (the TUI, SSH sessions, the metrics endpoint, headless commands)
+// read the store safely. The source's events are drained by a pump goroutine
+// that never blocks the source for longer than it takes to apply a batch;
+// viewers read under a read lock and take values out.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/source"
+)
+
+// ErrReadOnly is returned by Delete when the source cannot delete flows.
+var ErrReadOnly = errors.New("this source cannot delete flows")
+
+// Options configure an Engine.
+type Options struct {
+	// Store configures the store.
+	Store store.Options
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Tick is how often the store's clock advances while Run runs (default
+	// 250ms).
+	Tick time.Duration
+	// Buffer is the capacity of the channel between source and pump
+	// (default 65536 events).
+	Buffer int
+	// MaxBatch bounds the events applied under one lock (default 8192), so
+	// readers are never starved.
+	MaxBatch int
+}
+
+// Status says how the source is doing.
+type Status struct {
+	// Source is the source's name ("conntrack", "capture", "pcap").
+	Source string
+	// Live is true while the source runs.
+	Live bool
+	// Synced is true once the initial table listing is complete.
+	Synced bool
+	// Done is true once the source has ended (a replay finished, or an error).
+	Done bool
+	// Err is the error the source ended with, if any.
+	Err error
+	// Notice is a banner line set by the wiring (e.g. why auto chose capture).
+	Notice string
+}
+
+// Engine owns a store fed by a source.
+type Engine struct {
+	src  source.Source
+	opts Options
+
+	mu sync.RWMutex
+	st *store.Store
+
+	version atomic.Uint64
+
+	smu    sync.Mutex
+	status Status
+}
+
+// New returns an engine for src (which may be nil when the caller feeds
+// events with Apply, as tests do).
+func New(src source.Source, opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = 250 * time.Millisecond
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 65536
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 8192
+	}
+	e := &Engine{src: src, opts: opts, st: store.New(opts.Store)}
+	if src != nil {
+		e.status.Source = src.Name()
+	}
+	return e
+}
+
+// Now returns the engine's clock.
+func (e *Engine) Now() time.Time { return e.opts.Now() }
+
+// Source returns the engine's source (nil when fed by Apply).
+func (e *Engine) Source() source.Source { return e.src }
+
+// Run runs the source and applies its events until ctx is done or the
+// source ends. It returns the source's error, or nil.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.src == nil {
+		return errors.New("engine has no source")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan source.Event, e.opts.Buffer)
+	srcDone := make(chan error, 1)
+	e.setStatus(func(s *Status) { s.Live = true })
+	go func() { srcDone <- e.src.Run(ctx, ch) }()
+
+	ticker := time.NewTicker(e.opts.Tick)
+	defer ticker.Stop()
+	batch := make([]source.Event, 0, e.opts.MaxBatch)
+	var srcErr error
+	finished := false
+	for !finished {
+		select {
+		case ev := <-ch:
+			batch = append(batch[:0], ev)
+			batch = drain(ch, batch, e.opts.MaxBatch)
+			e.Apply(batch)
+			clear(batch) // drop references to flows' strings and masters
+		case <-ticker.C:
+			e.Tick(e.opts.Now())
+		case srcErr = <-srcDone:
+			finished = true
+		}
+	}
+	// The source has returned: apply what it sent before it did.
+	for len(ch) > 0 {
+		batch = drain(ch, batch[:0], e.opts.MaxBatch)
+		e.Apply(batch)
+	}
+	e.Tick(e.opts.Now())
+	if errors.Is(srcErr, context.Canceled) {
+		srcErr = nil
+	}
+	e.setStatus(func(s *Status) {
+		s.Live = false
+		s.Done = true
+		s.Err = srcErr
+	})
+	e.version.Add(1)
+	if srcErr != nil {
+		return fmt.Errorf("%s source: %w", e.status.Source, srcErr)
+	}
+	return nil
+}
+
+// drain appends up to max-len(batch) events already waiting in ch.
+func drain(ch <-chan source.Event, batch []source.Event, max int) []source.Event {
+	for len(batch) < max {
+		select {
+		case ev := <-ch:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// Apply applies a batch of events to the store.
+func (e *Engine) Apply(evs []source.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	synced := false
+	for i := range evs {
+		if evs[i].Type == source.EventSynced {
+			synced = true
+		}
+	}
+	e.mu.Lock()
+	e.st.Apply(evs)
+	e.mu.Unlock()
+	if synced {
+		e.setStatus(func(s *Status) { s.Synced = true })
+	}
+	e.version.Add(1)
+}
+
+// Tick advances the store's clock to now.
+func (e *Engine) Tick(now time.Time) {
+	e.mu.Lock()
+	e.st.Tick(now)
+	e.mu.Unlock()
+	e.version.Add(1)
+}
+
+// View runs fn with the store under the read lock. fn must not keep the
+// store, nor anything it returns by reference, beyond its own return.
+func (e *Engine) View(fn func(s *store.Store)) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	fn(e.st)
+}
+
+// Version increases whenever the store changed; a viewer that saw the same
+// version has nothing new to draw.
+func (e *Engine) Version() uint64 { return e.version.Load() }
+
+// Status returns the source's status.
+func (e *Engine) Status() Status {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	return e.status
+}
+
+// SetNotice sets the banner line viewers show.
+func (e *Engine) SetNotice(text string) {
+	e.setStatus(func(s *Status) { s.Notice = text })
+	e.version.Add(1)
+}
+
+func (e *Engine) setStatus(fn func(*Status)) {
+	e.smu.Lock()
+	fn(&e.status)
+	e.smu.Unlock()
+}
+
+// CanDelete reports whether the source can delete flows.
+func (e *Engine) CanDelete() bool {
+	_, ok := e.src.(source.Deleter)
+	return ok
+}
+
+// Delete removes flows from the source's table (the kernel's); the removal
+// then arrives as destroy events.
+func (e *Engine) Delete(ctx context.Context, flows []flow.Flow) (int, error) {
+	d, ok := e.src.(source.Deleter)
+	if !ok {
+		return 0, ErrReadOnly
+	}
+	n, err := d.Delete(ctx, flows)
+	if err != nil {
+		return n, fmt.Errorf("delete flows: %w", err)
+	}
+	return n, nil
+}
