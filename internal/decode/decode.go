@@ -37,22 +37,22 @@ type DropReason uint8
 
 // Reasons for StatusDropped.
 const (
-	DropNone            DropReason = iota
-	DropTruncatedLink              // the frame ends inside its link-layer header
-	DropTooManyVLANs               // more VLAN tags than MaxVLANTags
-	DropTruncatedIP                // the capture ends inside the IP header (cut by snaplen)
-	DropBadVersion                 // IP version does not match the link's protocol
-	DropBadHeader                  // IPv4 header length < 20, IPv6 jumbogram, …
-	DropBadIPChecksum              // IPv4 header checksum wrong (ip_rcv drops it)
-	DropBadLength                  // IP total length beyond the frame, or below the header
-	DropMulticastSource            // IPv6 packet from a multicast source (ipv6_rcv drops it)
-	DropTruncatedFragment          // a fragment cut short by the snaplen cannot be reassembled
-	DropFragmentOverlap            // overlapping fragments: the whole train is discarded (RFC 5722)
-	DropFragmentDuplicate          // a fragment wholly inside data already received
-	DropFragmentCorrupt            // inconsistent lengths, empty fragment, misaligned IPv6 fragment
-	DropFragmentTooLarge           // reassembled datagram over 65535 bytes
-	DropFragmentLimit              // fragment memory or queue limit reached
-	DropFragmentTimeout            // (counted per fragment train) train incomplete when it timed out
+	DropNone              DropReason = iota
+	DropTruncatedLink                // the frame ends inside its link-layer header
+	DropTooManyVLANs                 // more VLAN tags than MaxVLANTags
+	DropTruncatedIP                  // the capture ends inside the IP header (cut by snaplen)
+	DropBadVersion                   // IP version does not match the link's protocol
+	DropBadHeader                    // IPv4 header length < 20, IPv6 jumbogram, …
+	DropBadIPChecksum                // IPv4 header checksum wrong (ip_rcv drops it)
+	DropBadLength                    // IP total length beyond the frame, or below the header
+	DropMulticastSource              // IPv6 packet from a multicast source (ipv6_rcv drops it)
+	DropTruncatedFragment            // a fragment cut short by the snaplen cannot be reassembled
+	DropFragmentOverlap              // overlapping fragments: the whole train is discarded (RFC 5722)
+	DropFragmentDuplicate            // a fragment wholly inside data already received
+	DropFragmentCorrupt              // inconsistent lengths, empty fragment, misaligned IPv6 fragment
+	DropFragmentTooLarge             // reassembled datagram over 65535 bytes
+	DropFragmentLimit                // fragment memory or queue limit reached
+	DropFragmentTimeout              // (counted per fragment train) train incomplete when it timed out
 	numDropReasons
 )
 
