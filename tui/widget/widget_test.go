@@ -1,0 +1,101 @@
+package widget
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestLayout(t *testing.T) {
+	cols := []Column{
+		{Width: 3},                       // 0 state
+		{Width: 11},                      // 1 tcp
+		{Width: 21, Min: 15, Flex: true}, // 2 src
+		{Width: 21, Min: 15, Flex: true}, // 3 dst
+		{Width: 7},                       // 4 bytes
+		{Width: 16, Hidden: true},        // 5 proc
+	}
+	prio := []int{0, 2, 3, 1, 4, 5}
+	tests := []struct {
+		total int
+		want  string
+	}{
+		{0, "[0 0 0 0 0 0]"},
+		{3, "[3 0 0 0 0 0]"},
+		{19, "[3 0 15 0 0 0]"},
+		{35, "[3 0 15 15 0 0]"},
+		{47, "[3 11 15 15 0 0]"},
+		{55, "[3 11 15 15 7 0]"},
+		{60, "[3 11 18 17 7 0]"},
+		{200, "[3 11 21 21 7 0]"},
+	}
+	for _, tt := range tests {
+		if got := fmt.Sprint(Layout(cols, prio, tt.total)); got != tt.want {
+			t.Errorf("Layout(%d) = %s, want %s", tt.total, got, tt.want)
+		}
+	}
+}
+
+func TestFit(t *testing.T) {
+	tests := []struct {
+		s     string
+		w     int
+		right bool
+		want  string
+	}{
+		{"abc", 5, false, "abc  "},
+		{"abc", 5, true, "  abc"},
+		{"abcdef", 4, false, "abc…"},
+		{"abc", 3, false, "abc"},
+		{"abc", 1, false, "…"},
+		{"abc", 0, false, ""},
+		{"日本", 3, false, "日…"},
+	}
+	for _, tt := range tests {
+		if got := Fit(tt.s, tt.w, tt.right, "…"); got != tt.want {
+			t.Errorf("Fit(%q, %d, %v) = %q, want %q", tt.s, tt.w, tt.right, got, tt.want)
+		}
+	}
+}
+
+func TestSparklineGauge(t *testing.T) {
+	if got := Sparkline([]int{0, 7, 14, 7}, 10, false); got != "▁▄█▄" {
+		t.Errorf("Sparkline = %q", got)
+	}
+	if got := Sparkline([]int{1, 2, 3, 4, 5}, 3, true); got != "_:#" {
+		t.Errorf("Sparkline ascii, cut = %q", got)
+	}
+	if got := Sparkline([]int{5, 5}, 3, true); got != "__" {
+		t.Errorf("Sparkline flat = %q", got)
+	}
+	if got := Sparkline(nil, 3, true); got != "" {
+		t.Errorf("Sparkline empty = %q", got)
+	}
+	for _, tt := range []struct {
+		frac float64
+		w    int
+		want string
+	}{
+		{0.5, 10, "#####....."}, {0, 4, "...."}, {0.001, 4, "#..."}, {2, 4, "####"}, {0.5, 0, ""},
+	} {
+		f, e := Gauge(tt.frac, tt.w, true)
+		if f+e != tt.want {
+			t.Errorf("Gauge(%v, %d) = %q, want %q", tt.frac, tt.w, f+e, tt.want)
+		}
+	}
+}
+
+func TestHuman(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{Count(0), "0"}, {Count(999), "999"}, {Count(1000), "1,000"}, {Count(262144), "262,144"},
+		{Count(1234567), "1,234,567"},
+		{SI(0), "0"}, {SI(999), "999"}, {SI(1234), "1.2k"}, {SI(34000), "34k"}, {SI(5.6e6), "5.6M"}, {SI(-1500), "-1.5k"},
+		{Bytes(512), "512B"}, {Bytes(1536), "1.5K"}, {Bytes(23 << 20), "23M"},
+		{Duration(-time.Second), "0s"}, {Duration(45 * time.Second), "45s"}, {Duration(200 * time.Second), "3m20s"},
+		{Duration(2*time.Hour + 5*time.Minute), "2h05m"}, {Duration(76 * time.Hour), "3d04h"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
