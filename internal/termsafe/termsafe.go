@@ -71,6 +71,17 @@ func firstUnsafe(s string) int {
 	return -1
 }
 
+// UnsafeRune reports whether r is a character that Escape escapes: an ASCII
+// control, DEL, a C1 control, a bidi or line-separator control, or U+FEFF.
+// (The backslash, which Escape doubles, is not unsafe.) Other encoders (the
+// JSON writer) use it to escape the same set.
+func UnsafeRune(r rune) bool {
+	if r < 0x20 || r == 0x7f {
+		return true
+	}
+	return unsafeRune(r)
+}
+
 // unsafeRune reports whether a non-ASCII rune must be escaped.
 func unsafeRune(r rune) bool {
 	switch {

@@ -1,0 +1,99 @@
+package export
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/conntop/conntop/internal/flow"
+)
+
+// CSVHeader is the header row of the CSV export (DESIGN.md §4), without the
+// line end.
+const CSVHeader = "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,reply_sport," +
+	"reply_dst,reply_dport,status,timeout,mark,zone,orig_packets,orig_bytes,reply_packets,reply_bytes"
+
+// WriteCSV writes the header row, then one row per flow (RFC 4180 quoting,
+// "\n" line ends). Ports are empty for protocols without ports (ICMP
+// type/code/id have no column); tcp_state is empty for non-TCP flows;
+// status lists the status-bit names joined by "|"; the four counters are
+// empty when they are not known.
+func WriteCSV(w io.Writer, flows []flow.Flow) error {
+	c := newChunkWriter(w)
+	var e encoder
+	c.buf = append(c.buf, CSVHeader...)
+	c.buf = append(c.buf, '\n')
+	for i := range flows {
+		c.buf = e.appendCSVRow(c.buf, &flows[i])
+		c.maybeFlush()
+		if c.err != nil {
+			break
+		}
+	}
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	return nil
+}
+
+// appendCSVRow appends the CSV row of f, with its line end.
+func (e *encoder) appendCSVRow(b []byte, f *flow.Flow) []byte {
+	b = appendCSVField(b, f.Family.String())
+	b = append(b, ',')
+	b = appendCSVField(b, flow.ProtoName(f.Proto))
+	b = append(b, ',')
+	b = append(b, f.State().String()...)
+	b = append(b, ',')
+	if f.Proto == flow.ProtoTCP {
+		b = appendCSVField(b, f.TCPState.String())
+	}
+	ports := flow.HasPorts(f.Proto)
+	for _, t := range [2]*flow.Tuple{&f.Orig, &f.Reply} {
+		b = append(b, ',')
+		b = appendAddr(b, t.Src)
+		b = append(b, ',')
+		if ports {
+			b = strconv.AppendUint(b, uint64(t.SrcPort), 10)
+		}
+		b = append(b, ',')
+		b = appendAddr(b, t.Dst)
+		b = append(b, ',')
+		if ports {
+			b = strconv.AppendUint(b, uint64(t.DstPort), 10)
+		}
+	}
+	b = append(b, ',')
+	b = appendCSVField(b, e.csvStatus(f.Status))
+	b = append(b, ',')
+	b = strconv.AppendUint(b, uint64(f.Timeout), 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, uint64(f.Mark), 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, uint64(f.Zone), 10)
+	if f.HasCounters {
+		for _, v := range [4]uint64{f.Counters.OrigPackets, f.Counters.OrigBytes, f.Counters.ReplyPackets, f.Counters.ReplyBytes} {
+			b = append(b, ',')
+			b = strconv.AppendUint(b, v, 10)
+		}
+	} else {
+		b = append(b, ",,,,"...)
+	}
+	return append(b, '\n')
+}
+
+// appendCSVField appends s, quoted (RFC 4180) when it holds a comma, a
+// quote, a line break or leading/trailing space.
+func appendCSVField(b []byte, s string) []byte {
+	if s == "" || !strings.ContainsAny(s, ",\"\r\n") && s[0] != ' ' && s[len(s)-1] != ' ' {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
