@@ -144,4 +144,3 @@ func samples() []sample {
 
 	return out
 }
-
