@@ -1,0 +1,29 @@
+//go:build linux
+
+// Package conntrack is the kernel conntrack source: it reads the kernel's
+// connection-tracking table over ctnetlink (NETLINK_NETFILTER) and streams it
+// as source events.
+//
+// Run subscribes to conntrack events first, then dumps the table (one
+// EventNew per entry, then EventSynced), then streams NEW, UPDATE and DESTROY
+// events from a socket with a large receive buffer (SO_RCVBUFFORCE, 32 MiB by
+// default). When that buffer overruns (ENOBUFS), the loss is counted from the
+// socket's drop counter (SO_MEMINFO), reported as EventResync{Lost}, and the
+// table is dumped again, so the consumer never diverges silently. A second
+// socket polls table statistics every second (EventStats) and, when
+// accounting is on, byte and packet counters (EventCounters) at a rate that
+// adapts to the table size.
+//
+// Messages are decoded by this package directly from the netlink bytes, with
+// no allocation per entry (ti-mo/conntrack's Dump builds several objects per
+// flow); [FromLib] converts a github.com/ti-mo/conntrack Flow for callers
+// that use that library.
+//
+// With Options.NetNS, every socket is created inside another network
+// namespace (see internal/netns). Probe tells whether conntrack is active in
+// a namespace, which `--source auto` uses to choose between this source and
+// packet capture.
+//
+// Requires Linux with CONFIG_NF_CONNTRACK and CONFIG_NF_CT_NETLINK, and
+// CAP_NET_ADMIN in the namespace's user namespace.
+package conntrack

@@ -1,0 +1,382 @@
+//go:build linux
+
+package conntrack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/netns"
+	"github.com/conntop/conntop/source"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of Options.
+const (
+	DefaultReadBuffer       = 32 << 20
+	DefaultCountersInterval = 2 * time.Second
+	DefaultStatsInterval    = time.Second
+)
+
+// recvTimeout bounds each blocking receive so that Run notices cancellation.
+const recvTimeout = 200 * time.Millisecond
+
+// queryTimeout bounds each receive of a dump or query reply.
+const queryTimeout = 10 * time.Second
+
+// Options configure a Source. The zero value is usable.
+type Options struct {
+	// NetNS names the network namespace to watch (NAME, PATH or pid:PID; ""
+	// = the current one). Only the netlink sockets move there.
+	NetNS string
+	// ReadBuffer is the event socket's receive buffer in bytes (0 =
+	// DefaultReadBuffer). Tests set it small to provoke overruns.
+	ReadBuffer int
+	// CountersInterval is the least time between two polls of the packet
+	// and byte counters (0 = DefaultCountersInterval, negative = never). A
+	// poll is a full dump, so the actual interval also grows to ten times
+	// the last poll's duration (at most ~10% of a CPU on huge tables).
+	CountersInterval time.Duration
+	// StatsInterval is the period of EventStats (0 = DefaultStatsInterval).
+	StatsInterval time.Duration
+	// AllowInactive makes Run watch a namespace where conntrack is not
+	// active instead of failing with ErrNotActive.
+	AllowInactive bool
+	// Now is the clock for event times (nil = time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadBuffer == 0 {
+		o.ReadBuffer = DefaultReadBuffer
+	}
+	if o.CountersInterval == 0 {
+		o.CountersInterval = DefaultCountersInterval
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = DefaultStatsInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Source is the kernel conntrack table of one network namespace.
+type Source struct {
+	opts Options
+}
+
+var (
+	_ source.Source  = (*Source)(nil)
+	_ source.Deleter = (*Source)(nil)
+)
+
+// New returns a Source watching the namespace in opts. Nothing is opened
+// until Run.
+func New(opts Options) *Source { return &Source{opts: opts.withDefaults()} }
+
+// Name implements source.Source: "conntrack".
+func (s *Source) Name() string { return "conntrack" }
+
+// run is the state of one Run.
+type run struct {
+	opts    Options
+	out     chan<- source.Event
+	events  *sock // subscribed to NEW/UPDATE/DESTROY
+	query   *sock // dumps and gets on behalf of the event loop
+	poll    *sock // statistics and counter polls
+	proc    *procFiles
+	masters map[flow.Key]*flow.Tuple // master tuples of RELATED flows
+	drops   uint32                   // last SK_MEMINFO_DROPS of events
+	lost    atomic.Uint64
+	resyncs atomic.Uint64
+	bad     atomic.Uint64 // undecodable messages skipped
+}
+
+// Run implements source.Source. It returns nil when ctx is cancelled; an
+// error matching ErrPermission, ErrNotLoaded, ErrNotActive or
+// netns.ErrNotFound when it cannot start.
+func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
+	path, err := netns.Resolve(s.opts.NetNS)
+	if err != nil {
+		return err
+	}
+	if err := r.open(path); err != nil {
+		return err
+	}
+	defer r.close()
+	if !s.opts.AllowInactive {
+		info, err := probe(r.poll, r.proc)
+		if err != nil {
+			return err
+		}
+		if !info.Active {
+			return notActiveError(s.opts.NetNS)
+		}
+	}
+	if r.drops, err = r.events.drops(); err != nil {
+		return err
+	}
+	// Subscribed before this dump: nothing between dump and listen is lost.
+	if err := r.dump(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pollErr := make(chan error, 1)
+	go func() { pollErr <- r.pollLoop(ctx) }()
+	err = r.eventLoop(ctx)
+	cancel()
+	if perr := <-pollErr; err == nil {
+		err = perr
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// open creates the three sockets inside the namespace at path and opens
+// that namespace's procfs files.
+func (r *run) open(path string) error {
+	return netns.DoPath(path, func() error {
+		if err := checkLoaded("/proc/sys/net/netfilter"); err != nil {
+			return err
+		}
+		var err error
+		if r.events, err = openSock(1<<(groupCTNew-1)|1<<(groupCTUpdate-1)|1<<(groupCTDestroy-1),
+			r.opts.ReadBuffer, recvTimeout, 64<<10); err != nil {
+			return err
+		}
+		if r.query, err = openSock(0, 0, queryTimeout, 64<<10); err != nil {
+			r.events.Close()
+			return err
+		}
+		if r.poll, err = openSock(0, 0, queryTimeout, 64<<10); err != nil {
+			r.events.Close()
+			r.query.Close()
+			return err
+		}
+		r.proc = openProcFiles()
+		return nil
+	})
+}
+
+func (r *run) close() {
+	r.events.Close()
+	r.query.Close()
+	r.poll.Close()
+	r.proc.Close()
+}
+
+// send delivers ev unless ctx ends first.
+func (r *run) send(ctx context.Context, ev source.Event) error {
+	select {
+	case r.out <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dump lists the whole table (EventNew per entry, then EventSynced) and
+// rebuilds the master cache.
+func (r *run) dump(ctx context.Context) error {
+	clear(r.masters)
+	now := r.opts.Now()
+	err := dumpFlows(r.query, func(f *flow.Flow) error {
+		if f.Master != nil {
+			r.masters[f.Key()] = f.Master
+		}
+		return r.send(ctx, source.Event{Type: source.EventNew, Time: now, Flow: *f})
+	})
+	if err != nil {
+		return classify("dump conntrack table", err)
+	}
+	return r.send(ctx, source.Event{Type: source.EventSynced, Time: r.opts.Now()})
+}
+
+// dumpFlows dumps all entries (IPv4 and IPv6) through s, calling fn with each
+// decoded entry (fn must copy it). Entries that do not decode are skipped.
+func dumpFlows(s *sock, fn func(f *flow.Flow) error) error {
+	s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
+	var f flow.Flow
+	return s.transact(func(m message) error {
+		if m.typ != uint16(subsysCT)<<8|msgCTNew {
+			return nil
+		}
+		if _, err := decodeFlow(m.data, &f); err != nil {
+			return nil
+		}
+		return fn(&f)
+	})
+}
+
+// eventLoop reads conntrack events until ctx ends or the socket fails.
+func (r *run) eventLoop(ctx context.Context) error {
+	var f flow.Flow
+	for ctx.Err() == nil {
+		b, err := r.events.recv()
+		switch {
+		case err == nil:
+		case errors.Is(err, errTimeout):
+			continue
+		case errors.Is(err, unix.ENOBUFS):
+			if err := r.resync(ctx); err != nil {
+				return err
+			}
+			continue
+		default:
+			return fmt.Errorf("receive conntrack events: %w", err)
+		}
+		now := r.opts.Now()
+		for len(b) > 0 {
+			m, rest, err := nextMessage(b)
+			if err != nil {
+				r.bad.Add(1)
+				break
+			}
+			b = rest
+			if m.typ>>8 != subsysCT {
+				continue
+			}
+			var typ source.EventType
+			switch uint8(m.typ) {
+			case msgCTNew:
+				typ = source.EventUpdate
+				if m.flags&(flagCreate|flagExcl) != 0 {
+					typ = source.EventNew
+				}
+			case msgCTDelete:
+				typ = source.EventDestroy
+			default:
+				continue
+			}
+			h, err := decodeFlow(m.data, &f)
+			if err != nil {
+				r.bad.Add(1)
+				continue
+			}
+			ok, err := r.complete(typ, h, &f)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if err := r.send(ctx, source.Event{Type: typ, Time: now, Flow: f}); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// complete fills in what an event omitted: the master tuple of a RELATED
+// flow (sent only with its NEW event) from the cache, and, for a TCP
+// NEW/UPDATE without protocol info, the current entry from the kernel. It
+// returns false when the event should be dropped (the entry vanished; its
+// DESTROY event follows).
+func (r *run) complete(typ source.EventType, h have, f *flow.Flow) (bool, error) {
+	k := f.Key()
+	if f.Status&flow.StatusExpected != 0 || typ == source.EventDestroy {
+		if h&haveMaster != 0 {
+			r.masters[k] = f.Master
+		} else if m, ok := r.masters[k]; ok {
+			f.Master = m
+		}
+		if typ == source.EventDestroy {
+			delete(r.masters, k)
+		}
+	}
+	if typ == source.EventDestroy || f.Proto != flow.ProtoTCP || h&haveProtoInfo != 0 {
+		return true, nil
+	}
+	g, found, err := getFlow(r.query, k)
+	if err != nil {
+		return false, classify("get conntrack entry", err)
+	}
+	if !found {
+		return false, nil
+	}
+	if g.Master == nil {
+		g.Master = f.Master
+	}
+	*f = g
+	return true, nil
+}
+
+// getFlow asks the kernel for the entry with key k.
+func getFlow(s *sock, k flow.Key) (flow.Flow, bool, error) {
+	s.beginKeyRequest(msgCTGet, flagRequest|flagAck, k)
+	var f flow.Flow
+	found := false
+	err := s.transact(func(m message) error {
+		if _, err := decodeFlow(m.data, &f); err != nil {
+			return err
+		}
+		found = true
+		return nil
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return f, false, nil
+	}
+	return f, found, err
+}
+
+// resync handles an event-socket overrun: it reports the loss and lists the
+// table again. The loss is the growth of the socket's drop counter (each
+// dropped skb is one event), at least 1.
+func (r *run) resync(ctx context.Context) error {
+	lost := uint64(1)
+	if d, err := r.events.drops(); err == nil {
+		if delta := d - r.drops; delta > 0 {
+			lost = uint64(delta)
+		}
+		r.drops = d
+	}
+	r.lost.Add(lost)
+	r.resyncs.Add(1)
+	if err := r.send(ctx, source.Event{Type: source.EventResync, Time: r.opts.Now(), Lost: lost}); err != nil {
+		return err
+	}
+	return r.dump(ctx)
+}
+
+// Delete implements source.Deleter: it deletes each flow (by original tuple
+// and zone) from the kernel table and returns how many it removed. Flows
+// already gone are not counted and are not an error.
+func (s *Source) Delete(ctx context.Context, flows []flow.Flow) (int, error) {
+	var q *sock
+	err := netns.Do(s.opts.NetNS, func() error {
+		var err error
+		q, err = openSock(0, 0, queryTimeout, 16<<10)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete conntrack entries: %w", err)
+	}
+	defer q.Close()
+	n := 0
+	for i := range flows {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		q.beginKeyRequest(msgCTDelete, flagRequest|flagAck, flows[i].Key())
+		err := q.transact(func(message) error { return nil })
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, unix.ENOENT):
+		default:
+			return n, classify("delete conntrack entry", err)
+		}
+	}
+	return n, nil
+}
