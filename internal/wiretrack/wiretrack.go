@@ -45,6 +45,16 @@ type Pipeline struct {
 	nextStats  time.Time
 	ringDrops  uint64
 	packets    uint64
+	// Counter reporting: the packet totals last sent per flow.
+	flowBuf []flow.Flow
+	sent    map[flow.Key]sentMark
+	gen     uint32
+}
+
+// sentMark is what EmitCounters last reported of a flow.
+type sentMark struct {
+	packets uint64
+	gen     uint32
 }
 
 // New returns a Pipeline with an empty table.
@@ -59,7 +69,7 @@ func New(cfg Config) *Pipeline {
 	if cfg.StatsEvery == 0 {
 		cfg.StatsEvery = time.Second
 	}
-	return &Pipeline{cfg: cfg, dec: decode.New(cfg.Decode), trk: tracker.New(tc)}
+	return &Pipeline{cfg: cfg, dec: decode.New(cfg.Decode), trk: tracker.New(tc), sent: make(map[flow.Key]sentMark)}
 }
 
 // Frame decodes a frame of link type link (wireLen is its original length)
@@ -115,6 +125,7 @@ func (p *Pipeline) clock(now time.Time) {
 		if p.nextStats.IsZero() {
 			p.nextStats = now.Add(p.cfg.StatsEvery)
 		} else if !now.Before(p.nextStats) {
+			p.EmitCounters()
 			p.EmitStats()
 			p.nextStats = now.Add(p.cfg.StatsEvery)
 		}
@@ -136,7 +147,34 @@ func (p *Pipeline) Finish(now time.Time) {
 	p.trk.Expire(now)
 	p.dec.Expire(now)
 	p.evs = p.trk.AppendEvents(p.evs)
+	p.EmitCounters()
 	p.EmitStats()
+}
+
+// EmitCounters appends an EventCounters for every flow whose packet counters
+// changed since the last call: the tracker's own events report state
+// changes only, so this keeps a consumer's counters fresh. Its cost is one
+// pass over the table; sources call it about once a second and at the end.
+func (p *Pipeline) EmitCounters() {
+	p.gen++
+	p.flowBuf = p.trk.AppendFlows(p.flowBuf[:0], p.now)
+	for i := range p.flowBuf {
+		f := &p.flowBuf[i]
+		k := f.Key()
+		n := f.Counters.OrigPackets + f.Counters.ReplyPackets
+		m, ok := p.sent[k]
+		p.sent[k] = sentMark{packets: n, gen: p.gen}
+		if ok && m.packets == n {
+			continue
+		}
+		p.evs = append(p.evs, source.Event{Type: source.EventCounters, Time: p.now, Flow: *f})
+	}
+	for k, m := range p.sent {
+		if m.gen != p.gen {
+			delete(p.sent, k)
+		}
+	}
+	clear(p.flowBuf)
 }
 
 // EmitStats appends an EventStats with the current table statistics.

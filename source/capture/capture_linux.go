@@ -266,6 +266,7 @@ func (c *capturer) emitStats() error {
 		drops += r.drops
 	}
 	c.pl.SetRingDrops(drops)
+	c.pl.EmitCounters()
 	c.pl.EmitStats()
 	return nil
 }
