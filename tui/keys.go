@@ -1,0 +1,80 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/key"
+)
+
+// keyMap holds every binding; the help overlay and the footer are generated
+// from it.
+type keyMap struct {
+	Quit, Help, Back                      key.Binding
+	Up, Down, PageUp, PageDown, Home, End key.Binding
+	Follow                                key.Binding
+	Detail, Master                        key.Binding
+	TableView, TransView, GroupView, Next key.Binding
+	SortNext, SortPrev, Reverse           key.Binding
+	Filter, ClearFilter, PortFilter       key.Binding
+	ToggleNew, ToggleEst, ToggleRel       key.Binding
+	ToggleTCP, ToggleUDP, ToggleICMP      key.Binding
+	PortNames, Pause                      key.Binding
+	Export, Delete, DeleteAll             key.Binding
+	GroupNext, GroupPrev                  key.Binding
+}
+
+func newKeyMap() keyMap {
+	b := func(help, desc string, keys ...string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
+	}
+	return keyMap{
+		Quit:        b("q", "quit", "q", "ctrl+c"),
+		Help:        b("?", "help", "?"),
+		Back:        b("esc", "back", "esc"),
+		Up:          b("↑/k", "up", "up", "k"),
+		Down:        b("↓/j", "down", "down", "j"),
+		PageUp:      b("pgup", "page up", "pgup", "ctrl+b"),
+		PageDown:    b("pgdn", "page down", "pgdown", "ctrl+f", "space"),
+		Home:        b("home", "first row", "home"),
+		End:         b("end", "last row", "end", "G"),
+		Follow:      b("f", "follow newest", "f"),
+		Detail:      b("enter", "detail / apply", "enter"),
+		Master:      b("m", "jump to master", "m"),
+		TableView:   b("1", "flow table", "1"),
+		TransView:   b("2/t", "transitions", "2", "t"),
+		GroupView:   b("3/g", "group by", "3", "g"),
+		Next:        b("tab", "next view", "tab"),
+		SortNext:    b(">", "sort next column", ">", "."),
+		SortPrev:    b("<", "sort previous column", "<", ","),
+		Reverse:     b("r", "reverse sort", "r"),
+		Filter:      b("/", "filter", "/"),
+		ClearFilter: b("c", "clear filters", "c"),
+		PortFilter:  b(":", "port filter", ":"),
+		ToggleNew:   b("N", "only NEW", "N"),
+		ToggleEst:   b("E", "only ESTABLISHED", "E"),
+		ToggleRel:   b("R", "only RELATED", "R"),
+		ToggleTCP:   b("T", "only tcp", "T"),
+		ToggleUDP:   b("U", "only udp", "U"),
+		ToggleICMP:  b("I", "only icmp", "I"),
+		PortNames:   b("P", "port names", "P"),
+		Pause:       b("p", "pause", "p"),
+		Export:      b("x", "export", "x"),
+		Delete:      b("d", "delete flow", "d"),
+		DeleteAll:   b("D", "delete matching", "D"),
+		GroupNext:   b("→/l", "next grouping", "right", "l"),
+		GroupPrev:   b("←/h", "previous grouping", "left", "h"),
+	}
+}
+
+// ShortHelp is the one-line footer.
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Help, k.Filter, k.Detail, k.SortNext, k.Reverse, k.TransView, k.GroupView, k.Export, k.Pause, k.Quit}
+}
+
+// FullHelp is the help overlay, one column per group.
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.Follow, k.Detail, k.Master, k.Back},
+		{k.TableView, k.TransView, k.GroupView, k.Next, k.SortNext, k.SortPrev, k.Reverse, k.GroupNext, k.GroupPrev},
+		{k.Filter, k.ClearFilter, k.PortFilter, k.ToggleNew, k.ToggleEst, k.ToggleRel, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP},
+		{k.PortNames, k.Pause, k.Export, k.Delete, k.DeleteAll, k.Help, k.Quit},
+	}
+}

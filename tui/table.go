@@ -1,0 +1,248 @@
+package tui
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/internal/termsafe"
+	"github.com/conntop/conntop/tui/widget"
+)
+
+// Table columns.
+const (
+	colState = iota
+	colTCP
+	colProto
+	colSrc
+	colDst
+	colReply
+	colPkts
+	colBytes
+	colRate
+	colAge
+	colTTL
+	colMark
+	colProc
+	numCols
+)
+
+var colTitles = [numCols]string{"STATE", "TCP", "PROTO", "SOURCE", "DESTINATION", "REPLY (NAT)", "PACKETS o/r", "BYTES o/r", "RATE", "AGE", "TTL", "MARK/ZONE", "PROCESS"}
+
+// colPrio is the order in which columns get room, most important first.
+var colPrio = []int{colState, colProto, colSrc, colDst, colTCP, colTTL, colBytes, colAge, colPkts, colRate, colProc, colReply, colMark}
+
+// colRight says which columns are right-aligned (numbers).
+var colRight = [numCols]bool{colPkts: true, colBytes: true, colRate: true, colAge: true, colTTL: true}
+
+// sortNames name the sort keys in the filter line.
+var sortNames = [store.NumSortKeys]string{"age", "state", "tcp state", "proto", "source", "destination", "sport", "dport", "packets", "bytes", "rate", "timeout", "mark"}
+
+// sortCol is the column each sort key marks in the table header.
+var sortCol = [store.NumSortKeys]int{colAge, colState, colTCP, colProto, colSrc, colDst, colSrc, colDst, colPkts, colBytes, colRate, colTTL, colMark}
+
+// layout computes the column widths for the current width and window.
+func (m *Model) layout() []int {
+	cols := []widget.Column{
+		colState: {Width: 3},
+		colTCP:   {Width: 11},
+		colProto: {Width: 6},
+		colSrc:   {Width: 47, Min: 15, Flex: true},
+		colDst:   {Width: 47, Min: 15, Flex: true},
+		colReply: {Width: 47, Min: 30, Flex: true},
+		colPkts:  {Width: 11},
+		colBytes: {Width: 11},
+		colRate:  {Width: 8},
+		colAge:   {Width: 6},
+		colTTL:   {Width: 6},
+		colMark:  {Width: 11, Hidden: true},
+		colProc:  {Width: 18, Hidden: m.resolver == nil},
+	}
+	if m.w >= 120 {
+		cols[colState].Width = 11
+	}
+	for i := range m.res.Rows {
+		f := &m.res.Rows[i].Flow
+		if f.Mark != 0 || f.Zone != 0 {
+			cols[colMark].Hidden = false
+		}
+	}
+	return widget.Layout(cols, colPrio, m.w)
+}
+
+// procColumnShown reports whether the table has room for the process
+// column (so lookups are worth doing).
+func (m *Model) procColumnShown() bool {
+	if m.resolver == nil || m.view != viewTable {
+		return false
+	}
+	return m.layout()[colProc] > 0
+}
+
+// tableLines formats the column header and only the visible rows.
+func (m *Model) tableLines(n int) []string {
+	st := &m.st
+	widths := m.layout()
+	out := make([]string, 0, n)
+	var b strings.Builder
+	first := true
+	for c := range numCols {
+		if widths[c] == 0 {
+			continue
+		}
+		if !first {
+			b.WriteByte(' ')
+		}
+		first = false
+		title := colTitles[c]
+		if sortCol[m.sortKey] == c {
+			dir := st.up
+			if m.desc {
+				dir = st.down
+			}
+			title += dir
+		}
+		b.WriteString(widget.Fit(widget.Truncate(title, widths[c]), widths[c], colRight[c], st.ellipsis))
+	}
+	out = append(out, st.colHead.Render(b.String()))
+	if len(m.res.Rows) == 0 {
+		msg := "no flows"
+		if m.res.Total > 0 {
+			msg = "no flows match the filter"
+		}
+		return append(out, st.dim.Render(msg))
+	}
+	var cells [numCols]string
+	for i := range m.res.Rows {
+		if len(out) >= n {
+			break
+		}
+		r := &m.res.Rows[i]
+		m.rowCells(r, widths, &cells)
+		selected := m.res.Offset+i == m.selIdx
+		b.Reset()
+		first := true
+		for c := range numCols {
+			if widths[c] == 0 {
+				continue
+			}
+			if !first {
+				b.WriteByte(' ')
+			}
+			first = false
+			cell := widget.Fit(cells[c], widths[c], colRight[c], st.ellipsis)
+			if c == colState && !selected && !r.Destroyed {
+				cell = st.state[min(int(r.Flow.State()), 2)].Render(cell)
+			}
+			b.WriteString(cell)
+		}
+		line := b.String()
+		switch {
+		case selected:
+			line = st.sel.Render(widget.Fit(line, m.w, false, st.ellipsis))
+		case r.Destroyed:
+			line = st.destroyed.Render(line)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+var shortState = [3]string{"NEW", "EST", "REL"}
+
+// rowCells formats the visible cells of one row (plain text, escaped).
+func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
+	f := &r.Flow
+	for c := range cells {
+		cells[c] = ""
+	}
+	stt := f.State()
+	if widths[colState] >= 11 {
+		cells[colState] = stt.String()
+	} else if int(stt) < len(shortState) {
+		cells[colState] = shortState[stt]
+	}
+	if f.Proto == flow.ProtoTCP {
+		cells[colTCP] = f.TCPState.String()
+	}
+	cells[colProto] = flow.ProtoName(f.Proto)
+	cells[colSrc] = m.endpoint(f.Proto, f.Orig, true)
+	cells[colDst] = m.endpoint(f.Proto, f.Orig, false)
+	if widths[colReply] > 0 && f.NAT() {
+		cells[colReply] = m.endpoint(f.Proto, f.Reply, true) + " " + m.st.arrow + " " + m.endpoint(f.Proto, f.Reply, false)
+	}
+	if f.HasCounters {
+		c := f.Counters
+		cells[colPkts] = widget.SI(float64(c.OrigPackets)) + "/" + widget.SI(float64(c.ReplyPackets))
+		cells[colBytes] = widget.Bytes(float64(c.OrigBytes)) + "/" + widget.Bytes(float64(c.ReplyBytes))
+		if bps := r.OrigBPS + r.ReplyBPS; bps > 0 {
+			cells[colRate] = widget.Bytes(bps) + "/s"
+		}
+	} else {
+		cells[colPkts], cells[colBytes] = "-", "-"
+	}
+	if !r.FirstSeen.IsZero() {
+		cells[colAge] = widget.Duration(m.now.Sub(r.FirstSeen))
+	}
+	switch {
+	case r.Destroyed:
+		cells[colTTL] = "gone"
+	case !r.Expires.IsZero():
+		cells[colTTL] = widget.Duration(r.Expires.Sub(m.now))
+	}
+	if f.Mark != 0 || f.Zone != 0 {
+		cells[colMark] = "m" + strconv.FormatUint(uint64(f.Mark), 10) + " z" + strconv.Itoa(int(f.Zone))
+	}
+	if widths[colProc] > 0 {
+		if a, ok := m.procs[f.Key()]; ok && a.found {
+			cells[colProc] = strconv.Itoa(a.proc.PID) + " " + termsafe.Escape(a.proc.Name)
+		}
+	}
+}
+
+// endpoint formats one side of a tuple: address and port (or service name),
+// or for ICMP the address with id (source) or type/code (destination).
+func (m *Model) endpoint(proto uint8, t flow.Tuple, src bool) string {
+	a := t.Dst
+	if src {
+		a = t.Src
+	}
+	as := addrString(a)
+	switch {
+	case flow.HasPorts(proto):
+		p := t.DstPort
+		if src {
+			p = t.SrcPort
+		}
+		if a.Is6() {
+			as = "[" + as + "]"
+		}
+		return as + ":" + m.portName(proto, p)
+	case flow.IsICMP(proto):
+		if src {
+			return as + " id " + strconv.Itoa(int(t.ID))
+		}
+		return as + " " + strconv.Itoa(int(t.Type)) + "/" + strconv.Itoa(int(t.Code))
+	}
+	return as
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "?"
+	}
+	return a.String() // IPv6 compressed, as RFC 5952
+}
+
+// portName returns the port's service name when names are on and known,
+// else its number.
+func (m *Model) portName(proto uint8, p uint16) string {
+	if m.portNames && m.svc != nil {
+		if n := m.svc.Name(proto, p); n != "" {
+			return termsafe.Escape(n)
+		}
+	}
+	return strconv.Itoa(int(p))
+}
