@@ -101,7 +101,7 @@ const (
 	PhaseEstablished
 	PhaseRelated
 	PhaseDestroyed
-	PhaseTCP // PhaseTCP + flow.TCPState
+	PhaseTCP  // PhaseTCP + flow.TCPState
 	NumPhases = PhaseTCP + Phase(flow.NumTCPStates)
 )
 

@@ -1,0 +1,420 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"slices"
+
+	"github.com/conntop/conntop/internal/flow"
+)
+
+// item is one matched flow during a query: k1 is an order-preserving
+// 64-bit prefix of its sort value, k2 of its flow key; exact comparison
+// (entryCmp) decides only when both tie.
+type item struct {
+	k1, k2 uint64
+	idx    uint32
+}
+
+// queryCache keeps the matched items of the last query, partly ordered,
+// so that the next query with the same filter and sort key on an unchanged
+// table skips the scan (scrolling, frames with no change).
+type queryCache struct {
+	valid  bool
+	gen    uint64
+	filter Matcher
+	sort   SortKey
+	items  []item
+	total  int
+}
+
+// sameMatcher reports whether a and b are the same matcher without
+// panicking on matchers of non-comparable types.
+func sameMatcher(a, b Matcher) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta := reflect.TypeOf(a)
+	if ta != reflect.TypeOf(b) || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// Query returns a window of the filtered table (live and lingering flows)
+// sorted by q.Sort. The cost is one pass over the table plus an expected
+// linear-time selection of the window; only the window's rows are built.
+// Ties are broken by the flow key, so the order is total and stable; Desc
+// reverses the whole order. Limit <= 0 returns no rows (Matched and
+// SelectedIndex are still computed).
+func (s *Store) Query(q Query) Result {
+	if q.Sort >= NumSortKeys {
+		q.Sort = SortAge
+	}
+	c := &s.q
+	if !c.valid || c.gen != s.gen || c.sort != q.Sort || !sameMatcher(c.filter, q.Filter) {
+		s.collect(q.Filter, q.Sort)
+	}
+	items := c.items
+	m := len(items)
+	res := Result{Total: c.total, Matched: m, SelectedIndex: -1}
+
+	limit := max(q.Limit, 0)
+	off := max(q.Offset, 0)
+	if q.Select != nil {
+		if r := s.rank(q.Select, q.Filter, q.Sort); r >= 0 {
+			if q.Desc {
+				r = m - 1 - r
+			}
+			res.SelectedIndex = r
+			if r < off {
+				off = r
+			} else if limit > 0 && r >= off+limit {
+				off = r - limit + 1
+			}
+		}
+	}
+	off = min(off, max(m-limit, 0))
+	res.Offset = off
+	end := min(off+limit, m)
+	if end <= off {
+		return res
+	}
+	// Ascending positions of the window.
+	lo, hi := off, end
+	if q.Desc {
+		lo, hi = m-end, m-off
+	}
+	s.selectWindow(items, lo, hi, q.Sort)
+	res.Rows = make([]Row, 0, hi-lo)
+	for j := lo; j < hi; j++ {
+		res.Rows = append(res.Rows, s.row(items[j].idx))
+	}
+	if q.Desc {
+		slices.Reverse(res.Rows)
+	}
+	return res
+}
+
+// collect fills the cache with the items passing m.
+func (s *Store) collect(m Matcher, key SortKey) {
+	c := &s.q
+	items := c.items[:0]
+	total := 0
+	for i := uint32(0); i < s.tab.hw; i++ {
+		e := s.tab.at(i)
+		if e.flags&flagUsed == 0 {
+			continue
+		}
+		total++
+		if m != nil {
+			e.flow(&s.scratch)
+			if !m.Match(&s.scratch) {
+				continue
+			}
+		}
+		items = append(items, item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i})
+	}
+	// Do not keep a huge buffer after the table shrank a lot.
+	if cap(items) > 4096 && cap(items) > 4*len(items) {
+		items = slices.Clip(items)
+	}
+	*c = queryCache{valid: true, gen: s.gen, filter: m, sort: key, items: items, total: total}
+}
+
+// rank returns the ascending position of the flow with key k among the
+// items, or -1 when it is not there (absent or filtered out).
+func (s *Store) rank(k *flow.Key, m Matcher, key SortKey) int {
+	i, ok := s.tab.lookup(k)
+	if !ok {
+		return -1
+	}
+	e := s.tab.at(i)
+	if m != nil {
+		e.flow(&s.scratch)
+		if !m.Match(&s.scratch) {
+			return -1
+		}
+	}
+	sel := item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i}
+	r := 0
+	for j := range s.q.items {
+		if s.less(&s.q.items[j], &sel, key) {
+			r++
+		}
+	}
+	return r
+}
+
+// less orders items by sort value, then flow key.
+func (s *Store) less(a, b *item, key SortKey) bool {
+	if a.k1 != b.k1 {
+		return a.k1 < b.k1
+	}
+	if a.k2 != b.k2 {
+		return a.k2 < b.k2
+	}
+	if a.idx == b.idx {
+		return false
+	}
+	return s.entryCmp(s.tab.at(a.idx), s.tab.at(b.idx), key) < 0
+}
+
+// selectWindow reorders items so that items[lo:hi] hold, sorted, the
+// elements of ascending ranks lo..hi-1 (a partial quicksort: it recurses
+// only into parts that overlap the window).
+func (s *Store) selectWindow(items []item, lo, hi int, key SortKey) {
+	s.psort(items, 0, len(items), lo, hi, key, 2*bitsLen(len(items))+8)
+}
+
+func bitsLen(n int) int {
+	l := 0
+	for ; n > 0; n >>= 1 {
+		l++
+	}
+	return l
+}
+
+func (s *Store) psort(a []item, from, to, wlo, whi int, key SortKey, budget int) {
+	for to-from > 16 {
+		if budget == 0 {
+			// Pathological pivots: finish this part with a full sort.
+			slices.SortFunc(a[from:to], func(x, y item) int {
+				if s.less(&x, &y, key) {
+					return -1
+				}
+				if s.less(&y, &x, key) {
+					return 1
+				}
+				return 0
+			})
+			return
+		}
+		budget--
+		p := s.partition(a, from, to, key)
+		left := wlo < p && whi > from
+		right := whi > p+1 && wlo < to
+		switch {
+		case left && right:
+			if p-from < to-p {
+				s.psort(a, from, p, wlo, whi, key, budget)
+				from = p + 1
+			} else {
+				s.psort(a, p+1, to, wlo, whi, key, budget)
+				to = p
+			}
+		case left:
+			to = p
+		case right:
+			from = p + 1
+		default:
+			return
+		}
+	}
+	// Insertion sort for small parts.
+	for i := from + 1; i < to; i++ {
+		for j := i; j > from && s.less(&a[j], &a[j-1], key); j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+// partition partitions a[from:to] around a median-of-three pivot and
+// returns the pivot's final position.
+func (s *Store) partition(a []item, from, to int, key SortKey) int {
+	mid := from + (to-from)/2
+	last := to - 1
+	// Median of three into a[last].
+	if s.less(&a[mid], &a[from], key) {
+		a[mid], a[from] = a[from], a[mid]
+	}
+	if s.less(&a[last], &a[from], key) {
+		a[last], a[from] = a[from], a[last]
+	}
+	if s.less(&a[mid], &a[last], key) {
+		a[mid], a[last] = a[last], a[mid]
+	}
+	pivot := a[last]
+	i := from
+	for j := from; j < last; j++ {
+		if s.less(&a[j], &pivot, key) {
+			a[i], a[j] = a[j], a[i]
+			i++
+		}
+	}
+	a[i], a[last] = a[last], a[i]
+	return i
+}
+
+// row builds the Row of entry i.
+func (s *Store) row(i uint32) Row {
+	e := s.tab.at(i)
+	var r Row
+	e.flow(&r.Flow)
+	r.FirstSeen = unixTime(e.firstSeen)
+	r.LastSeen = unixTime(e.lastSeen)
+	r.Expires = unixTime(e.expires)
+	if e.flags&flagDestroyed != 0 {
+		r.Destroyed = true
+		r.DestroyedAt = r.LastSeen
+	}
+	r.OrigPPS, r.OrigBPS = float64(e.rates[0]), float64(e.rates[1])
+	r.ReplyPPS, r.ReplyBPS = float64(e.rates[2]), float64(e.rates[3])
+	return r
+}
+
+// addrPrefix returns an order-preserving 64-bit prefix of (family,
+// address, port) as cmpAddrPort orders them: IPv4 (with its port) before
+// IPv6, other families where their number puts them.
+func addrPrefix(fam flow.Family, a *[16]byte, port uint16) uint64 {
+	switch {
+	case fam == flow.FamilyIPv4:
+		return uint64(binary.BigEndian.Uint32(a[12:]))<<16 | uint64(port)
+	case fam == flow.FamilyIPv6:
+		return 1<<63 | binary.BigEndian.Uint64(a[:8])>>1
+	case fam < flow.FamilyIPv4:
+		return 0
+	case fam < flow.FamilyIPv6:
+		return 1 << 63
+	}
+	return math.MaxUint64
+}
+
+// sortPrefix returns the order-preserving prefix of e's sort value.
+func sortPrefix(e *entry, key SortKey) uint64 {
+	sp, dp := e.ports()
+	switch key {
+	case SortAge:
+		return uint64(e.firstSeen) ^ 1<<63
+	case SortState:
+		return uint64(e.state())
+	case SortTCPState:
+		return uint64(e.tcpState)
+	case SortProto:
+		return uint64(e.proto)
+	case SortSrc:
+		return addrPrefix(e.family, &e.src, sp)
+	case SortDst:
+		return addrPrefix(e.family, &e.dst, dp)
+	case SortSport:
+		return uint64(sp)
+	case SortDport:
+		return uint64(dp)
+	case SortPackets:
+		return e.counters.OrigPackets + e.counters.ReplyPackets
+	case SortBytes:
+		return e.counters.OrigBytes + e.counters.ReplyBytes
+	case SortRate:
+		return uint64(math.Float32bits(e.rates[1] + e.rates[3]))
+	case SortTimeout:
+		return uint64(e.expires) ^ 1<<63
+	case SortMark:
+		return uint64(e.mark)
+	}
+	return 0
+}
+
+// keyPrefix returns an order-preserving 64-bit prefix of e's flow key as
+// cmpKey orders it: proto, family, source address, destination address.
+func keyPrefix(e *entry) uint64 {
+	v := uint64(e.proto) << 56
+	switch {
+	case e.family == flow.FamilyIPv4:
+		return v | 1<<54 | uint64(binary.BigEndian.Uint32(e.src[12:]))<<22 | uint64(binary.BigEndian.Uint32(e.dst[12:]))>>10
+	case e.family == flow.FamilyIPv6:
+		return v | 2<<54 | binary.BigEndian.Uint64(e.src[:8])>>10
+	case e.family < flow.FamilyIPv4:
+		return v
+	case e.family < flow.FamilyIPv6:
+		return v | 2<<54
+	}
+	return v | 3<<54
+}
+
+// entryCmp compares two entries exactly by sort value, then flow key.
+func (s *Store) entryCmp(a, b *entry, key SortKey) int {
+	if c := cmpSortValue(a, b, key); c != 0 {
+		return c
+	}
+	return cmpKey(a, b)
+}
+
+// cmpSortValue compares the sort values exactly.
+func cmpSortValue(a, b *entry, key SortKey) int {
+	switch key {
+	case SortSrc:
+		as, _ := a.ports()
+		bs, _ := b.ports()
+		return cmpAddrPort(a.family, &a.src, as, b.family, &b.src, bs)
+	case SortDst:
+		_, ad := a.ports()
+		_, bd := b.ports()
+		return cmpAddrPort(a.family, &a.dst, ad, b.family, &b.dst, bd)
+	}
+	return cmp.Compare(sortPrefix(a, key), sortPrefix(b, key))
+}
+
+// cmpAddrPort orders (family, address, port).
+func cmpAddrPort(fa flow.Family, a *[16]byte, pa uint16, fb flow.Family, b *[16]byte, pb uint16) int {
+	if c := cmp.Compare(fa, fb); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a[:], b[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(pa, pb)
+}
+
+// cmpKey orders entries by flow key: proto, family, src, dst, sport,
+// dport, zone, then the full tuples (for tuples not in compact form).
+func cmpKey(a, b *entry) int {
+	if c := cmp.Compare(a.proto, b.proto); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.family, b.family); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.src[:], b.src[:]); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.dst[:], b.dst[:]); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.sport, b.sport); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.dport, b.dport); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.zone, b.zone); c != 0 {
+		return c
+	}
+	ta, tb := a.origTuple(), b.origTuple()
+	return cmpTuple(&ta, &tb)
+}
+
+// cmpTuple orders tuples field by field.
+func cmpTuple(a, b *flow.Tuple) int {
+	if c := a.Src.Compare(b.Src); c != 0 {
+		return c
+	}
+	if c := a.Dst.Compare(b.Dst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.SrcPort, b.SrcPort); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.DstPort, b.DstPort); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Type, b.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Code, b.Code); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}

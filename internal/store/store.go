@@ -1,0 +1,416 @@
+package store
+
+import (
+	"maps"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultLinger       = 5 * time.Second
+	DefaultHistoryLen   = 16
+	DefaultEventLog     = 10000
+	DefaultCountHistory = 10 * time.Minute
+	// RateWindow is the span over which NewRate, DestroyRate, UpdateRate
+	// and the transition rates are averaged.
+	RateWindow = 5 * time.Second
+)
+
+// Store is the live flow table. It is not safe for concurrent use: one
+// goroutine (or a lock, as internal/engine has) must own it.
+type Store struct {
+	opts Options
+	tab  *table
+	gen  uint64 // changes whenever rows could differ
+
+	now    int64 // latest Tick, Unix ns (0 before the first)
+	synced bool  // the source's initial listing is complete
+	epoch  uint32
+	resync bool // a resync listing is in progress
+
+	live, lingering int
+	sum             counts
+	rates           rateRing
+	table           source.TableStats
+	samples         sampleRing
+	matrix          [NumPhases][NumPhases]uint64
+	events          [8]uint64
+
+	linger []lingerItem // destroyed flows, in destroy order
+	lhead  int
+
+	log eventLog
+
+	scratch flow.Flow // reused for Matcher calls (no allocation per flow)
+	q       queryCache
+}
+
+// counts are the incrementally maintained per-flow counts of live flows.
+type counts struct {
+	byState   [3]int
+	byProto   [256]int
+	byTCP     [flow.NumTCPStates]int
+	ipv4      int
+	ipv6      int
+	assured   int
+	unassured int
+}
+
+// lingerItem schedules the removal of a destroyed flow.
+type lingerItem struct {
+	idx   uint32
+	at    int64 // the flow's destroy time, to detect reuse of idx
+	until int64 // remove at or after this store time
+}
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
+	}
+	if opts.HistoryLen <= 0 {
+		opts.HistoryLen = DefaultHistoryLen
+	}
+	opts.HistoryLen = min(opts.HistoryLen, 255)
+	if opts.EventLog <= 0 {
+		opts.EventLog = DefaultEventLog
+	}
+	if opts.CountHistory <= 0 {
+		opts.CountHistory = DefaultCountHistory
+	}
+	s := &Store{opts: opts, tab: newTable()}
+	s.log.init(opts.EventLog)
+	s.samples.init(int(max(opts.CountHistory/time.Second, 1)))
+	return s
+}
+
+// Options returns the options in effect (defaults filled in).
+func (s *Store) Options() Options { return s.opts }
+
+// Len returns the number of live flows (lingering destroyed flows are not
+// counted).
+func (s *Store) Len() int { return s.live }
+
+// Version returns a number that changes whenever a Query, Detail,
+// Snapshot or Groups answer could have changed (it does not track
+// Summary, whose rates move on every Tick).
+func (s *Store) Version() uint64 { return s.gen }
+
+// Synced reports whether the source's initial listing is complete.
+func (s *Store) Synced() bool { return s.synced }
+
+// Apply applies a batch of source events in order.
+//
+// Semantics (see source.Event): EventNew for a known key is an update;
+// EventUpdate or EventCounters for an unknown key adds the flow; EventNew
+// for a destroyed (lingering) key starts a new flow. Flows listed before
+// the first EventSynced (the source's initial listing) enter the table
+// without counting as new: they appear in neither the rates, the
+// transition matrix nor the event log, though their history starts with
+// PhaseNone -> phase. EventResync starts a listing after lost events: at
+// the next EventSynced every live flow not listed or touched since is
+// destroyed (and recorded as such).
+func (s *Store) Apply(evs []source.Event) {
+	for i := range evs {
+		s.apply(&evs[i])
+	}
+}
+
+// apply applies one event.
+func (s *Store) apply(ev *source.Event) {
+	if int(ev.Type) < len(s.events) {
+		s.events[ev.Type]++
+	}
+	at := unixNano(ev.Time)
+	if at == 0 {
+		at = s.now
+	}
+	switch ev.Type {
+	case source.EventNew, source.EventUpdate, source.EventCounters:
+		s.upsert(ev.Type, at, &ev.Flow)
+	case source.EventDestroy:
+		s.destroyKey(at, &ev.Flow)
+	case source.EventResync:
+		s.epoch++
+		s.resync = true
+		s.log.add(EventRecord{Time: unixTime(at), Type: source.EventResync, Lost: ev.Lost})
+	case source.EventSynced:
+		if s.resync {
+			s.reconcile(at)
+			s.resync = false
+		}
+		s.synced = true
+	case source.EventStats:
+		if ev.Stats != nil {
+			st := *ev.Stats
+			st.InvalidReasons = maps.Clone(st.InvalidReasons)
+			s.table = st
+		}
+	}
+}
+
+// upsert handles new, update and counters events.
+func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
+	k := fl.Key()
+	i, ok := s.tab.lookup(&k)
+	counted := s.synced // the initial listing does not count
+	if ok && s.tab.at(i).flags&flagDestroyed != 0 {
+		// The key was destroyed and is back: a new flow.
+		s.unlinger(i)
+		s.tab.remove(i)
+		ok = false
+	}
+	s.gen++
+	if !ok {
+		i = s.tab.insert(&k)
+		e := s.tab.at(i)
+		e.flags = flagUsed
+		e.firstSeen = at
+		e.set(fl)
+		e.lastSeen = at
+		e.epoch = s.epoch
+		s.setExpiry(e, at)
+		if e.flags&flagHasCounters != 0 {
+			e.countersAt = at
+		}
+		to := e.phase()
+		e.addHistory(s.opts.HistoryLen, at, PhaseNone, to)
+		s.live++
+		s.sum.add(e, 1)
+		if counted {
+			s.rates.cur.new++
+			s.transition(PhaseNone, to)
+			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventNew, Flow: *fl, From: PhaseNone, To: to})
+		}
+		return
+	}
+	e := s.tab.at(i)
+	from := e.phase()
+	old := e.counters
+	oldAt := e.countersAt
+	hadCounters := e.flags&flagHasCounters != 0
+	s.sum.add(e, -1)
+	e.set(fl)
+	s.sum.add(e, 1)
+	e.lastSeen = max(e.lastSeen, at)
+	e.epoch = s.epoch
+	s.setExpiry(e, at)
+	if fl.HasCounters {
+		s.updateRates(e, hadCounters, old, oldAt, at)
+	}
+	to := e.phase()
+	if from != to {
+		e.addHistory(s.opts.HistoryLen, at, from, to)
+		if counted {
+			s.transition(from, to)
+		}
+	}
+	// A listed flow that did not change is not an update; counters are
+	// polls, not changes.
+	if typ == source.EventUpdate || (typ == source.EventNew && from != to) {
+		if counted {
+			s.rates.cur.update++
+			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventUpdate, Flow: *fl, From: from, To: to})
+		}
+	}
+}
+
+// setExpiry sets the expiry from the flow's timeout as of at.
+func (s *Store) setExpiry(e *entry, at int64) {
+	e.expires = at + int64(e.timeout)*int64(time.Second)
+}
+
+// rateTau is the time constant of the per-flow rate smoothing: a counter
+// sample at least this far from the previous one sets the rate outright,
+// a closer one moves it part of the way.
+const rateTau = int64(time.Second)
+
+// updateRates derives per-direction rates from a counter delta.
+func (s *Store) updateRates(e *entry, had bool, old flow.Counters, oldAt, at int64) {
+	if !had || oldAt == 0 {
+		e.countersAt = at
+		return
+	}
+	dt := at - oldAt
+	if dt <= 0 {
+		return
+	}
+	cur := e.counters
+	delta := func(n, o uint64) float64 {
+		if n < o {
+			return 0 // reset or a different flow: no meaningful rate
+		}
+		return float64(n - o)
+	}
+	sec := float64(dt) / float64(time.Second)
+	inst := [4]float64{
+		delta(cur.OrigPackets, old.OrigPackets) / sec, delta(cur.OrigBytes, old.OrigBytes) / sec,
+		delta(cur.ReplyPackets, old.ReplyPackets) / sec, delta(cur.ReplyBytes, old.ReplyBytes) / sec,
+	}
+	alpha := 1.0
+	if dt < rateTau {
+		alpha = float64(dt) / float64(rateTau)
+	}
+	for j := range e.rates {
+		e.rates[j] = float32(float64(e.rates[j]) + (inst[j]-float64(e.rates[j]))*alpha)
+	}
+	e.countersAt = at
+}
+
+// destroyKey handles a destroy event.
+func (s *Store) destroyKey(at int64, fl *flow.Flow) {
+	k := fl.Key()
+	i, ok := s.tab.lookup(&k)
+	if !ok {
+		// Unknown flow (created and destroyed while we were not looking):
+		// log it, keep nothing.
+		if s.synced {
+			s.rates.cur.destroy++
+			from := flowPhase(fl)
+			s.transition(from, PhaseDestroyed)
+			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
+		}
+		return
+	}
+	e := s.tab.at(i)
+	if e.flags&flagDestroyed != 0 {
+		return // already gone
+	}
+	old, oldAt, had := e.counters, e.countersAt, e.flags&flagHasCounters != 0
+	s.sum.add(e, -1)
+	from := e.phase()
+	e.set(fl)
+	if fl.HasCounters {
+		s.updateRates(e, had, old, oldAt, at)
+	}
+	s.destroy(i, e, at, from, fl)
+}
+
+// destroy marks entry i destroyed at time at, and schedules its removal.
+func (s *Store) destroy(i uint32, e *entry, at int64, from Phase, fl *flow.Flow) {
+	s.gen++
+	e.flags |= flagDestroyed
+	e.rates = [4]float32{}
+	e.lastSeen = max(e.lastSeen, at)
+	e.expires = 0
+	e.addHistory(s.opts.HistoryLen, at, from, PhaseDestroyed)
+	s.live--
+	if s.synced {
+		s.rates.cur.destroy++
+		s.transition(from, PhaseDestroyed)
+		s.log.add(EventRecord{Time: unixTime(at), Type: source.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
+	}
+	if s.opts.Linger < 0 {
+		s.tab.remove(i)
+		return
+	}
+	s.lingering++
+	base := s.now
+	if base == 0 {
+		base = at
+	}
+	s.linger = append(s.linger, lingerItem{idx: i, at: e.lastSeen, until: base + int64(s.opts.Linger)})
+}
+
+// unlinger forgets lingering entry i early (its key came back).
+func (s *Store) unlinger(i uint32) {
+	s.lingering--
+	// Its queue item becomes stale: expire() skips items whose entry is
+	// no longer that destroyed flow.
+	s.tab.at(i).flags &^= flagDestroyed
+}
+
+// reconcile ends a resync listing: live flows not seen since the resync
+// began are gone.
+func (s *Store) reconcile(at int64) {
+	var fl flow.Flow
+	for i := uint32(0); i < s.tab.hw; i++ {
+		e := s.tab.at(i)
+		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 || e.epoch == s.epoch {
+			continue
+		}
+		s.sum.add(e, -1)
+		e.flow(&fl)
+		s.destroy(i, e, at, e.phase(), &fl)
+	}
+}
+
+// transition counts a phase change.
+func (s *Store) transition(from, to Phase) {
+	if from < NumPhases && to < NumPhases {
+		s.matrix[from][to]++
+		s.rates.cur.trans[from][to]++
+	}
+}
+
+// Tick advances the store clock to now: destroyed flows that lingered
+// long enough are removed, the per-second rate buckets roll over and the
+// table count is sampled once per second.
+func (s *Store) Tick(now time.Time) {
+	n := unixNano(now)
+	if n == 0 {
+		return
+	}
+	if s.now != 0 && n < s.now {
+		n = s.now // the clock does not go back
+	}
+	s.now = n
+	s.expire(n)
+	sec := n / int64(time.Second)
+	if s.rates.sec == 0 {
+		s.rates.sec = sec
+		s.samples.add(CountSample{Time: unixTime(sec * int64(time.Second)), Count: s.live})
+		return
+	}
+	if sec > s.rates.sec {
+		steps := sec - s.rates.sec
+		s.rates.roll(steps)
+		for j := max(steps-int64(s.samples.cap())+1, 1); j <= steps; j++ {
+			s.samples.add(CountSample{Time: unixTime((s.rates.sec + j) * int64(time.Second)), Count: s.live})
+		}
+		s.rates.sec = sec
+	}
+}
+
+// expire removes lingering flows whose time is up.
+func (s *Store) expire(now int64) {
+	for s.lhead < len(s.linger) && s.linger[s.lhead].until <= now {
+		it := s.linger[s.lhead]
+		s.lhead++
+		e := s.tab.at(it.idx)
+		if e.flags&flagUsed == 0 || e.flags&flagDestroyed == 0 || e.lastSeen != it.at {
+			continue // reused or revived since
+		}
+		s.tab.remove(it.idx)
+		s.lingering--
+		s.gen++
+	}
+	// Compact the queue once its consumed head dominates.
+	if s.lhead > 1024 && s.lhead*2 > len(s.linger) {
+		s.linger = append(s.linger[:0], s.linger[s.lhead:]...)
+		s.lhead = 0
+	}
+}
+
+// add adds (sign 1) or removes (sign -1) e's contribution to the counts.
+func (c *counts) add(e *entry, sign int) {
+	c.byState[e.state()] += sign
+	c.byProto[e.proto] += sign
+	if e.proto == flow.ProtoTCP && e.tcpState < flow.NumTCPStates {
+		c.byTCP[e.tcpState] += sign
+	}
+	switch e.family {
+	case flow.FamilyIPv4:
+		c.ipv4 += sign
+	case flow.FamilyIPv6:
+		c.ipv6 += sign
+	}
+	if flow.Status(e.status)&flow.StatusAssured != 0 {
+		c.assured += sign
+	} else {
+		c.unassured += sign
+	}
+}

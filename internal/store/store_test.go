@@ -1,0 +1,472 @@
+package store
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
+)
+
+func TestLifecycle(t *testing.T) {
+	s := newSynced(Options{})
+	f := tcpFlow(1, 443, flow.TCPSynSent)
+	k := f.Key()
+
+	s.Apply([]source.Event{ev(source.EventNew, at(0), f)})
+	f.TCPState, f.Status = flow.TCPSynRecv, f.Status|flow.StatusSeenReply
+	s.Apply([]source.Event{ev(source.EventUpdate, at(10*time.Millisecond), f)})
+	f.TCPState, f.Status = flow.TCPEstablished, f.Status|flow.StatusAssured
+	f.Timeout = 432000
+	s.Apply([]source.Event{ev(source.EventUpdate, at(20*time.Millisecond), f)})
+
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", s.Len())
+	}
+	d, ok := s.Detail(k)
+	if !ok {
+		t.Fatal("Detail: flow not found")
+	}
+	if diff := diff(f, d.Flow); diff != "" {
+		t.Errorf("Detail flow (-want +got):\n%s", diff)
+	}
+	if !d.FirstSeen.Equal(at(0)) || !d.LastSeen.Equal(at(20*time.Millisecond)) {
+		t.Errorf("FirstSeen/LastSeen = %v/%v", d.FirstSeen, d.LastSeen)
+	}
+	if want := at(20*time.Millisecond + 432000*time.Second); !d.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want %v", d.Expires, want)
+	}
+	wantHist := []Transition{
+		{at(0), PhaseNone, PhaseTCP + Phase(flow.TCPSynSent)},
+		{at(10 * time.Millisecond), PhaseTCP + Phase(flow.TCPSynSent), PhaseTCP + Phase(flow.TCPSynRecv)},
+		{at(20 * time.Millisecond), PhaseTCP + Phase(flow.TCPSynRecv), PhaseTCP + Phase(flow.TCPEstablished)},
+	}
+	if diff := diff(wantHist, d.History); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+
+	// Destroy with final counters; the flow lingers, then goes.
+	s.Tick(at(1 * time.Second))
+	fin := withCounters(f, 6, 398, 4, 292)
+	s.Apply([]source.Event{ev(source.EventDestroy, at(1*time.Second), fin)})
+	if s.Len() != 0 {
+		t.Fatalf("Len after destroy = %d", s.Len())
+	}
+	d, ok = s.Detail(k)
+	if !ok || !d.Destroyed || !d.DestroyedAt.Equal(at(1*time.Second)) || d.Flow.Counters.OrigBytes != 398 {
+		t.Fatalf("lingering detail = %+v, %v", d.Row, ok)
+	}
+	if last := d.History[len(d.History)-1]; last.To != PhaseDestroyed {
+		t.Errorf("last transition = %+v, want to destroyed", last)
+	}
+	sm := s.Summary()
+	if sm.Live != 0 || sm.Lingering != 1 {
+		t.Errorf("Live/Lingering = %d/%d, want 0/1", sm.Live, sm.Lingering)
+	}
+	if r := s.Query(Query{Limit: 10}); r.Total != 1 || len(r.Rows) != 1 || !r.Rows[0].Destroyed {
+		t.Errorf("query while lingering = %+v", r)
+	}
+	s.Tick(at(5999 * time.Millisecond))
+	if _, ok := s.Detail(k); !ok {
+		t.Fatal("flow gone before the linger time")
+	}
+	s.Tick(at(6 * time.Second))
+	if _, ok := s.Detail(k); ok {
+		t.Fatal("flow still there after the linger time")
+	}
+	if r := s.Query(Query{Limit: 10}); r.Total != 0 || len(r.Rows) != 0 {
+		t.Errorf("query after linger = %+v", r)
+	}
+	if sm := s.Summary(); sm.Lingering != 0 {
+		t.Errorf("Lingering = %d after expiry", sm.Lingering)
+	}
+	// Destroy of an already removed flow is harmless.
+	s.Apply([]source.Event{ev(source.EventDestroy, at(7*time.Second), fin)})
+	if s.Len() != 0 {
+		t.Fatal("Len changed")
+	}
+}
+
+func TestEventSemantics(t *testing.T) {
+	tests := []struct {
+		name      string
+		evs       func() []source.Event
+		wantLen   int
+		wantLog   []source.EventType
+		wantPhase Phase // of flow 1, PhaseNone when absent
+	}{
+		{
+			name: "new for a known key is an update",
+			evs: func() []source.Event {
+				a, b := tcpFlow(1, 80, flow.TCPSynSent), tcpFlow(1, 80, flow.TCPEstablished)
+				return []source.Event{ev(source.EventNew, at(0), a), ev(source.EventNew, at(1), b)}
+			},
+			wantLen: 1, wantLog: []source.EventType{source.EventNew, source.EventUpdate},
+			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
+		},
+		{
+			name: "update for an unknown key adds it",
+			evs: func() []source.Event {
+				return []source.Event{ev(source.EventUpdate, at(0), tcpFlow(1, 80, flow.TCPEstablished))}
+			},
+			wantLen: 1, wantLog: []source.EventType{source.EventNew},
+			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
+		},
+		{
+			name: "counters are not logged",
+			evs: func() []source.Event {
+				f := tcpFlow(1, 80, flow.TCPEstablished)
+				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventCounters, at(1), withCounters(f, 1, 2, 3, 4))}
+			},
+			wantLen: 1, wantLog: []source.EventType{source.EventNew},
+			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
+		},
+		{
+			name: "destroy of an unknown flow is logged, not kept",
+			evs: func() []source.Event {
+				return []source.Event{ev(source.EventDestroy, at(0), udp6Flow(1, 53, false))}
+			},
+			wantLen: 0, wantLog: []source.EventType{source.EventDestroy},
+		},
+		{
+			name: "new for a lingering key starts a new flow",
+			evs: func() []source.Event {
+				f := tcpFlow(1, 80, flow.TCPSynSent)
+				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(1), f), ev(source.EventNew, at(2), f)}
+			},
+			wantLen: 1, wantLog: []source.EventType{source.EventNew, source.EventDestroy, source.EventNew},
+			wantPhase: PhaseTCP + Phase(flow.TCPSynSent),
+		},
+		{
+			name: "second destroy is ignored",
+			evs: func() []source.Event {
+				f := tcpFlow(1, 80, flow.TCPSynSent)
+				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(1), f), ev(source.EventDestroy, at(2), f)}
+			},
+			wantLen: 0, wantLog: []source.EventType{source.EventNew, source.EventDestroy},
+			wantPhase: PhaseDestroyed,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSynced(Options{})
+			s.Apply(tt.evs())
+			if s.Len() != tt.wantLen {
+				t.Errorf("Len = %d, want %d", s.Len(), tt.wantLen)
+			}
+			var got []source.EventType
+			for _, r := range s.Events(0, 0, nil) {
+				got = append(got, r.Type)
+			}
+			if diff := diff(tt.wantLog, got); diff != "" {
+				t.Errorf("event log (-want +got):\n%s", diff)
+			}
+			k := keyOf(tcpFlow(1, 80, 0))
+			ph := PhaseNone
+			if d, ok := s.Detail(k); ok {
+				ph = d.History[len(d.History)-1].To
+				if d.Destroyed != (ph == PhaseDestroyed) {
+					t.Errorf("Destroyed = %v with last phase %v", d.Destroyed, ph)
+				}
+			}
+			if ph != tt.wantPhase {
+				t.Errorf("phase = %v, want %v", ph, tt.wantPhase)
+			}
+		})
+	}
+}
+
+func TestInitialListingNotCounted(t *testing.T) {
+	s := New(Options{})
+	s.Tick(t0)
+	var evs []source.Event
+	for i := range 100 {
+		evs = append(evs, ev(source.EventNew, t0, tcpFlow(i, 443, flow.TCPEstablished)))
+	}
+	evs = append(evs, synced(t0))
+	s.Apply(evs)
+	if !s.Synced() {
+		t.Fatal("not synced after EventSynced")
+	}
+	s.Tick(at(time.Second))
+	sm := s.Summary()
+	if sm.Live != 100 || sm.ByTCP[flow.TCPEstablished] != 100 || sm.Assured != 100 {
+		t.Errorf("counts = live %d tcp-est %d assured %d", sm.Live, sm.ByTCP[flow.TCPEstablished], sm.Assured)
+	}
+	if sm.NewRate != 0 || sm.Transitions[PhaseNone][PhaseTCP+Phase(flow.TCPEstablished)].Total != 0 {
+		t.Errorf("listing counted: new rate %v, matrix %v", sm.NewRate, sm.Transitions[PhaseNone][PhaseTCP+Phase(flow.TCPEstablished)])
+	}
+	if n := len(s.Events(0, 0, nil)); n != 0 {
+		t.Errorf("listing logged %d events", n)
+	}
+	if sm.Events[source.EventNew] != 100 || sm.Events[source.EventSynced] != 1 {
+		t.Errorf("Events by type = %v", sm.Events)
+	}
+	d, _ := s.Detail(keyOf(tcpFlow(5, 443, 0)))
+	if len(d.History) != 1 || d.History[0].From != PhaseNone {
+		t.Errorf("history of a listed flow = %+v", d.History)
+	}
+}
+
+func TestResync(t *testing.T) {
+	s := newSynced(Options{})
+	a, b, c := tcpFlow(1, 22, flow.TCPEstablished), tcpFlow(2, 22, flow.TCPEstablished), udp6Flow(3, 53, true)
+	s.Apply([]source.Event{ev(source.EventNew, at(0), a), ev(source.EventNew, at(0), b), ev(source.EventNew, at(0), c)})
+	seq := s.LastSeq()
+
+	// Events were lost: b was destroyed, a moved on, d appeared, c unchanged.
+	a2 := a
+	a2.TCPState = flow.TCPTimeWait
+	d := udp6Flow(4, 53, false)
+	s.Tick(at(time.Second))
+	s.Apply([]source.Event{
+		{Type: source.EventResync, Time: at(time.Second), Lost: 42},
+		ev(source.EventNew, at(time.Second), a2),
+		ev(source.EventNew, at(time.Second), c),
+		ev(source.EventNew, at(time.Second), d),
+		synced(at(time.Second)),
+	})
+	if s.Len() != 3 {
+		t.Fatalf("Len = %d, want 3 (a, c, d)", s.Len())
+	}
+	if r, ok := s.Detail(b.Key()); !ok || !r.Destroyed {
+		t.Fatalf("b not destroyed: %+v %v", r.Row, ok)
+	}
+	type rec struct {
+		Type     source.EventType
+		ID       uint32
+		Lost     uint64
+		From, To Phase
+	}
+	var got []rec
+	for _, r := range s.Events(seq, 0, nil) {
+		got = append(got, rec{r.Type, r.Flow.ID, r.Lost, r.From, r.To})
+	}
+	tw, est := PhaseTCP+Phase(flow.TCPTimeWait), PhaseTCP+Phase(flow.TCPEstablished)
+	want := []rec{
+		{source.EventResync, 0, 42, 0, 0},
+		{source.EventUpdate, a.ID, 0, est, tw},
+		{source.EventNew, d.ID, 0, PhaseNone, PhaseNew},
+		{source.EventDestroy, b.ID, 0, est, PhaseDestroyed},
+	}
+	if diff := diff(want, got); diff != "" {
+		t.Errorf("events after resync (-want +got):\n%s", diff)
+	}
+	sm := s.Summary()
+	if sm.ByTCP[flow.TCPEstablished] != 0 || sm.ByTCP[flow.TCPTimeWait] != 1 || sm.ByProto[flow.ProtoUDP] != 2 || sm.IPv6 != 2 || sm.IPv4 != 1 {
+		t.Errorf("summary after resync: %+v", sm.ByTCP)
+	}
+	// A second resync with everything listed destroys nothing.
+	s.Apply([]source.Event{{Type: source.EventResync, Lost: 1}, ev(source.EventNew, at(2*time.Second), a2),
+		ev(source.EventNew, at(2*time.Second), c), ev(source.EventNew, at(2*time.Second), d), synced(at(2 * time.Second))})
+	if s.Len() != 3 {
+		t.Errorf("Len after a clean resync = %d", s.Len())
+	}
+}
+
+func TestHistoryBound(t *testing.T) {
+	s := newSynced(Options{HistoryLen: 3})
+	f := tcpFlow(1, 80, flow.TCPSynSent)
+	states := []flow.TCPState{flow.TCPSynSent, flow.TCPSynRecv, flow.TCPEstablished, flow.TCPFinWait, flow.TCPTimeWait}
+	for i, st := range states {
+		f.TCPState = st
+		s.Apply([]source.Event{ev(source.EventUpdate, at(time.Duration(i)*time.Second), f)})
+	}
+	d, _ := s.Detail(f.Key())
+	want := []Transition{
+		{at(2 * time.Second), PhaseTCP + Phase(flow.TCPSynRecv), PhaseTCP + Phase(flow.TCPEstablished)},
+		{at(3 * time.Second), PhaseTCP + Phase(flow.TCPEstablished), PhaseTCP + Phase(flow.TCPFinWait)},
+		{at(4 * time.Second), PhaseTCP + Phase(flow.TCPFinWait), PhaseTCP + Phase(flow.TCPTimeWait)},
+	}
+	if diff := diff(want, d.History); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+func TestFlowRates(t *testing.T) {
+	s := newSynced(Options{})
+	f := tcpFlow(1, 80, flow.TCPEstablished)
+	s.Apply([]source.Event{ev(source.EventNew, at(0), f)})
+	s.Apply([]source.Event{ev(source.EventCounters, at(time.Second), withCounters(f, 10, 1000, 5, 500))})
+	row := func() Row { d, _ := s.Detail(f.Key()); return d.Row }
+	if r := row(); r.OrigBPS != 0 || r.Flow.Counters.OrigBytes != 1000 {
+		t.Fatalf("first sample: %+v", r)
+	}
+	// 2 s later: +200 packets, +20000 bytes orig; +100 packets, +4000 bytes reply.
+	s.Apply([]source.Event{ev(source.EventCounters, at(3*time.Second), withCounters(f, 210, 21000, 105, 4500))})
+	r := row()
+	want := [4]float64{100, 10000, 50, 2000}
+	got := [4]float64{r.OrigPPS, r.OrigBPS, r.ReplyPPS, r.ReplyBPS}
+	if got != want {
+		t.Fatalf("rates = %v, want %v", got, want)
+	}
+	// A sample 0.5 s later moves the rate half way towards the new one.
+	s.Apply([]source.Event{ev(source.EventCounters, at(3500*time.Millisecond), withCounters(f, 210, 21000+15000, 105, 4500))})
+	if r := row(); math.Abs(r.OrigBPS-(10000+(30000-10000)*0.5)) > 0.5 || r.OrigPPS != 50 {
+		t.Fatalf("smoothed rates = %v %v", r.OrigBPS, r.OrigPPS)
+	}
+	// Counters going backwards give zero, not a huge number.
+	s.Apply([]source.Event{ev(source.EventCounters, at(5*time.Second), withCounters(f, 1, 1, 1, 1))})
+	if r := row(); r.OrigBPS != 0 || r.ReplyPPS != 0 {
+		t.Fatalf("rates after reset = %+v", r)
+	}
+	// An update without counters keeps them.
+	s.Apply([]source.Event{ev(source.EventUpdate, at(6*time.Second), f)})
+	if r := row(); !r.Flow.HasCounters || r.Flow.Counters.OrigPackets != 1 {
+		t.Fatalf("counters lost on update: %+v", r.Flow)
+	}
+}
+
+func TestSummaryRatesAndMatrix(t *testing.T) {
+	s := newSynced(Options{CountHistory: 4 * time.Second})
+	n := 0
+	// Seconds 0..5: 10 new flows per second, each updated to ESTABLISHED,
+	// and from second 2 on, 4 destroys per second.
+	for sec := range 6 {
+		now := at(time.Duration(sec) * time.Second)
+		s.Tick(now)
+		var evs []source.Event
+		for range 10 {
+			f := tcpFlow(n, 443, flow.TCPSynSent)
+			g := tcpFlow(n, 443, flow.TCPEstablished)
+			evs = append(evs, ev(source.EventNew, now, f), ev(source.EventUpdate, now, g))
+			n++
+		}
+		if sec >= 2 {
+			for j := range 4 {
+				evs = append(evs, ev(source.EventDestroy, now, tcpFlow((sec-2)*4+j, 443, flow.TCPEstablished)))
+			}
+		}
+		s.Apply(evs)
+	}
+	s.Tick(at(6 * time.Second))
+	sm := s.Summary()
+	// Complete seconds 1..5 are averaged.
+	if sm.NewRate != 10 || sm.UpdateRate != 10 || sm.DestroyRate != 16.0/5 {
+		t.Errorf("rates new %v update %v destroy %v", sm.NewRate, sm.UpdateRate, sm.DestroyRate)
+	}
+	syn, est := PhaseTCP+Phase(flow.TCPSynSent), PhaseTCP+Phase(flow.TCPEstablished)
+	if c := sm.Transitions[PhaseNone][syn]; c.Total != 60 || c.PerSecond != 10 {
+		t.Errorf("none->SYN_SENT = %+v", c)
+	}
+	if c := sm.Transitions[syn][est]; c.Total != 60 {
+		t.Errorf("SYN_SENT->ESTABLISHED = %+v", c)
+	}
+	if c := sm.Transitions[est][PhaseDestroyed]; c.Total != 16 || c.PerSecond != 16.0/5 {
+		t.Errorf("ESTABLISHED->destroyed = %+v", c)
+	}
+	// The destroys of seconds 2..5 all still linger (5 s) at second 6.
+	if sm.Live != 44 || sm.Lingering != 16 {
+		t.Errorf("Live/Lingering = %d/%d, want 44/16", sm.Live, sm.Lingering)
+	}
+	// CountHistory: 4 samples (the bound), one per second, oldest first.
+	var times []time.Time
+	var cnt []int
+	for _, c := range sm.CountHistory {
+		times = append(times, c.Time)
+		cnt = append(cnt, c.Count)
+	}
+	wantTimes := []time.Time{at(3 * time.Second), at(4 * time.Second), at(5 * time.Second), at(6 * time.Second)}
+	if diff := diff(wantTimes, times); diff != "" {
+		t.Errorf("sample times (-want +got):\n%s", diff)
+	}
+	// Samples are taken at the Tick that opens each second, before that
+	// second's events.
+	if diff := diff([]int{26, 32, 38, 44}, cnt); diff != "" {
+		t.Errorf("sample counts (-want +got):\n%s", diff)
+	}
+	// Rates decay once the seconds pass with nothing happening.
+	s.Tick(at(20 * time.Second))
+	if sm := s.Summary(); sm.NewRate != 0 || sm.Transitions[PhaseNone][syn].PerSecond != 0 || sm.Transitions[PhaseNone][syn].Total != 60 {
+		t.Errorf("after idle: new rate %v, %+v", sm.NewRate, sm.Transitions[PhaseNone][syn])
+	}
+	if sm := s.Summary(); sm.Lingering != 0 || sm.Live != 44 {
+		t.Errorf("after idle: lingering %d live %d", sm.Lingering, sm.Live)
+	}
+}
+
+func TestStatsEvent(t *testing.T) {
+	s := newSynced(Options{})
+	st := &source.TableStats{Count: 3, Max: 262144, Drop: 7, InvalidReasons: map[string]uint64{"bad": 1}}
+	s.Apply([]source.Event{{Type: source.EventStats, Stats: st}})
+	st.InvalidReasons["bad"] = 99 // the store keeps its own copy
+	sm := s.Summary()
+	if sm.Table.Max != 262144 || sm.Table.Drop != 7 || sm.Table.InvalidReasons["bad"] != 1 {
+		t.Errorf("Table = %+v", sm.Table)
+	}
+}
+
+func TestOddTuplesRoundTrip(t *testing.T) {
+	s := newSynced(Options{})
+	icmp := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoICMP, Status: flow.StatusConfirmed,
+		Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Type: 8, Code: 0, ID: 777}}
+	icmp.Reply = icmp.Orig.Reverse(icmp.Proto)
+	weird := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoGRE,
+		Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Type: 3, ID: 9}}
+	weird.Reply = weird.Orig.Reverse(weird.Proto)
+	icmpPorts := icmp
+	icmpPorts.Orig.SrcPort = 5 // not in compact form
+	icmpPorts.Reply = icmpPorts.Orig.Reverse(icmpPorts.Proto)
+	master := icmp.Orig
+	nat := tcpFlow(9, 80, flow.TCPEstablished)
+	nat.Reply.Src = netip.MustParseAddr("192.0.2.7")
+	nat.Helper, nat.Master, nat.Invalid, nat.InvalidReason = "ftp", &master, 2, "bad seq"
+	v6mapped := udp6Flow(5, 53, true)
+	v6mapped.Orig.Src = netip.MustParseAddr("::ffff:10.1.2.3")
+	v6mapped.Reply = v6mapped.Orig.Reverse(v6mapped.Proto)
+	noFamily := flow.Flow{Proto: 99}
+	all := []flow.Flow{icmp, weird, icmpPorts, nat, v6mapped, noFamily}
+	for i, f := range all {
+		s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(i)), f)})
+	}
+	if s.Len() != len(all) {
+		t.Fatalf("Len = %d, want %d", s.Len(), len(all))
+	}
+	for _, f := range all {
+		d, ok := s.Detail(f.Key())
+		if !ok {
+			t.Errorf("flow %+v not found", f.Orig)
+			continue
+		}
+		if diff := diff(f, d.Flow); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+	if got := s.Query(Query{Limit: 100, Sort: SortSrc}); got.Matched != len(all) {
+		t.Errorf("Matched = %d", got.Matched)
+	}
+}
+
+func TestIndexChurn(t *testing.T) {
+	// Many inserts and removals with no lingering exercise index growth
+	// and backward-shift deletion; every live key must stay findable.
+	s := newSynced(Options{Linger: -1})
+	live := map[int]bool{}
+	rnd := uint64(1)
+	next := func() int { rnd = rnd*6364136223846793005 + 1442695040888963407; return int(rnd >> 40 % 5000) }
+	for step := range 40000 {
+		n := next()
+		f := tcpFlow(n, 80, flow.TCPEstablished)
+		if live[n] {
+			s.Apply([]source.Event{ev(source.EventDestroy, at(time.Duration(step)), f)})
+			delete(live, n)
+		} else {
+			s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(step)), f)})
+			live[n] = true
+		}
+	}
+	if s.Len() != len(live) {
+		t.Fatalf("Len = %d, want %d", s.Len(), len(live))
+	}
+	for n := range 5000 {
+		_, ok := s.Detail(keyOf(tcpFlow(n, 80, 0)))
+		if ok != live[n] {
+			t.Fatalf("flow %d found=%v, want %v", n, ok, live[n])
+		}
+	}
+	if r := s.Query(Query{Limit: 1}); r.Total != len(live) {
+		t.Fatalf("Total = %d, want %d", r.Total, len(live))
+	}
+}
