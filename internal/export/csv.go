@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -39,14 +38,16 @@ func WriteCSV(w io.Writer, flows []flow.Flow) error {
 
 // appendCSVRow appends the CSV row of f, with its line end.
 func (e *encoder) appendCSVRow(b []byte, f *flow.Flow) []byte {
-	b = appendCSVField(b, f.Family.String())
+	// Family, protocol and state names come from fixed tables and never
+	// need quoting; the status list is quoted (if ever needed) when cached.
+	b = append(b, f.Family.String()...)
 	b = append(b, ',')
-	b = appendCSVField(b, flow.ProtoName(f.Proto))
+	b = append(b, protoNames[f.Proto]...)
 	b = append(b, ',')
 	b = append(b, f.State().String()...)
 	b = append(b, ',')
 	if f.Proto == flow.ProtoTCP {
-		b = appendCSVField(b, f.TCPState.String())
+		b = append(b, f.TCPState.String()...)
 	}
 	ports := flow.HasPorts(f.Proto)
 	for _, t := range [2]*flow.Tuple{&f.Orig, &f.Reply} {
@@ -64,7 +65,7 @@ func (e *encoder) appendCSVRow(b []byte, f *flow.Flow) []byte {
 		}
 	}
 	b = append(b, ',')
-	b = appendCSVField(b, e.csvStatus(f.Status))
+	b = append(b, e.csvStatus(f.Status)...)
 	b = append(b, ',')
 	b = strconv.AppendUint(b, uint64(f.Timeout), 10)
 	b = append(b, ',')
@@ -82,10 +83,26 @@ func (e *encoder) appendCSVRow(b []byte, f *flow.Flow) []byte {
 	return append(b, '\n')
 }
 
+func csvNeedsQuotes(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\r', '\n':
+			return true
+		}
+	}
+	return false
+}
+
 // appendCSVField appends s, quoted (RFC 4180) when it holds a comma, a
 // quote, a line break or leading/trailing space.
 func appendCSVField(b []byte, s string) []byte {
-	if s == "" || !strings.ContainsAny(s, ",\"\r\n") && s[0] != ' ' && s[len(s)-1] != ' ' {
+	if !csvNeedsQuotes(s) {
 		return append(b, s...)
 	}
 	b = append(b, '"')

@@ -45,6 +45,15 @@ func (c *chunkWriter) flush() error {
 	return c.err
 }
 
+// protoNames caches flow.ProtoName for every protocol number (a read-only
+// table; flow.ProtoName looks names up in a map).
+var protoNames = func() (t [256]string) {
+	for i := range t {
+		t[i] = flow.ProtoName(uint8(i))
+	}
+	return t
+}()
+
 // maxCachedStatus bounds the per-writer cache of rendered status lists.
 const maxCachedStatus = 256
 
@@ -91,7 +100,7 @@ func (e *encoder) csvStatus(s flow.Status) string {
 		}
 		b = append(b, n...)
 	}
-	v := string(b)
+	v := string(appendCSVField(nil, string(b)))
 	if e.statusCSV == nil {
 		e.statusCSV = make(map[flow.Status]string)
 	}
@@ -200,7 +209,7 @@ func (e *encoder) appendFlow(b []byte, f *flow.Flow) []byte {
 	b = append(b, `,"family":"`...)
 	b = append(b, f.Family.String()...)
 	b = append(b, `","proto":"`...)
-	b = append(b, flow.ProtoName(f.Proto)...)
+	b = append(b, protoNames[f.Proto]...)
 	b = append(b, `","state":"`...)
 	b = append(b, f.State().String()...)
 	b = append(b, `","tcp_state":"`...)
