@@ -189,11 +189,15 @@ func (e *Engine) Tick(now time.Time) {
 	e.version.Add(1)
 }
 
-// View runs fn with the store under the read lock. fn must not keep the
+// View runs fn with the store under the lock. fn must not keep the
 // store, nor anything it returns by reference, beyond its own return.
+//
+// The lock is exclusive: the store's read methods are not safe for
+// concurrent use (Query keeps a cache of the last filtered, sorted order),
+// and several viewers (SSH sessions, the metrics scrape) call them at once.
 func (e *Engine) View(fn func(s *store.Store)) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	fn(e.st)
 }
 
