@@ -43,7 +43,10 @@ var textProtoNames = [256]string{
 //
 //	tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=47494 dport=8080 packets=6 bytes=398 src=10.0.0.2 dst=10.0.0.1 sport=8080 dport=47494 packets=4 bytes=292 [ASSURED] mark=0 use=1
 //
-// Helper names are escaped with termsafe.Escape.
+// Helper names are escaped with termsafe.Escape. What the flow model does not
+// hold is not printed: the SCTP and DCCP state names, secctx=, labels and
+// the directional zone-orig=/zone-reply=; the use count (a kernel reference
+// count, 1 unless an entry has pending expectations) is always use=1.
 func WriteText(w io.Writer, flows []flow.Flow) error {
 	c := newChunkWriter(w)
 	for i := range flows {
