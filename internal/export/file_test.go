@@ -211,11 +211,24 @@ func TestWriteFileDiskFull(t *testing.T) {
 }
 
 func TestWriteFileReadOnlyDir(t *testing.T) {
-	dir := mountTmpfs(t, unix.MS_RDONLY, "mode=0755")
+	// Root ignores directory permissions, so as root the directory is a
+	// read-only tmpfs (EROFS); otherwise a directory without write
+	// permission (EACCES).
+	var dir string
+	want := syscall.EROFS
+	if os.Geteuid() == 0 {
+		dir = mountTmpfs(t, unix.MS_RDONLY, "mode=0755")
+	} else {
+		dir, want = t.TempDir(), syscall.EACCES
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
+	}
 	path := filepath.Join(dir, "out.csv")
 	err := WriteFile(path, FileOptions{Force: true}, writeString("x"))
-	if !errors.Is(err, syscall.EROFS) {
-		t.Fatalf("WriteFile in a read-only directory = %v, want EROFS", err)
+	if !errors.Is(err, want) {
+		t.Fatalf("WriteFile in a read-only directory = %v, want %v", err, want)
 	}
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("error %q does not name the path", err)
