@@ -9,6 +9,7 @@ import (
 	"charm.land/bubbles/v2/help"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/conntop/conntop/internal/termsafe"
 	"github.com/conntop/conntop/tui/widget"
@@ -57,7 +58,7 @@ func (m *Model) render() string {
 		}
 		lines = append(lines, page[:body]...)
 	}
-	lines = append(lines, m.footer())
+	lines = append(lines, m.footer()...)
 	if len(lines) > m.h {
 		lines = lines[:m.h]
 	}
@@ -70,7 +71,7 @@ func (m *Model) render() string {
 // bodyRows is the height of the page between the filter line and the
 // footer.
 func (m *Model) bodyRows() int {
-	return max(0, m.h-headerFixed-len(m.banners())-m.filterHeight()-1)
+	return max(0, m.h-headerFixed-len(m.banners())-m.filterHeight()-len(m.footer()))
 }
 
 const headerFixed = 4
@@ -302,16 +303,24 @@ func (m *Model) filterText() string {
 	return m.filter.String()
 }
 
-func (m *Model) footer() string {
+// footer is the status message (up to two lines, so an error's end can be
+// read) or the one-line key hints.
+func (m *Model) footer() []string {
 	if m.statusMsg != "" {
 		s := termsafe.Escape(m.statusMsg)
+		style := m.st.ok
 		if m.statusErr {
-			return m.st.errText.Render(s)
+			style = m.st.errText
 		}
-		return m.st.ok.Render(s)
+		if m.w > 0 && lipgloss.Width(s) > m.w && m.h >= 12 {
+			first := ansi.Truncate(s, m.w, "")
+			rest := ansi.TruncateLeft(s, lipgloss.Width(first), "")
+			return []string{style.Render(first), style.Render(rest)}
+		}
+		return []string{style.Render(s)}
 	}
 	h := m.helpModel()
-	return h.ShortHelpView(m.keys.ShortHelp())
+	return []string{h.ShortHelpView(m.keys.ShortHelp())}
 }
 
 func (m *Model) helpModel() help.Model {
