@@ -1,0 +1,143 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/conntop/conntop/internal/engine"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxSessions   = 16
+	DefaultIdleTimeout   = 30 * time.Minute
+	DefaultRefresh       = 250 * time.Millisecond
+	DefaultShutdownGrace = 2 * time.Second
+)
+
+// SessionInfo describes one SSH session.
+type SessionInfo struct {
+	// ID numbers sessions from 1 in the order they started.
+	ID uint64
+	// User is the SSH user name the client asked for (client-chosen text:
+	// escape it before printing it to a terminal).
+	User string
+	// Fingerprint is the SHA256 fingerprint of the client's public key.
+	Fingerprint string
+	// Remote is the client's address.
+	Remote string
+	// Command is the command the client asked to run (empty for the TUI).
+	Command []string
+	// Term, Width and Height describe the client's terminal (TUI sessions).
+	Term          string
+	Width, Height int
+	// Start is when the session began.
+	Start time.Time
+	// BytesOut counts the bytes written to the client so far.
+	BytesOut uint64
+}
+
+// ModelFactory returns the Bubble Tea model of a new SSH session. The model
+// must be read-only (tui.Options{ReadOnly: true}): it must not delete flows
+// nor write files on the server.
+type ModelFactory func(eng *engine.Engine, s SessionInfo) tea.Model
+
+// Config configures Run.
+type Config struct {
+	// SSHAddr is the SSH listen address ("" disables SSH).
+	SSHAddr string
+	// AuthorizedKeys is the file of public keys allowed in (default: the
+	// running user's ~/.ssh/authorized_keys). It is re-read when it changes.
+	AuthorizedKeys string
+	// HostKey is the server's private host key file, created (ed25519, mode
+	// 0600) if missing (default: <user config dir>/conntop/ssh_host_ed25519_key).
+	HostKey string
+	// MaxSessions bounds concurrent SSH sessions (default 16).
+	MaxSessions int
+	// IdleTimeout disconnects a session that sent no input for this long
+	// (default 30 minutes; negative disables).
+	IdleTimeout time.Duration
+	// MetricsAddr is the HTTP listen address of /metrics and /healthz (""
+	// disables metrics).
+	MetricsAddr string
+	// Refresh is the viewers' redraw interval; it also caps the frames sent
+	// to each session (default 250ms).
+	Refresh time.Duration
+	// ShutdownGrace is how long sessions get to end after they are told the
+	// server stops, before their connections are closed (default 2s).
+	ShutdownGrace time.Duration
+	// Logger receives login, logout and error records (default slog.Default()).
+	Logger *slog.Logger
+	// NewModel builds each TUI session's model (required with SSHAddr).
+	NewModel ModelFactory
+}
+
+// withDefaults returns cfg with its zero values replaced by defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.SSHAddr == "" && cfg.MetricsAddr == "" {
+		return cfg, errors.New("serve: nothing to serve: give an SSH address, a metrics address or both")
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SSHAddr == "" {
+		return cfg, nil
+	}
+	if cfg.NewModel == nil {
+		return cfg, errors.New("serve: no TUI model factory for SSH sessions")
+	}
+	if cfg.AuthorizedKeys == "" {
+		home, err := homeDir()
+		if err != nil {
+			return cfg, fmt.Errorf("serve: default authorized keys: %w", err)
+		}
+		cfg.AuthorizedKeys = filepath.Join(home, ".ssh", "authorized_keys")
+	}
+	if cfg.HostKey == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return cfg, fmt.Errorf("serve: default host key: %w", err)
+		}
+		cfg.HostKey = filepath.Join(dir, "conntop", "ssh_host_ed25519_key")
+	}
+	return cfg, nil
+}
+
+// homeDir returns the running user's home directory (from the user
+// database, not $HOME, which sudo may keep).
+func homeDir() (string, error) {
+	u, err := user.Current()
+	if err == nil && u.HomeDir != "" {
+		return u.HomeDir, nil
+	}
+	home, herr := os.UserHomeDir()
+	if herr != nil {
+		return "", fmt.Errorf("find home directory: %w", errors.Join(err, herr))
+	}
+	return home, nil
+}
+
+// fps is the frame rate that matches the refresh interval, within 1..60.
+func fps(refresh time.Duration) int {
+	f := int((time.Second + refresh - 1) / refresh)
+	return min(max(f, 1), 60)
+}

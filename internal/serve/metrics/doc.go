@@ -1,0 +1,12 @@
+// Package metrics exposes a conntop engine to Prometheus: the conntrack
+// table figures under node_exporter's names (node_nf_conntrack_entries,
+// node_nf_conntrack_stat_found, …) so that existing dashboards and alerts
+// keep working, conntop's own breakdowns (flows by family, protocol, state
+// and TCP state; events by type; loss and resync counters; capture ring drops
+// and tracker INVALID reasons) and a build-info gauge.
+//
+// A scrape reads the store's incrementally maintained [store.Summary] once,
+// under the engine's read lock: its cost does not depend on the number of
+// flows. Labels carry only bounded sets of names (family, protocol, state,
+// event type, INVALID reason), never addresses or ports.
+package metrics

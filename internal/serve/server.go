@@ -1,0 +1,411 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/ssh"
+	"charm.land/wish/v2"
+	"charm.land/wish/v2/bubbletea"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/serve/metrics"
+)
+
+// handshakeTimeout bounds an SSH connection's handshake and authentication.
+const handshakeTimeout = 30 * time.Second
+
+// Server serves one engine over SSH and HTTP. Build it with New, then call
+// Run once.
+type Server struct {
+	eng *engine.Engine
+	cfg Config
+	log *slog.Logger
+
+	keys   *authorizedKeys
+	ssh    *ssh.Server
+	sshLn  net.Listener
+	http   *http.Server
+	httpLn net.Listener
+
+	mu       sync.Mutex
+	sessions map[uint64]*session
+	lastID   uint64
+	closing  bool
+	handlers sync.WaitGroup // running session handlers
+}
+
+// Run serves eng as cfg says until ctx is done, then shuts down: sessions
+// are told and ended, listeners closed, and Run returns once every
+// goroutine it started has ended.
+func Run(ctx context.Context, eng *engine.Engine, cfg Config) error {
+	s, err := New(eng, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New checks cfg, loads (or creates) the host key, reads the authorized
+// keys and opens the listeners. Call Run to serve.
+func New(eng *engine.Engine, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{eng: eng, cfg: cfg, log: cfg.Logger, sessions: make(map[uint64]*session)}
+	if cfg.SSHAddr != "" {
+		if err := s.setupSSH(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := s.setupHTTP(); err != nil {
+			if s.sshLn != nil {
+				s.sshLn.Close()
+			}
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) setupSSH() error {
+	keys, err := newAuthorizedKeys(s.cfg.AuthorizedKeys)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	for _, note := range keys.skipped {
+		s.log.Warn("authorized keys: line skipped", "file", s.cfg.AuthorizedKeys, "why", note)
+	}
+	s.keys = keys
+	pemBytes, signer, created, err := loadOrCreateHostKey(s.cfg.HostKey)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("ssh host key", "file", s.cfg.HostKey, "created", created,
+		"fingerprint", gossh.FingerprintSHA256(signer.PublicKey()))
+
+	srv, err := wish.NewServer(
+		wish.WithHostKeyPEM(pemBytes),
+		wish.WithPublicKeyAuth(s.publicKeyAllowed),
+		wish.WithVersion("conntop"),
+	)
+	if err != nil {
+		return fmt.Errorf("serve: ssh server: %w", err)
+	}
+	srv.Handler = s.handle
+	srv.HandshakeTimeout = handshakeTimeout
+	// Only public keys: no password or keyboard-interactive handler is set,
+	// so the server does not offer those methods. Log every refusal.
+	srv.ServerConfigCallback = func(ssh.Context) *gossh.ServerConfig {
+		return &gossh.ServerConfig{AuthLogCallback: s.authLog}
+	}
+	ln, err := net.Listen("tcp", s.cfg.SSHAddr)
+	if err != nil {
+		return fmt.Errorf("serve: ssh listener: %w", err)
+	}
+	s.ssh, s.sshLn = srv, ln
+	return nil
+}
+
+func (s *Server) setupHTTP() error {
+	reg, err := metrics.NewRegistry(s.eng)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("serve: metrics listener: %w", err)
+	}
+	s.http = &http.Server{
+		Handler:           metrics.Handler(s.eng, reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.httpLn = ln
+	return nil
+}
+
+// SSHAddr returns the SSH listener's address (nil without SSH).
+func (s *Server) SSHAddr() net.Addr {
+	if s.sshLn == nil {
+		return nil
+	}
+	return s.sshLn.Addr()
+}
+
+// MetricsAddr returns the metrics listener's address (nil without metrics).
+func (s *Server) MetricsAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Sessions lists the live SSH sessions, oldest first.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		out = append(out, se.snapshot())
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Run serves until ctx is done or a listener fails, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	if s.ssh != nil {
+		s.log.Info("serving the TUI over SSH", "addr", s.sshLn.Addr().String(),
+			"authorized_keys", s.cfg.AuthorizedKeys, "max_sessions", s.cfg.MaxSessions)
+		wg.Go(func() {
+			if err := s.ssh.Serve(s.sshLn); err != nil && !errors.Is(err, ssh.ErrServerClosed) && ctx.Err() == nil {
+				errc <- fmt.Errorf("serve ssh: %w", err)
+			}
+		})
+	}
+	if s.http != nil {
+		s.log.Info("serving metrics", "addr", s.httpLn.Addr().String(), "paths", "/metrics /healthz")
+		wg.Go(func() {
+			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve metrics: %w", err)
+			}
+		})
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	err := s.shutdown()
+	wg.Wait()
+	return errors.Join(runErr, err)
+}
+
+// shutdown tells every session the server stops, waits up to the grace
+// period for them to end, then closes every connection and listener.
+func (s *Server) shutdown() error {
+	s.mu.Lock()
+	s.closing = true
+	live := make([]*session, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		live = append(live, se)
+	}
+	s.mu.Unlock()
+	s.log.Info("shutting down", "sessions", len(live))
+
+	var errs []error
+	if s.sshLn != nil {
+		s.sshLn.Close() // no new connections
+	}
+	for _, se := range live {
+		se.stop(stopShutdown)
+	}
+	httpDone := make(chan error, 1)
+	if s.http != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+			defer cancel()
+			err := s.http.Shutdown(ctx)
+			if err != nil {
+				err = errors.Join(err, s.http.Close())
+			}
+			httpDone <- err
+		}()
+	} else {
+		httpDone <- nil
+	}
+	ended := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("sessions still running after the grace period; closing their connections")
+	}
+	if s.ssh != nil {
+		// Close every connection: unblocks writers to clients that stopped
+		// reading. The session handlers then end.
+		if err := s.ssh.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close ssh server: %w", err))
+		}
+	}
+	select {
+	case <-ended:
+	case <-time.After(s.cfg.ShutdownGrace):
+		errs = append(errs, errors.New("serve: SSH sessions did not end after their connections were closed"))
+	}
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("shut down metrics server: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// publicKeyAllowed is the SSH public-key check.
+func (s *Server) publicKeyAllowed(ctx ssh.Context, key ssh.PublicKey) bool {
+	if s.keys.allowed(key) {
+		return true
+	}
+	s.log.Info("ssh key refused", "user", ctx.User(), "fingerprint", gossh.FingerprintSHA256(key),
+		"remote", ctx.RemoteAddr().String())
+	return false
+}
+
+// authLog logs refused authentication attempts other than public keys
+// (which publicKeyAllowed logs with their fingerprint).
+func (s *Server) authLog(conn gossh.ConnMetadata, method string, err error) {
+	if err == nil || method == "none" || method == "publickey" {
+		return
+	}
+	s.log.Info("ssh authentication refused", "user", conn.User(), "method", method,
+		"remote", conn.RemoteAddr().String())
+}
+
+// acquire registers a new session, or returns why it is refused.
+func (s *Server) acquire(sess ssh.Session, info SessionInfo) (*session, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, "the server is shutting down"
+	}
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return nil, fmt.Sprintf("too many sessions (%d of %d in use); try again later", len(s.sessions), s.cfg.MaxSessions)
+	}
+	s.lastID++
+	info.ID = s.lastID
+	se := newSession(sess.Context(), info)
+	s.sessions[info.ID] = se
+	s.handlers.Add(1)
+	return se, ""
+}
+
+func (s *Server) release(se *session) {
+	se.cancel()
+	s.mu.Lock()
+	delete(s.sessions, se.info.ID)
+	s.mu.Unlock()
+	s.handlers.Done()
+}
+
+// handle runs one SSH session.
+func (s *Server) handle(sess ssh.Session) {
+	info := SessionInfo{
+		User:    sess.User(),
+		Remote:  sess.RemoteAddr().String(),
+		Command: sess.Command(),
+		Start:   time.Now(),
+	}
+	if pty, _, ok := sess.Pty(); ok {
+		info.Term, info.Width, info.Height = pty.Term, pty.Window.Width, pty.Window.Height
+	}
+	if k := sess.PublicKey(); k != nil {
+		info.Fingerprint = gossh.FingerprintSHA256(k)
+	}
+	se, refused := s.acquire(sess, info)
+	if se == nil {
+		s.log.Warn("ssh session refused", "user", info.User, "fingerprint", info.Fingerprint,
+			"remote", info.Remote, "why", refused)
+		fmt.Fprintf(sess.Stderr(), "conntop: %s\n", refused)
+		_ = sess.Exit(1)
+		return
+	}
+	defer s.release(se)
+	attrs := []any{"session", se.info.ID, "user", info.User, "fingerprint", info.Fingerprint, "remote", info.Remote}
+	if len(info.Command) > 0 {
+		attrs = append(attrs, "command", info.Command[0])
+	}
+	s.log.Info("ssh login", attrs...)
+
+	var code int
+	if len(info.Command) > 0 {
+		code = s.runCommand(se, sess)
+	} else {
+		code = s.runTUI(se, sess)
+	}
+	if msg := se.stopped().message(s.cfg.IdleTimeout); msg != "" {
+		fmt.Fprintf(sess.Stderr(), "\n%s\n", msg)
+	}
+	_ = sess.Exit(code)
+	s.log.Info("ssh logout", append(attrs, "reason", se.stopped().String(),
+		"duration", time.Since(info.Start).Round(time.Millisecond).String(),
+		"bytes_out", se.bytesOut.Load(), "exit", code)...)
+}
+
+// runTUI runs the session's Bubble Tea program until the client leaves or
+// the server ends the session. It returns the exit status.
+func (s *Server) runTUI(se *session, sess ssh.Session) int {
+	_, winCh, ok := sess.Pty()
+	if !ok {
+		fmt.Fprintf(sess.Stderr(), "conntop: no terminal: connect with ssh -t, or run a command: %s\n", commandUsage)
+		return 2
+	}
+	model := s.cfg.NewModel(s.eng, se.info)
+
+	opts := append(bubbletea.MakeOptions(sess),
+		tea.WithInput(inputReader{r: sess, se: se}),
+		tea.WithOutput(outputWriter{w: sess, se: se}),
+		tea.WithContext(se.ctx),
+		tea.WithoutSignalHandler(),
+		tea.WithFPS(fps(s.cfg.Refresh)),
+	)
+	prog := tea.NewProgram(model, opts...)
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.watch(se, prog, winCh, done) })
+	_, err := prog.Run()
+	close(done)
+	wg.Wait()
+	if err != nil && se.stopped() == stopNone && se.ctx.Err() == nil {
+		s.log.Warn("ssh session: program ended with an error", "session", se.info.ID, "error", err)
+		return 1
+	}
+	return 0
+}
+
+// watch forwards window changes to prog and ends an idle session.
+func (s *Server) watch(se *session, prog *tea.Program, winCh <-chan ssh.Window, done <-chan struct{}) {
+	var tick <-chan time.Time
+	if idle := s.cfg.IdleTimeout; idle > 0 {
+		t := time.NewTicker(min(max(idle/10, 10*time.Millisecond), time.Second))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-done:
+			return
+		case w, ok := <-winCh:
+			if !ok {
+				winCh = nil
+				continue
+			}
+			se.touch()
+			se.width.Store(int32(w.Width))
+			se.height.Store(int32(w.Height))
+			prog.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+		case now := <-tick:
+			if se.idleFor(now) > s.cfg.IdleTimeout {
+				se.stop(stopIdle)
+			}
+		}
+	}
+}
