@@ -27,10 +27,11 @@ func newChunkWriter(w io.Writer) *chunkWriter {
 	return &chunkWriter{w: w, buf: make([]byte, 0, chunkSize+4096)}
 }
 
-// maybeFlush writes the buffer once it holds a chunk.
+// maybeFlush writes the buffer once it holds a chunk. A write error is
+// kept in c.err (the callers check it after each flow).
 func (c *chunkWriter) maybeFlush() {
 	if len(c.buf) >= chunkSize {
-		c.flush()
+		_ = c.flush()
 	}
 }
 
