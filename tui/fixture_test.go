@@ -2,6 +2,7 @@ package tui
 
 import (
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source"
 )
 
@@ -153,3 +155,7 @@ func drive(t testing.TB, m *Model, w, h int, keys ...string) string {
 	}
 	return m.View().Content
 }
+
+type storeT = store.Store
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

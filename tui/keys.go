@@ -21,16 +21,20 @@ type keyMap struct {
 	GroupNext, GroupPrev                  key.Binding
 }
 
-func newKeyMap() keyMap {
+func newKeyMap(ascii bool) keyMap {
 	b := func(help, desc string, keys ...string) key.Binding {
 		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
+	}
+	up, down, left, right := "↑/k", "↓/j", "←/h", "→/l"
+	if ascii {
+		up, down, left, right = "up/k", "down/j", "left/h", "right/l"
 	}
 	return keyMap{
 		Quit:        b("q", "quit", "q", "ctrl+c"),
 		Help:        b("?", "help", "?"),
 		Back:        b("esc", "back", "esc"),
-		Up:          b("↑/k", "up", "up", "k"),
-		Down:        b("↓/j", "down", "down", "j"),
+		Up:          b(up, "up", "up", "k"),
+		Down:        b(down, "down", "down", "j"),
 		PageUp:      b("pgup", "page up", "pgup", "ctrl+b"),
 		PageDown:    b("pgdn", "page down", "pgdown", "ctrl+f", "space"),
 		Home:        b("home", "first row", "home"),
@@ -59,8 +63,8 @@ func newKeyMap() keyMap {
 		Export:      b("x", "export", "x"),
 		Delete:      b("d", "delete flow", "d"),
 		DeleteAll:   b("D", "delete matching", "D"),
-		GroupNext:   b("→/l", "next grouping", "right", "l"),
-		GroupPrev:   b("←/h", "previous grouping", "left", "h"),
+		GroupNext:   b(right, "next grouping", "right", "l"),
+		GroupPrev:   b(left, "previous grouping", "left", "h"),
 	}
 }
 

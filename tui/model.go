@@ -179,7 +179,7 @@ func New(eng *engine.Engine, opts Options) *Model {
 	m := &Model{
 		eng:       eng,
 		opts:      opts,
-		keys:      newKeyMap(),
+		keys:      newKeyMap(opts.ASCII),
 		st:        newStyles(opts.ASCII, opts.NoColor),
 		procs:     make(map[flow.Key]procAnswer),
 		portNames: opts.PortNames,
@@ -189,13 +189,6 @@ func New(eng *engine.Engine, opts Options) *Model {
 	}
 	if !opts.NoProcs {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
-	}
-	if opts.ReadOnly || !opts.AllowDelete {
-		m.keys.Delete.SetEnabled(false)
-		m.keys.DeleteAll.SetEnabled(false)
-	}
-	if opts.ReadOnly {
-		m.keys.Export.SetEnabled(false)
 	}
 	if f, err := filter.Parse(opts.Filter); err != nil {
 		m.setFilterErr(err)

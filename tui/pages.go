@@ -223,7 +223,7 @@ func (m *Model) groupLines(n int) []string {
 		}
 		tabs.WriteString(s + " ")
 	}
-	out := []string{tabs.String() + st.dim.Render(" (←/→ switch, enter filters the table)")}
+	out := []string{tabs.String() + st.dim.Render(" ("+m.keys.GroupPrev.Help().Key+" "+m.keys.GroupNext.Help().Key+" switch, enter filters the table)")}
 	lw := max(12, min(48, m.w-40))
 	hdr := widget.Fit("GROUP", lw, false, st.ellipsis) + " " + widget.Fit("FLOWS", 9, true, st.ellipsis) + " " +
 		widget.Fit("PACKETS", 9, true, st.ellipsis) + " " + widget.Fit("BYTES", 9, true, st.ellipsis) + " " + widget.Fit("RATE", 9, true, st.ellipsis)

@@ -340,7 +340,7 @@ func (m *Model) helpModel() help.Model {
 
 func (m *Model) helpLines(n int) []string {
 	h := m.helpModel()
-	out := []string{m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes; disabled keys are hidden)"), ""}
+	out := []string{m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)"), ""}
 	out = append(out, strings.Split(h.FullHelpView(m.keys.FullHelp()), "\n")...)
 	out = append(out, "",
 		m.st.dim.Render("Filter language: tcp udp icmp ipv4 ipv6, [src|dst] host/net/port, state NEW,ESTABLISHED,..., mark N, zone N, assured, unreplied; and/or/not, ( )"),

@@ -1,0 +1,322 @@
+package tui
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/source/sourcetest"
+)
+
+// TestTinySizes renders every page and mode at sizes down to 0x0: no
+// panic, and never more lines or columns than the terminal has.
+func TestTinySizes(t *testing.T) {
+	eng := newEngine(t, append(scenario(), pressure()...))
+	pages := [][]string{nil, {"enter"}, {"t"}, {"g"}, {"?"}, {"/", "x", "("}, {"x"}, {":"}}
+	for _, keys := range pages {
+		for w := 0; w <= 12; w++ {
+			for h := 0; h <= 8; h++ {
+				m := New(eng, testOptions())
+				out := drive(t, m, w, h, keys...)
+				checkFits(t, out, w, h, keys)
+			}
+		}
+		for _, sz := range [][2]int{{1, 1}, {20, 3}, {40, 10}, {79, 23}, {300, 100}} {
+			m := New(eng, testOptions())
+			checkFits(t, drive(t, m, sz[0], sz[1], keys...), sz[0], sz[1], keys)
+			// And shrinking a live model.
+			checkFits(t, drive(t, m, 1, 1), 1, 1, keys)
+			checkFits(t, drive(t, m, 0, 0), 0, 0, keys)
+		}
+	}
+}
+
+func checkFits(t *testing.T, out string, w, h int, keys []string) {
+	t.Helper()
+	if w == 0 || h == 0 {
+		if out != "" {
+			t.Fatalf("%dx%d %v: non-empty frame %q", w, h, keys, out)
+		}
+		return
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) > h {
+		t.Fatalf("%dx%d %v: %d lines", w, h, keys, len(lines))
+	}
+	for _, l := range lines {
+		if lw := ansi.StringWidth(l); lw > w {
+			t.Fatalf("%dx%d %v: line of width %d: %q", w, h, keys, lw, ansi.Strip(l))
+		}
+	}
+}
+
+// TestColorModes checks NoColor (no colour escapes at all), colour (some),
+// and ASCII (no non-ASCII runes in the frame).
+func TestColorModes(t *testing.T) {
+	eng := newEngine(t, append(scenario(), pressure()...))
+	tests := []struct {
+		name      string
+		noColor   bool
+		ascii     bool
+		wantColor bool
+	}{
+		{"color", false, false, true},
+		{"no color", true, false, false},
+		{"ascii no color", true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := testOptions()
+			o.NoColor, o.ASCII = tt.noColor, tt.ascii
+			for _, keys := range [][]string{nil, {"t"}, {"g"}, {"enter"}} {
+				out := drive(t, New(eng, o), 200, 50, keys...)
+				hasColor := strings.Contains(out, "[38;") || strings.Contains(out, "[48;")
+				if hasColor != tt.wantColor {
+					t.Fatalf("%v: colour escapes present = %v, want %v", keys, hasColor, tt.wantColor)
+				}
+				if tt.ascii {
+					plain := ansi.Strip(out)
+					for i, r := range plain {
+						if r >= utf8.RuneSelf {
+							t.Fatalf("%v: non-ASCII %q at %d in ASCII mode", keys, r, i)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSelectionFollowsFlow: when a flow sorted before the selected one
+// appears, the selection stays on the same flow.
+func TestSelectionFollowsFlow(t *testing.T) {
+	eng := newEngine(t, scenario())
+	o := testOptions()
+	m := New(eng, o)
+	drive(t, m, 120, 30, ">", ">", ">", ">") // sort by source address
+	drive(t, m, 120, 30, "down", "down")
+	idx := m.selIdx
+	before, ok := m.selectedRow()
+	if !ok {
+		t.Fatal("no selection")
+	}
+	early := tcpFlow(99, "10.0.0.0", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
+	eng.Apply([]source.Event{{Type: source.EventNew, Time: t0, Flow: early}})
+	m.Update(tickMsg(t0))
+	after, ok := m.selectedRow()
+	if !ok || after.Flow.Key() != before.Flow.Key() {
+		t.Fatalf("selection moved from %v to %v", before.Flow.Orig, after.Flow.Orig)
+	}
+	if m.selIdx != idx+1 {
+		t.Fatalf("selected index %d, want %d (one flow sorted in before it)", m.selIdx, idx+1)
+	}
+}
+
+// TestPauseCatchesUp: while paused the frame does not change though the
+// engine does; on resume it shows the new state.
+func TestPauseCatchesUp(t *testing.T) {
+	eng := newEngine(t, scenario())
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30, "p")
+	frame := m.View().Content
+	if !strings.Contains(frame, "PAUSED") || !strings.Contains(ansi.Strip(frame), "shown 7 / 7") {
+		t.Fatalf("paused frame:\n%s", ansi.Strip(frame))
+	}
+	extra := tcpFlow(99, "10.0.0.9", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
+	eng.Apply([]source.Event{{Type: source.EventNew, Time: t0, Flow: extra}})
+	m.Update(tickMsg(t0))
+	if got := m.View().Content; got != frame {
+		t.Fatal("the frame changed while paused")
+	}
+	drive(t, m, 120, 30, "p")
+	if got := ansi.Strip(m.View().Content); !strings.Contains(got, "shown 8 / 8") || !strings.Contains(got, "10.0.0.9:1") {
+		t.Fatalf("after resume:\n%s", got)
+	}
+}
+
+// TestFrameReuse: a tick with no change in the engine reuses the frame.
+func TestFrameReuse(t *testing.T) {
+	eng := newEngine(t, scenario())
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30)
+	m.Update(tickMsg(t0))
+	_ = m.View()
+	m.Update(tickMsg(t0))
+	if m.dirty {
+		t.Fatal("an idle tick marked the frame dirty")
+	}
+	eng.Tick(t0)
+	m.Update(tickMsg(t0))
+	if !m.dirty {
+		t.Fatal("an engine change did not mark the frame dirty")
+	}
+}
+
+// TestFilterKeepsPrevious: a bad filter leaves the previous one in use;
+// Esc restores the filter from before the line was opened.
+func TestFilterKeepsPrevious(t *testing.T) {
+	eng := newEngine(t, scenario())
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30, "/", "u", "d", "p", "enter")
+	if m.filterText() != "udp" || m.res.Matched != 1 {
+		t.Fatalf("filter %q matched %d", m.filterText(), m.res.Matched)
+	}
+	drive(t, m, 120, 30, "/", " ", "a", "n", "d", " ", "(", "enter")
+	if m.mode != modeFilter || m.filterErr == nil || m.filterText() != "udp" || m.res.Matched != 1 {
+		t.Fatalf("after a bad filter: mode %d err %v filter %q matched %d", m.mode, m.filterErr, m.filterText(), m.res.Matched)
+	}
+	drive(t, m, 120, 30, "esc")
+	if m.mode != modeNormal || m.filterText() != "udp" {
+		t.Fatalf("after esc: mode %d filter %q", m.mode, m.filterText())
+	}
+	drive(t, m, 120, 30, "c")
+	if m.filterText() != "" || m.res.Matched != 7 {
+		t.Fatalf("after clear: filter %q matched %d", m.filterText(), m.res.Matched)
+	}
+	// A bad initial filter is reported, and everything is shown.
+	m = New(eng, Options{Filter: "port", Now: testOptions().Now, NoProcs: true})
+	out := ansi.Strip(drive(t, m, 120, 30))
+	if !strings.Contains(out, "position") || m.res.Matched != 7 {
+		t.Fatalf("bad initial filter:\n%s", out)
+	}
+}
+
+// TestDelete runs deletes through a real engine and a Deleter source.
+func TestDelete(t *testing.T) {
+	f1 := tcpFlow(1, "10.0.0.1", 1000, "10.0.0.2", 80, flow.TCPEstablished, flow.StatusSeenReply)
+	f2 := tcpFlow(2, "10.0.0.1", 1001, "10.0.0.2", 80, flow.TCPEstablished, flow.StatusSeenReply)
+	f3 := tcpFlow(3, "10.0.0.1", 1002, "10.0.0.3", 443, flow.TCPEstablished, flow.StatusSeenReply)
+	evs := []source.Event{
+		{Type: source.EventNew, Time: t0, Flow: f1}, {Type: source.EventNew, Time: t0, Flow: f2},
+		{Type: source.EventNew, Time: t0, Flow: f3}, {Type: source.EventSynced, Time: t0},
+	}
+	src := sourcetest.New("test", evs, sourcetest.WithClock(func() time.Time { return t0 }))
+	eng := engine.New(src, engine.Options{Now: func() time.Time { return t0 }, Tick: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, func() bool { return eng.Status().Synced })
+
+	// Without --allow-delete: refused, nothing deleted.
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30, "d")
+	if m.mode != modeNormal || !strings.Contains(m.statusMsg, "--allow-delete") {
+		t.Fatalf("delete without AllowDelete: mode %d status %q", m.mode, m.statusMsg)
+	}
+
+	o := testOptions()
+	o.AllowDelete = true
+	m = New(eng, o)
+	drive(t, m, 120, 30, "/", dport80[0], dport80[1], dport80[2], dport80[3], dport80[4], dport80[5], dport80[6], dport80[7], "enter", "D")
+	if m.mode != modeConfirmDelete || m.deleteCount != 2 {
+		t.Fatalf("D: mode %d count %d", m.mode, m.deleteCount)
+	}
+	if !strings.Contains(ansi.Strip(m.View().Content), "delete 2 flows matching") {
+		t.Fatalf("no confirmation shown:\n%s", ansi.Strip(m.View().Content))
+	}
+	_, cmd := m.Update(press("n"))
+	if cmd != nil || len(src.Deleted()) != 0 {
+		t.Fatal("answering n deleted something")
+	}
+	drive(t, m, 120, 30, "D")
+	_, cmd = m.Update(press("y"))
+	msg := runCmd(t, cmd)
+	m.Update(msg)
+	if dm, ok := msg.(DeleteDoneMsg); !ok || dm.Err != nil || dm.Deleted != 2 {
+		t.Fatalf("delete result %#v", msg)
+	}
+	if got := src.Deleted(); len(got) != 2 || got[0].Orig.DstPort != 80 || got[1].Orig.DstPort != 80 {
+		t.Fatalf("deleted %v", got)
+	}
+	waitFor(t, func() bool {
+		n := 0
+		eng.View(func(s *storeT) { n = s.Len() })
+		return n == 1
+	})
+}
+
+var dport80 = []string{"d", "p", "o", "r", "t", " ", "8", "0"}
+
+// runCmd runs a command and its batch, returning the first message that is
+// not a tick.
+func runCmd(t *testing.T, cmd tea.Cmd) tea.Msg {
+	t.Helper()
+	if cmd == nil {
+		t.Fatal("no command")
+	}
+	msg := cmd()
+	if b, ok := msg.(tea.BatchMsg); ok {
+		for _, c := range b {
+			if c == nil {
+				continue
+			}
+			if _, tick := c().(tickMsg); !tick {
+				return runCmd(t, c)
+			}
+		}
+		t.Fatal("only ticks in the batch")
+	}
+	return msg
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPortNames loads a services file and shows names instead of numbers.
+func TestPortNames(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/services"
+	if err := writeFile(path, "ftp 21/tcp\nssh 22/tcp\n"); err != nil {
+		t.Fatal(err)
+	}
+	eng := newEngine(t, scenario())
+	o := testOptions()
+	o.ServicesFile = path
+	m := New(eng, o)
+	_, cmd := m.Update(press("P"))
+	m.Update(runCmd(t, cmd))
+	out := ansi.Strip(drive(t, m, 120, 30))
+	if !strings.Contains(out, "10.0.0.2:ftp") || !strings.Contains(out, "[fd00::2]:ssh") {
+		t.Fatalf("no port names:\n%s", out)
+	}
+	o.ServicesFile = dir + "/missing"
+	m = New(eng, o)
+	_, cmd = m.Update(press("P"))
+	m.Update(runCmd(t, cmd))
+	if m.portNames || !m.statusErr {
+		t.Fatalf("missing services file: names %v status %q", m.portNames, m.statusMsg)
+	}
+}
+
+// TestEscapesHostileStrings: process names and helpers never reach the
+// terminal raw.
+func TestEscapesHostileStrings(t *testing.T) {
+	eng := newEngine(t, scenario())
+	m := New(eng, testOptions())
+	m.procs[flow.Key{Proto: flow.ProtoTCP, Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 40000, DstPort: 21}}] =
+		procAnswer{found: true}
+	for _, keys := range [][]string{nil, {"enter"}} {
+		out := drive(t, m, 200, 50, keys...)
+		if strings.Contains(out, "\x1b[31m") {
+			t.Fatalf("%v: raw escape from the kernel reached the frame", keys)
+		}
+	}
+}
