@@ -9,12 +9,21 @@ import (
 // big-endian 16-bit words (an odd last byte is padded with zero). The
 // accumulator is folded by fold.
 func sum(b []byte, acc uint64) uint64 {
-	for len(b) >= 16 {
+	// Four independent 64-bit accumulators of 32-bit words cannot overflow
+	// for any IP datagram (at most 2^14 words each).
+	var a1, a2, a3 uint64
+	for len(b) >= 32 {
 		w0 := binary.BigEndian.Uint64(b)
 		w1 := binary.BigEndian.Uint64(b[8:])
-		acc += w0>>32 + w0&0xFFFFFFFF + w1>>32 + w1&0xFFFFFFFF
-		b = b[16:]
+		w2 := binary.BigEndian.Uint64(b[16:])
+		w3 := binary.BigEndian.Uint64(b[24:])
+		acc += w0>>32 + w0&0xFFFFFFFF
+		a1 += w1>>32 + w1&0xFFFFFFFF
+		a2 += w2>>32 + w2&0xFFFFFFFF
+		a3 += w3>>32 + w3&0xFFFFFFFF
+		b = b[32:]
 	}
+	acc += a1 + a2 + a3
 	for len(b) >= 4 {
 		acc += uint64(binary.BigEndian.Uint32(b))
 		b = b[4:]

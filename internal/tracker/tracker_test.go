@@ -452,3 +452,23 @@ func TestTableFull(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestChecksumSum(t *testing.T) {
+	// Compare with a plain 16-bit ones'-complement sum for every length.
+	b := make([]byte, 200)
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	for n := 0; n <= len(b); n++ {
+		var ref uint64
+		for i := 0; i+1 < n; i += 2 {
+			ref += uint64(b[i])<<8 | uint64(b[i+1])
+		}
+		if n%2 == 1 {
+			ref += uint64(b[n-1]) << 8
+		}
+		if got, want := fold(sum(b[:n], 0)), fold(ref); got != want {
+			t.Fatalf("len %d: sum %#x, want %#x", n, got, want)
+		}
+	}
+}
