@@ -1,0 +1,83 @@
+package wiretrack
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/decode"
+	"github.com/conntop/conntop/source"
+)
+
+// udp4 builds a raw IPv4/UDP datagram (UDP checksum 0: none).
+func udp4(src, dst [4]byte, sport, dport uint16) []byte {
+	b := make([]byte, 28+4)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	b[8], b[9] = 64, 17
+	copy(b[12:], src[:])
+	copy(b[16:], dst[:])
+	binary.BigEndian.PutUint16(b[10:], decode.Checksum(b[:20], 0))
+	binary.BigEndian.PutUint16(b[20:], sport)
+	binary.BigEndian.PutUint16(b[22:], dport)
+	binary.BigEndian.PutUint16(b[24:], 12)
+	return b
+}
+
+func types(evs []source.Event) map[source.EventType]int {
+	m := map[source.EventType]int{}
+	for _, e := range evs {
+		m[e.Type]++
+	}
+	return m
+}
+
+func TestPipelineEvents(t *testing.T) {
+	a, b := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}
+	req, rep := udp4(a, b, 1000, 53), udp4(b, a, 53, 1000)
+	t0 := time.Unix(1e9, 0)
+	pl := New(Config{StatsEvery: time.Second})
+
+	steps := []struct {
+		name  string
+		do    func()
+		want  map[source.EventType]int
+		flows int
+	}{
+		{"request", func() { pl.Frame(t0, decode.LinkRaw, req, len(req), false) },
+			map[source.EventType]int{source.EventNew: 1}, 1},
+		{"reply", func() { pl.Frame(t0.Add(500*time.Millisecond), decode.LinkRaw, rep, len(rep), false) },
+			map[source.EventType]int{source.EventUpdate: 1}, 1},
+		{"first tick: counters and stats", func() { pl.Advance(t0.Add(1100 * time.Millisecond)) },
+			map[source.EventType]int{source.EventCounters: 1, source.EventStats: 1}, 1},
+		{"quiet tick: stats only", func() { pl.Advance(t0.Add(2200 * time.Millisecond)) },
+			map[source.EventType]int{source.EventStats: 1}, 1},
+		{"not a datagram", func() { pl.Frame(t0.Add(2300*time.Millisecond), decode.LinkRaw, []byte{0x10}, 1, false) },
+			map[source.EventType]int{}, 1},
+		{"expiry after 30 s", func() { pl.Finish(t0.Add(40 * time.Second)) },
+			map[source.EventType]int{source.EventDestroy: 1, source.EventStats: 1}, 0},
+	}
+	for _, s := range steps {
+		s.do()
+		got := types(pl.Events())
+		if len(got) != len(s.want) {
+			t.Fatalf("%s: events %v, want %v", s.name, got, s.want)
+		}
+		for k, v := range s.want {
+			if got[k] != v {
+				t.Fatalf("%s: events %v, want %v", s.name, got, s.want)
+			}
+		}
+		pl.Reset()
+		if pl.Len() != s.flows {
+			t.Fatalf("%s: %d flows, want %d", s.name, pl.Len(), s.flows)
+		}
+	}
+	if pl.Tracked() != 2 {
+		t.Errorf("tracked %d datagrams, want 2", pl.Tracked())
+	}
+	pl.SetRingDrops(7)
+	if st := pl.Stats(); st.RingDrops != 7 || st.Count != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
