@@ -360,7 +360,7 @@ func getPort(data []byte, start int, delim byte, port *uint16) int {
 	return 0
 }
 
-func validDelim(d byte) bool { return !(d >= '0' && d <= '9') && d >= 33 && d <= 126 }
+func validDelim(d byte) bool { return (d < '0' || d > '9') && d >= 33 && d <= 126 }
 
 // getEPRT parses "|1|a.b.c.d|port|" or "|2|ipv6|port|".
 func getEPRT(data []byte, cmd *ftpCmd, _ byte) int {

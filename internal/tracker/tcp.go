@@ -258,7 +258,7 @@ func tcpInitSender(sender, receiver *tcpPeer, s *tcpSeg, end, win uint32, dir in
 		sender.maxwin = 1
 	}
 	tcpOptions(s.opts, sender)
-	if dir == 1 && !(sender.flags&tfWindowScale != 0 && receiver.flags&tfWindowScale != 0) {
+	if dir == 1 && (sender.flags&tfWindowScale == 0 || receiver.flags&tfWindowScale == 0) {
 		sender.scale = 0
 		receiver.scale = 0
 	}
