@@ -18,6 +18,7 @@ import (
 	"github.com/conntop/conntop/internal/services"
 	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/tui/widget"
 )
 
 // viewKind is the page shown below the header.
@@ -239,14 +240,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.Err != nil {
 			m.setStatus(true, "export failed: %v", msg.Err)
 		} else {
-			m.setStatus(false, "exported %d flows to %s", msg.Rows, msg.Path)
+			m.setStatus(false, "exported %s flows to %s", widget.Count(uint64(msg.Rows)), msg.Path)
 		}
 	case DeleteDoneMsg:
 		m.deleteBusy = false
 		if msg.Err != nil {
 			m.setStatus(true, "delete failed after %d flows: %v", msg.Deleted, msg.Err)
 		} else {
-			m.setStatus(false, "deleted %d flows", msg.Deleted)
+			m.setStatus(false, "deleted %s flows", widget.Count(uint64(msg.Deleted)))
 		}
 	case ProcsMsg:
 		m.procBusy = false
