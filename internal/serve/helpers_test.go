@@ -146,7 +146,7 @@ type testServer struct {
 }
 
 // startServer starts a server over eng; mod adjusts the config.
-func startServer(t *testing.T, eng *engine.Engine, mod func(*Config)) *testServer {
+func startServer(t testing.TB, eng *engine.Engine, mod func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	key := newClientKey(t)
