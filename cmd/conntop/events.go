@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/conntop/conntop/internal/export"
+	"github.com/conntop/conntop/source"
+)
+
+// events streams flow events, like `conntrack -E`, until interrupted, after
+// --count events or after --duration. The table listing every source starts
+// with is not printed: only what happens from now on.
+func (env *runEnv) events(ctx context.Context) error {
+	o := env.opts
+	flt, err := env.parseFilter()
+	if err != nil {
+		return err
+	}
+	format := export.FormatNDJSON
+	if o.format != "" {
+		if format, err = export.ParseFormat(o.format); err != nil {
+			return usageErr("--format: %v", err)
+		}
+	}
+	cs, err := env.chooseSource()
+	if err != nil {
+		return err
+	}
+	if cs.notice != "" {
+		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
+	}
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	return env.writeOut(func(w io.Writer) error {
+		return streamEvents(ctx, cs.src, w, format, func(ev *source.Event) bool {
+			return ev.Type == source.EventResync || flt.Match(&ev.Flow)
+		}, o.count)
+	})
+}
+
+// streamEvents runs src and writes the events keep accepts, until ctx ends,
+// the source ends or count events (0: no limit) were written.
+func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.Format, keep func(*source.Event) bool, count int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan source.Event, 65536)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, ch) }()
+	ew := export.NewEventWriter(w, f)
+	listing := true // the initial table listing is not news
+	written := 0
+	write := func(ev *source.Event) error {
+		switch ev.Type {
+		case source.EventSynced:
+			listing = false
+			return nil
+		case source.EventResync:
+			listing = true // the re-listing that follows is not news either
+		case source.EventNew:
+			if listing {
+				return nil
+			}
+		case source.EventUpdate, source.EventDestroy:
+		default:
+			return nil
+		}
+		if !keep(ev) {
+			return nil
+		}
+		if err := ew.Write(*ev); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		written++
+		return nil
+	}
+	for {
+		select {
+		case ev := <-ch:
+			if err := write(&ev); err != nil {
+				return err
+			}
+			if count > 0 && written >= count {
+				return nil
+			}
+		case err := <-done:
+			// Deliver what the source sent before it ended.
+			for len(ch) > 0 {
+				ev := <-ch
+				if werr := write(&ev); werr != nil {
+					return werr
+				}
+				if count > 0 && written >= count {
+					return nil
+				}
+			}
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("%s source: %w", src.Name(), err)
+			}
+			return nil
+		}
+	}
+}

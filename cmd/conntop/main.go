@@ -1,0 +1,114 @@
+// Command conntop shows the Linux connection tracking table live: an
+// interactive TUI, headless snapshot and events commands for scripts, and a
+// server for many SSH viewers plus Prometheus metrics. It reads the kernel's
+// table over netlink, or captures packets itself and tracks them like the
+// kernel does, or replays a pcap file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/conntop/conntop/internal/filter"
+	"github.com/conntop/conntop/internal/termsafe"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit status: 0 on
+// success, 2 on bad usage or a bad filter, 1 otherwise.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "conntop: %v\nRun 'conntop --help' for usage.\n", err)
+		return 2
+	}
+	switch o.cmd {
+	case cmdHelp:
+		writeHelp(stdout)
+		return 0
+	case cmdVersion:
+		fmt.Fprintf(stdout, "conntop %s\n", version())
+		return 0
+	}
+	env := &runEnv{opts: o, stdin: stdin, stdout: stdout, stderr: stderr}
+	switch o.cmd {
+	case cmdSnapshot:
+		err = env.snapshot(ctx)
+	case cmdEvents:
+		err = env.events(ctx)
+	case cmdServe:
+		err = env.serve(ctx)
+	default:
+		err = env.tui(ctx)
+	}
+	return exitStatus(err, stderr)
+}
+
+// exitStatus prints err (if any) and maps it to an exit status.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "conntop: %v\n", err)
+	var se *filter.SyntaxError
+	if errors.As(err, &se) {
+		// Point at the offending position under the expression.
+		fmt.Fprintf(stderr, "  %s\n  %s^\n", termsafe.Escape(se.Expr), strings.Repeat(" ", caretColumn(se.Expr, se.Pos)))
+		return 2
+	}
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// version returns the module version and VCS revision the binary was built
+// from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	if (v == "" || v == "(devel)") && rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return "rev " + rev + modified + " (" + bi.GoVersion + ")"
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v + " (" + bi.GoVersion + ")"
+}
+
+// caretColumn is the display column of byte position pos in expr, counting
+// each escaped rune at its escaped width.
+func caretColumn(expr string, pos int) int {
+	pos = max(0, min(pos, len(expr)))
+	return len([]rune(termsafe.Escape(expr[:pos])))
+}

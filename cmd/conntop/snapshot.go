@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/export"
+	"github.com/conntop/conntop/internal/filter"
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/source/pcap"
+)
+
+// snapshot prints the table once: the kernel's as dumped, the pcap replay's
+// as it stands right after the last packet, or the capture's after
+// --duration.
+func (env *runEnv) snapshot(ctx context.Context) error {
+	o := env.opts
+	flt, err := env.parseFilter()
+	if err != nil {
+		return err
+	}
+	format := export.FormatJSON
+	if o.format != "" {
+		if format, err = export.ParseFormat(o.format); err != nil {
+			return usageErr("--format: %v", err)
+		}
+	}
+	cs, err := env.chooseSource()
+	if err != nil {
+		return err
+	}
+	if cs.notice != "" {
+		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
+	}
+	var snap *export.Snapshot
+	var readErr error
+	switch cs.kind {
+	case "pcap":
+		snap, readErr = env.replaySnapshot(ctx)
+		if snap == nil {
+			return readErr
+		}
+	case "conntrack":
+		snap, err = dumpSnapshot(ctx, cs.src)
+	default:
+		d := o.duration
+		if d == 0 {
+			d = 5 * time.Second
+		}
+		fmt.Fprintf(env.stderr, "conntop: capturing for %v\n", d)
+		snap, err = captureSnapshot(ctx, cs.src, d)
+	}
+	if err != nil {
+		return err
+	}
+	snap.Flows = filterFlows(snap.Flows, flt)
+	werr := env.writeOut(func(w io.Writer) error { return export.WriteSnapshot(w, format, snap) })
+	if werr != nil {
+		return werr
+	}
+	return readErr
+}
+
+// writeOut runs fn on stdout, or on --output written atomically.
+func (env *runEnv) writeOut(fn func(w io.Writer) error) error {
+	if env.opts.output == "" || env.opts.output == "-" {
+		if err := fn(env.stdout); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
+	if err := export.WriteFile(env.opts.output, export.FileOptions{Force: env.opts.force}, fn); err != nil {
+		return fmt.Errorf("write %s: %w", env.opts.output, err)
+	}
+	return nil
+}
+
+// filterFlows keeps the flows f matches, in place.
+func filterFlows(flows []flow.Flow, f *filter.Filter) []flow.Flow {
+	out := flows[:0]
+	for i := range flows {
+		if f.Match(&flows[i]) {
+			out = append(out, flows[i])
+		}
+	}
+	clear(flows[len(out):])
+	return out
+}
+
+// replaySnapshot tracks the whole capture file. A read error part way keeps
+// the table built so far and is returned alongside it.
+func (env *runEnv) replaySnapshot(ctx context.Context) (*export.Snapshot, error) {
+	o := env.opts
+	var r io.Reader = env.stdin
+	name := "stdin"
+	if o.read != "-" {
+		f, err := os.Open(o.read)
+		if err != nil {
+			return nil, fmt.Errorf("--read: %w", err)
+		}
+		defer f.Close()
+		r, name = f, o.read
+	}
+	res, err := pcap.Replay(ctx, r, name, env.pcapConfig())
+	if res == nil {
+		return nil, err
+	}
+	snap := &export.Snapshot{Time: res.EndTime, Source: "pcap", Table: res.Stats, Flows: res.Flows}
+	if snap.Time.IsZero() {
+		snap.Time = time.Now()
+	}
+	return snap, err
+}
+
+// dumpSnapshot runs the kernel source until its initial listing is complete
+// and its first statistics have arrived.
+func dumpSnapshot(ctx context.Context, src source.Source) (*export.Snapshot, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan source.Event, 4096)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, ch) }()
+	snap := &export.Snapshot{Source: src.Name()}
+	synced, haveStats := false, false
+	statsWait := time.NewTimer(time.Hour)
+	defer statsWait.Stop()
+	for !synced || !haveStats {
+		select {
+		case ev := <-ch:
+			switch ev.Type {
+			case source.EventNew:
+				if !synced {
+					snap.Flows = append(snap.Flows, ev.Flow)
+				}
+			case source.EventSynced:
+				synced = true
+				snap.Time = ev.Time
+				statsWait.Reset(3 * time.Second)
+			case source.EventStats:
+				snap.Table = *ev.Stats
+				haveStats = true
+			}
+		case err := <-done:
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("read %s table: %w", src.Name(), err)
+		case <-statsWait.C:
+			return nil, fmt.Errorf("read %s table: no table statistics within 3s of the dump", src.Name())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	cancel()
+	<-done
+	return snap, nil
+}
+
+// captureSnapshot runs a live source for d and returns the table then.
+func captureSnapshot(ctx context.Context, src source.Source, d time.Duration) (*export.Snapshot, error) {
+	eng := engine.New(src, engine.Options{})
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := eng.Run(runCtx)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	snap := &export.Snapshot{Time: eng.Now(), Source: src.Name()}
+	eng.View(func(s *store.Store) {
+		snap.Flows = s.Snapshot(nil)
+		snap.Table = s.Summary().Table
+	})
+	return snap, nil
+}

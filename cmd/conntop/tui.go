@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/tui"
+)
+
+// newEngine builds the engine for a chosen source.
+func (env *runEnv) newEngine(cs *chosenSource) *engine.Engine {
+	eng := engine.New(cs.src, engine.Options{Store: store.Options{Linger: env.opts.linger}})
+	if cs.notice != "" {
+		eng.SetNotice(cs.notice)
+	}
+	return eng
+}
+
+// tuiOptions are the TUI settings the flags ask for.
+func (env *runEnv) tuiOptions(readOnly bool) tui.Options {
+	o := env.opts
+	to := tui.Options{
+		Refresh:     o.refresh,
+		AllowDelete: o.allowDelete && !readOnly,
+		ReadOnly:    readOnly,
+		ASCII:       o.ascii,
+		NoColor:     os.Getenv("NO_COLOR") != "",
+		Filter:      o.filter,
+	}
+	// The owning-process lookup reads this namespace's socket tables; for
+	// another namespace it needs a process inside it.
+	if o.netns != "" {
+		if pid, ok := strings.CutPrefix(o.netns, "pid:"); ok {
+			to.ProcNet = "/proc/" + pid + "/net"
+		} else {
+			to.NoProcs = true
+		}
+	}
+	return to
+}
+
+// tui runs the interactive UI until the user quits.
+func (env *runEnv) tui(ctx context.Context) error {
+	if _, err := env.parseFilter(); err != nil {
+		return err
+	}
+	cs, err := env.chooseSource()
+	if err != nil {
+		return err
+	}
+	if env.opts.allowDelete && cs.kind != "conntrack" {
+		return usageErr("--allow-delete needs the kernel source (--source conntrack)")
+	}
+	eng := env.newEngine(cs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(ctx) }()
+
+	p := tea.NewProgram(tui.New(eng, env.tuiOptions(false)), tea.WithContext(ctx))
+	_, perr := p.Run()
+	cancel()
+	var engErr error
+	select {
+	case engErr = <-engDone:
+	case <-time.After(5 * time.Second):
+		engErr = errors.New("source did not stop within 5s")
+	}
+	if perr != nil && !errors.Is(perr, tea.ErrProgramKilled) && !errors.Is(perr, context.Canceled) {
+		return fmt.Errorf("terminal UI: %w", perr)
+	}
+	if engErr != nil && !errors.Is(engErr, context.Canceled) {
+		return engErr
+	}
+	return nil
+}
