@@ -103,7 +103,6 @@ type Model struct {
 
 	w, h int
 	view viewKind
-	prev viewKind // where Esc returns from the detail view
 	mode mode
 	help bool
 
