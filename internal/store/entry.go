@@ -160,32 +160,47 @@ func (e *entry) set(fl *flow.Flow) {
 	}
 }
 
-// flow materializes the flow into fl.
+// flow materializes the flow into fl. It assigns field by field (every
+// field of flow.Flow): this runs for every flow of every filtered query.
 func (e *entry) flow(fl *flow.Flow) {
-	orig := e.origTuple()
-	*fl = flow.Flow{
-		ID:          e.id,
-		Family:      e.family,
-		Proto:       e.proto,
-		TCPState:    e.tcpState,
-		Status:      flow.Status(e.status),
-		Orig:        orig,
-		Timeout:     e.timeout,
-		Mark:        e.mark,
-		Zone:        e.zone,
-		HasCounters: e.flags&flagHasCounters != 0,
-		Counters:    e.counters,
+	if e.extra != nil && e.extra.origFull != nil {
+		fl.Orig = *e.extra.origFull
+	} else {
+		fl.Orig.Src = unpackAddr(&e.src, e.family)
+		fl.Orig.Dst = unpackAddr(&e.dst, e.family)
+		if flow.IsICMP(e.proto) {
+			fl.Orig.SrcPort, fl.Orig.DstPort = 0, 0
+			fl.Orig.Type, fl.Orig.Code, fl.Orig.ID = uint8(e.sport>>8), uint8(e.sport), e.dport
+		} else {
+			fl.Orig.SrcPort, fl.Orig.DstPort = e.sport, e.dport
+			fl.Orig.Type, fl.Orig.Code, fl.Orig.ID = 0, 0, 0
+		}
 	}
+	fl.ID = e.id
+	fl.Family = e.family
+	fl.Proto = e.proto
+	fl.TCPState = e.tcpState
+	fl.Status = flow.Status(e.status)
+	fl.Timeout = e.timeout
+	fl.Mark = e.mark
+	fl.Zone = e.zone
+	fl.HasCounters = e.flags&flagHasCounters != 0
+	fl.Counters = e.counters
 	if x := e.extra; x != nil {
 		if x.reply != nil {
 			fl.Reply = *x.reply
 		} else {
-			fl.Reply = orig.Reverse(e.proto)
+			fl.Reply = fl.Orig.Reverse(e.proto)
 		}
 		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = x.master, x.helper, x.invalid, x.invalidReason
 		return
 	}
-	fl.Reply = orig.Reverse(e.proto)
+	if flow.IsICMP(e.proto) {
+		fl.Reply = fl.Orig.Reverse(e.proto)
+	} else {
+		fl.Reply = flow.Tuple{Src: fl.Orig.Dst, Dst: fl.Orig.Src, SrcPort: fl.Orig.DstPort, DstPort: fl.Orig.SrcPort}
+	}
+	fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = nil, "", 0, ""
 }
 
 // hasKey reports whether e is the flow with key k.
@@ -205,11 +220,6 @@ func (e *entry) hasKey(k *flow.Key) bool {
 		return false
 	}
 	return packAddr(k.Orig.Src) == e.src && packAddr(k.Orig.Dst) == e.dst
-}
-
-// key returns the flow's key.
-func (e *entry) key() flow.Key {
-	return flow.Key{Proto: e.proto, Zone: e.zone, Orig: e.origTuple()}
 }
 
 // state returns the netfilter state.

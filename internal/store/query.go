@@ -19,9 +19,12 @@ type item struct {
 	idx    uint32
 }
 
-// queryCache keeps the matched items of the last query, partly ordered,
-// so that the next query with the same filter and sort key on an unchanged
-// table skips the scan (scrolling, frames with no change).
+// queryCache keeps the matched items of the last query so that the next
+// query with the same filter and sort key on an unchanged table skips the
+// scan (scrolling, frames with no change). The first query after a change
+// only partly orders the items (the window); from the third query on an
+// unchanged table they are sorted fully, so that later windows and
+// selections cost O(window + log n).
 type queryCache struct {
 	valid  bool
 	gen    uint64
@@ -29,6 +32,8 @@ type queryCache struct {
 	sort   SortKey
 	items  []item
 	total  int
+	hits   int
+	sorted bool
 }
 
 // sameMatcher reports whether a and b are the same matcher without
@@ -46,17 +51,75 @@ func sameMatcher(a, b Matcher) bool {
 
 // Query returns a window of the filtered table (live and lingering flows)
 // sorted by q.Sort. The cost is one pass over the table plus an expected
-// linear-time selection of the window; only the window's rows are built.
-// Ties are broken by the flow key, so the order is total and stable; Desc
-// reverses the whole order. Limit <= 0 returns no rows (Matched and
-// SelectedIndex are still computed).
+// linear-time selection of the window; only the window's rows are built,
+// and repeated queries on an unchanged table reuse the pass. Ties are
+// broken by the flow key, so the order is total and stable; Desc reverses
+// the whole order. Limit <= 0 returns no rows (Matched and SelectedIndex
+// are still computed). q.Filter must not change its answers while the
+// store may reuse them (a *filter.Filter never does).
 func (s *Store) Query(q Query) Result {
 	if q.Sort >= NumSortKeys {
 		q.Sort = SortAge
 	}
 	c := &s.q
-	if !c.valid || c.gen != s.gen || c.sort != q.Sort || !sameMatcher(c.filter, q.Filter) {
-		s.collect(q.Filter, q.Sort)
+
+	// The selected flow's item, when it is there and passes the filter.
+	var sel *item
+	if q.Select != nil {
+		if i, ok := s.tab.lookup(q.Select); ok {
+			e := s.tab.at(i)
+			pass := true
+			if q.Filter != nil {
+				e.flow(&s.scratch)
+				pass = q.Filter.Match(&s.scratch)
+			}
+			if pass {
+				sel = &item{k1: sortPrefix(e, q.Sort), k2: keyPrefix(e), idx: i}
+			}
+		}
+	}
+
+	rank := -1
+	same := c.valid && c.sort == q.Sort && sameMatcher(c.filter, q.Filter)
+	if same && c.gen != s.gen && !s.dirty.overflow {
+		s.refresh()
+	}
+	if !same || c.gen != s.gen {
+		rank = s.collect(q.Filter, q.Sort, sel)
+	} else {
+		c.hits++
+		if !c.sorted && c.hits >= 2 {
+			slices.SortFunc(c.items, func(a, b item) int {
+				if s.less(&a, &b, q.Sort) {
+					return -1
+				}
+				if a.idx == b.idx {
+					return 0
+				}
+				return 1
+			})
+			c.sorted = true
+		}
+		if sel != nil {
+			if c.sorted {
+				rank, _ = slices.BinarySearchFunc(c.items, sel, func(a item, b *item) int {
+					if s.less(&a, b, q.Sort) {
+						return -1
+					}
+					if a.idx == b.idx {
+						return 0
+					}
+					return 1
+				})
+			} else {
+				rank = 0
+				for j := range c.items {
+					if s.less(&c.items[j], sel, q.Sort) {
+						rank++
+					}
+				}
+			}
+		}
 	}
 	items := c.items
 	m := len(items)
@@ -64,17 +127,16 @@ func (s *Store) Query(q Query) Result {
 
 	limit := max(q.Limit, 0)
 	off := max(q.Offset, 0)
-	if q.Select != nil {
-		if r := s.rank(q.Select, q.Filter, q.Sort); r >= 0 {
-			if q.Desc {
-				r = m - 1 - r
-			}
-			res.SelectedIndex = r
-			if r < off {
-				off = r
-			} else if limit > 0 && r >= off+limit {
-				off = r - limit + 1
-			}
+	if sel != nil && rank >= 0 {
+		r := rank
+		if q.Desc {
+			r = m - 1 - r
+		}
+		res.SelectedIndex = r
+		if r < off {
+			off = r
+		} else if limit > 0 && r >= off+limit {
+			off = r - limit + 1
 		}
 	}
 	off = min(off, max(m-limit, 0))
@@ -88,7 +150,9 @@ func (s *Store) Query(q Query) Result {
 	if q.Desc {
 		lo, hi = m-end, m-off
 	}
-	s.selectWindow(items, lo, hi, q.Sort)
+	if !c.sorted {
+		s.selectWindow(items, lo, hi, q.Sort)
+	}
 	res.Rows = make([]Row, 0, hi-lo)
 	for j := lo; j < hi; j++ {
 		res.Rows = append(res.Rows, s.row(items[j].idx))
@@ -99,11 +163,18 @@ func (s *Store) Query(q Query) Result {
 	return res
 }
 
-// collect fills the cache with the items passing m.
-func (s *Store) collect(m Matcher, key SortKey) {
+// collect fills the cache with the items passing m and returns the rank
+// of sel among them (-1 when sel is nil).
+func (s *Store) collect(m Matcher, key SortKey, sel *item) int {
 	c := &s.q
 	items := c.items[:0]
+	if n := s.live + s.lingering; cap(items) < n || cap(items) > 4096 && cap(items) > 4*n {
+		// Room for some growth, without append's doubling; no huge
+		// buffer kept after the table shrank.
+		items = make([]item, 0, n+n/16)
+	}
 	total := 0
+	rank := 0
 	for i := uint32(0); i < s.tab.hw; i++ {
 		e := s.tab.at(i)
 		if e.flags&flagUsed == 0 {
@@ -116,37 +187,95 @@ func (s *Store) collect(m Matcher, key SortKey) {
 				continue
 			}
 		}
-		items = append(items, item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i})
-	}
-	// Do not keep a huge buffer after the table shrank a lot.
-	if cap(items) > 4096 && cap(items) > 4*len(items) {
-		items = slices.Clip(items)
+		it := item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i}
+		if sel != nil && s.less(&it, sel, key) {
+			rank++
+		}
+		items = append(items, it)
 	}
 	*c = queryCache{valid: true, gen: s.gen, filter: m, sort: key, items: items, total: total}
-}
-
-// rank returns the ascending position of the flow with key k among the
-// items, or -1 when it is not there (absent or filtered out).
-func (s *Store) rank(k *flow.Key, m Matcher, key SortKey) int {
-	i, ok := s.tab.lookup(k)
-	if !ok {
+	s.dirty.reset()
+	if sel == nil {
 		return -1
 	}
-	e := s.tab.at(i)
-	if m != nil {
-		e.flow(&s.scratch)
-		if !m.Match(&s.scratch) {
-			return -1
+	return rank
+}
+
+// refresh brings the cached items up to date with the entries changed
+// since they were collected: one cheap pass drops the changed entries'
+// items, then only those entries are evaluated again.
+func (s *Store) refresh() {
+	c := &s.q
+	d := &s.dirty
+	items := c.items[:0]
+	for _, it := range c.items {
+		if !d.has(it.idx) {
+			items = append(items, it)
 		}
 	}
-	sel := item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i}
-	r := 0
-	for j := range s.q.items {
-		if s.less(&s.q.items[j], &sel, key) {
-			r++
+	for _, i := range d.list {
+		e := s.tab.at(i)
+		if e.flags&flagUsed == 0 {
+			continue
 		}
+		if c.filter != nil {
+			e.flow(&s.scratch)
+			if !c.filter.Match(&s.scratch) {
+				continue
+			}
+		}
+		items = append(items, item{k1: sortPrefix(e, c.sort), k2: keyPrefix(e), idx: i})
 	}
-	return r
+	c.items = items
+	c.total = s.live + s.lingering
+	c.gen = s.gen
+	c.hits = 0
+	c.sorted = false
+	d.reset()
+}
+
+// dirtySet is the set of entry indices changed since the query cache was
+// filled: a bitmap plus the list of members. Past its limit it stops
+// tracking (overflow) and the next query rescans the table.
+type dirtySet struct {
+	bits     []uint64
+	list     []uint32
+	overflow bool
+}
+
+// mark adds i to the set; limit bounds the list.
+func (d *dirtySet) mark(i uint32, limit int) {
+	if d.overflow {
+		return
+	}
+	w := int(i >> 6)
+	if w >= len(d.bits) {
+		d.bits = append(d.bits, make([]uint64, w+1-len(d.bits)+len(d.bits)/2)...)
+	}
+	if d.bits[w]&(1<<(i&63)) != 0 {
+		return
+	}
+	if len(d.list) >= limit {
+		d.overflow = true
+		return
+	}
+	d.bits[w] |= 1 << (i & 63)
+	d.list = append(d.list, i)
+}
+
+// has reports whether i is in the set.
+func (d *dirtySet) has(i uint32) bool {
+	w := int(i >> 6)
+	return w < len(d.bits) && d.bits[w]&(1<<(i&63)) != 0
+}
+
+// reset empties the set.
+func (d *dirtySet) reset() {
+	for _, i := range d.list {
+		d.bits[i>>6] &^= 1 << (i & 63)
+	}
+	d.list = d.list[:0]
+	d.overflow = false
 }
 
 // less orders items by sort value, then flow key.
@@ -222,21 +351,25 @@ func (s *Store) psort(a []item, from, to, wlo, whi int, key SortKey, budget int)
 	}
 }
 
-// partition partitions a[from:to] around a median-of-three pivot and
-// returns the pivot's final position.
+// partition partitions a[from:to] around the median of three randomly
+// chosen elements and returns the pivot's final position. Random pivots
+// keep the expected cost linear whatever order earlier queries left the
+// items in.
 func (s *Store) partition(a []item, from, to int, key SortKey) int {
-	mid := from + (to-from)/2
+	n := uint64(to - from)
+	x, y, z := from+int(s.rand()%n), from+int(s.rand()%n), from+int(s.rand()%n)
+	// Median of a[x], a[y], a[z] into p.
+	if s.less(&a[y], &a[x], key) {
+		x, y = y, x
+	}
+	if s.less(&a[z], &a[y], key) {
+		y = z
+		if s.less(&a[y], &a[x], key) {
+			y = x
+		}
+	}
 	last := to - 1
-	// Median of three into a[last].
-	if s.less(&a[mid], &a[from], key) {
-		a[mid], a[from] = a[from], a[mid]
-	}
-	if s.less(&a[last], &a[from], key) {
-		a[last], a[from] = a[from], a[last]
-	}
-	if s.less(&a[mid], &a[last], key) {
-		a[mid], a[last] = a[last], a[mid]
-	}
+	a[y], a[last] = a[last], a[y]
 	pivot := a[last]
 	i := from
 	for j := from; j < last; j++ {
@@ -247,6 +380,18 @@ func (s *Store) partition(a []item, from, to int, key SortKey) int {
 	}
 	a[i], a[last] = a[last], a[i]
 	return i
+}
+
+// rand returns the next value of the store's pivot generator
+// (xorshift64*); it needs no quality beyond not following the data.
+func (s *Store) rand() uint64 {
+	if s.rnd == 0 {
+		s.rnd = 0x9e3779b97f4a7c15
+	}
+	s.rnd ^= s.rnd >> 12
+	s.rnd ^= s.rnd << 25
+	s.rnd ^= s.rnd >> 27
+	return s.rnd * 2685821657736338717
 }
 
 // row builds the Row of entry i.

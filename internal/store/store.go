@@ -46,6 +46,8 @@ type Store struct {
 
 	scratch flow.Flow // reused for Matcher calls (no allocation per flow)
 	q       queryCache
+	dirty   dirtySet // entries changed since the query cache was filled
+	rnd     uint64   // pivot generator state
 }
 
 // counts are the incrementally maintained per-flow counts of live flows.
@@ -160,12 +162,14 @@ func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
 	if ok && s.tab.at(i).flags&flagDestroyed != 0 {
 		// The key was destroyed and is back: a new flow.
 		s.unlinger(i)
+		s.touch(i)
 		s.tab.remove(i)
 		ok = false
 	}
 	s.gen++
 	if !ok {
 		i = s.tab.insert(&k)
+		s.touch(i)
 		e := s.tab.at(i)
 		e.flags = flagUsed
 		e.firstSeen = at
@@ -187,6 +191,7 @@ func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
 		}
 		return
 	}
+	s.touch(i)
 	e := s.tab.at(i)
 	from := e.phase()
 	old := e.counters
@@ -291,7 +296,7 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 
 // destroy marks entry i destroyed at time at, and schedules its removal.
 func (s *Store) destroy(i uint32, e *entry, at int64, from Phase, fl *flow.Flow) {
-	s.gen++
+	s.touch(i)
 	e.flags |= flagDestroyed
 	e.rates = [4]float32{}
 	e.lastSeen = max(e.lastSeen, at)
@@ -336,6 +341,12 @@ func (s *Store) reconcile(at int64) {
 		e.flow(&fl)
 		s.destroy(i, e, at, e.phase(), &fl)
 	}
+}
+
+// touch records that entry i changed (or is about to be removed).
+func (s *Store) touch(i uint32) {
+	s.gen++
+	s.dirty.mark(i, max(1024, int(s.tab.hw)/8))
 }
 
 // transition counts a phase change.
@@ -384,9 +395,9 @@ func (s *Store) expire(now int64) {
 		if e.flags&flagUsed == 0 || e.flags&flagDestroyed == 0 || e.lastSeen != it.at {
 			continue // reused or revived since
 		}
+		s.touch(it.idx)
 		s.tab.remove(it.idx)
 		s.lingering--
-		s.gen++
 	}
 	// Compact the queue once its consumed head dominates.
 	if s.lhead > 1024 && s.lhead*2 > len(s.linger) {

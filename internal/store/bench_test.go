@@ -1,0 +1,269 @@
+package store
+
+import (
+	"net/netip"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/filter"
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
+)
+
+// bigFlow returns flow n of a large realistic table: IPv4 TCP (70%, in
+// various states), UDP (20%), IPv6 TCP (10%), from many clients to a few
+// servers, with counters.
+func bigFlow(n int) flow.Flow {
+	var f flow.Flow
+	switch n % 10 {
+	case 0:
+		var a [16]byte
+		a[0], a[1] = 0xfd, 0x00
+		a[12], a[13], a[14], a[15] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+		f = flow.Flow{Family: flow.FamilyIPv6, Proto: flow.ProtoTCP, TCPState: flow.TCPEstablished,
+			Orig: flow.Tuple{Src: netip.AddrFrom16(a), Dst: netip.MustParseAddr("fd00::1"), SrcPort: uint16(1024 + n%60000), DstPort: 443}}
+	case 1, 2:
+		f = flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoUDP,
+			Orig: flow.Tuple{Src: netip.AddrFrom4([4]byte{10, 1, byte(n >> 8), byte(n)}), Dst: netip.AddrFrom4([4]byte{10, 0, 0, byte(n % 4)}), SrcPort: uint16(1024 + n%60000), DstPort: 53}}
+	default:
+		states := [...]flow.TCPState{flow.TCPEstablished, flow.TCPEstablished, flow.TCPTimeWait, flow.TCPSynSent, flow.TCPCloseWait}
+		f = flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoTCP, TCPState: states[n%5],
+			Orig: flow.Tuple{Src: netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), Dst: netip.AddrFrom4([4]byte{10, 0, 0, byte(n % 8)}),
+				SrcPort: uint16(1024 + n%60000), DstPort: [...]uint16{443, 80, 22, 8080}[n%4]}}
+	}
+	f.ID = uint32(n)
+	f.Status = flow.StatusConfirmed
+	if f.TCPState != flow.TCPSynSent {
+		f.Status |= flow.StatusSeenReply | flow.StatusAssured
+	}
+	f.Timeout = uint32(n % 432000)
+	f.Reply = f.Orig.Reverse(f.Proto)
+	f.HasCounters = true
+	f.Counters = flow.Counters{OrigPackets: uint64(n % 1000), OrigBytes: uint64(n % 100000), ReplyPackets: uint64(n % 700), ReplyBytes: uint64(n % 77777)}
+	return f
+}
+
+// loadBig returns a store holding n flows loaded as a source's initial
+// listing, then every other TCP flow taken through two more transitions
+// and a counter sample (so histories and rates are not empty).
+func loadBig(n int) *Store {
+	s := New(Options{})
+	s.Tick(t0)
+	batch := make([]source.Event, 0, 1024)
+	flush := func() { s.Apply(batch); batch = batch[:0] }
+	for i := range n {
+		f := bigFlow(i)
+		if f.Proto == flow.ProtoTCP && i%2 == 0 {
+			f.TCPState = flow.TCPSynSent
+		}
+		batch = append(batch, ev(source.EventNew, t0, f))
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	batch = append(batch, synced(t0))
+	flush()
+	t1 := at(time.Second)
+	for i := range n {
+		f := bigFlow(i)
+		if f.Proto != flow.ProtoTCP || i%2 != 0 {
+			continue
+		}
+		g := f
+		g.TCPState = flow.TCPSynRecv
+		batch = append(batch, ev(source.EventUpdate, t1, g), ev(source.EventUpdate, t1, f))
+		f.Counters.OrigBytes += uint64(i % 5000)
+		batch = append(batch, ev(source.EventCounters, t1, f))
+		if len(batch) >= 1020 {
+			flush()
+		}
+	}
+	flush()
+	s.Tick(at(2 * time.Second))
+	return s
+}
+
+const bigN = 262144
+
+// BenchmarkQuery measures a windowed, filtered, sorted query over 262,144
+// flows. "rescan" makes every query scan and filter the whole table (a new
+// filter each time: the worst case); "changed" applies one event before
+// each query (a busy table: the cached scan is refreshed incrementally);
+// "unchanged" is a frame on an idle table.
+func BenchmarkQuery(b *testing.B) {
+	s := loadBig(bigN)
+	flt := filter.MustParse("tcp and not state TIME_WAIT")
+	churn := bigFlow(bigN + 1)
+	for _, bc := range []struct {
+		name string
+		q    Query
+	}{
+		{"nofilter_age_top", Query{Sort: SortAge, Limit: 50}},
+		{"filtered_bytes_desc_top", Query{Filter: flt, Sort: SortBytes, Desc: true, Limit: 50}},
+		{"filtered_src_deep", Query{Filter: flt, Sort: SortSrc, Offset: 100000, Limit: 50}},
+		{"filtered_state_mid", Query{Filter: flt, Sort: SortState, Offset: 60000, Limit: 50}},
+		{"filtered_rate_select", Query{Filter: flt, Sort: SortRate, Desc: true, Limit: 50, Select: &flow.Key{}}},
+	} {
+		q := bc.q
+		if q.Select != nil {
+			k := keyOf(bigFlow(4000))
+			q.Select = &k
+		}
+		b.Run(bc.name+"/rescan", func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			q := q
+			alt := [2]Matcher{q.Filter, nil}
+			if q.Filter != nil {
+				alt[1] = filter.MustParse(flt.String()) // equal, but not the same filter
+			} else {
+				alt[1] = filter.MustParse("")
+			}
+			for i := 0; b.Loop(); i++ {
+				q.Filter = alt[i%2]
+				if r := s.Query(q); len(r.Rows) != 50 {
+					b.Fatalf("%d rows", len(r.Rows))
+				}
+			}
+		})
+		b.Run(bc.name+"/changed", func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for i := 0; b.Loop(); i++ {
+				churn.Timeout = uint32(i)
+				s.Apply([]source.Event{ev(source.EventUpdate, at(3*time.Second), churn)})
+				if r := s.Query(q); len(r.Rows) != 50 {
+					b.Fatalf("%d rows", len(r.Rows))
+				}
+			}
+		})
+		b.Run(bc.name+"/unchanged", func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				if r := s.Query(q); len(r.Rows) != 50 {
+					b.Fatalf("%d rows", len(r.Rows))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkApply measures steady churn on a 65,536-flow table: each
+// connection is a new, two updates and a destroy (lingering, expired by
+// Tick). It reports events per second.
+func BenchmarkApply(b *testing.B) {
+	s := loadBig(65536)
+	batch := make([]source.Event, 0, 256)
+	now := at(3 * time.Second)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	events := 0
+	n := 1 << 20
+	for b.Loop() {
+		batch = batch[:0]
+		for range 64 {
+			f := tcpFlow(n, 443, flow.TCPSynSent)
+			n++
+			g := f
+			g.TCPState, g.Status = flow.TCPEstablished, g.Status|flow.StatusSeenReply|flow.StatusAssured
+			h := withCounters(g, 10, 1000, 8, 4000)
+			h.TCPState = flow.TCPTimeWait
+			batch = append(batch, ev(source.EventNew, now, f), ev(source.EventUpdate, now, g), ev(source.EventUpdate, now, h), ev(source.EventDestroy, now, h))
+		}
+		s.Apply(batch)
+		events += len(batch)
+		now = now.Add(time.Millisecond)
+		s.Tick(now)
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(events)/(float64(cpuTime()-cpu0)/1e9), "events/cpu-s")
+}
+
+// BenchmarkFilterScan measures filter evaluation over the store's flows
+// (materializing each flow, as Query does).
+func BenchmarkFilterScan(b *testing.B) {
+	s := loadBig(65536)
+	flt := filter.MustParse("tcp and dport 443 and not state TIME_WAIT or udp port 53")
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		n := 0
+		for i := uint32(0); i < s.tab.hw; i++ {
+			e := s.tab.at(i)
+			e.flow(&s.scratch)
+			if flt.Match(&s.scratch) {
+				n++
+			}
+		}
+		if n == 0 {
+			b.Fatal("nothing matched")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/65536, "ns/flow")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/65536, "cpu-ns/flow")
+}
+
+// reportCPU reports the process CPU time per operation ("cpu-ns/op"), which
+// unlike ns/op does not grow when other processes share the machine. Use:
+// defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// cpuTime returns the process's user+system CPU time in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// heapBytes returns the live heap after a full collection.
+func heapBytes() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkMemoryPerFlow reports the store's heap bytes per flow at
+// 262,144 flows (after one query, so the query buffer is included).
+func BenchmarkMemoryPerFlow(b *testing.B) {
+	for b.Loop() {
+		before := heapBytes()
+		s := loadBig(bigN)
+		s.Query(Query{Sort: SortBytes, Limit: 50})
+		after := heapBytes()
+		b.ReportMetric(float64(after-before)/bigN, "B/flow")
+		runtime.KeepAlive(s)
+	}
+}
+
+// TestMemoryPerFlow holds the store to its budget: at most 256 bytes of
+// heap per flow at 262,144 flows, query buffer included.
+func TestMemoryPerFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 262,144-flow table")
+	}
+	before := heapBytes()
+	s := loadBig(bigN)
+	s.Query(Query{Sort: SortBytes, Limit: 50})
+	after := heapBytes()
+	per := float64(after-before) / bigN
+	t.Logf("%.1f bytes per flow at %d flows", per, bigN)
+	if per > 256 {
+		t.Fatalf("%.1f bytes per flow, budget 256", per)
+	}
+	if s.Len() != bigN {
+		t.Fatalf("Len = %d", s.Len())
+	}
+	runtime.KeepAlive(s)
+}
