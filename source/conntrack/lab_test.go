@@ -264,7 +264,8 @@ func (r *runner) until(timeout time.Duration, what string, cond func(*table) boo
 			r.t.Fatalf("waiting for %s: source stopped: %v", what, err)
 		case <-tick.C:
 		case <-deadline:
-			r.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			r.t.Fatalf("timed out after %v waiting for %s (table: %d flows, %d syncs, %d resyncs, %d lost, listing %v)",
+				timeout, what, len(r.tb.flows), r.tb.synced, r.tb.resyncs, r.tb.lost, r.tb.listing)
 		}
 	}
 }

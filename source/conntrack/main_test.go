@@ -72,3 +72,9 @@ func TestCheckLoaded(t *testing.T) {
 		t.Fatalf("checkLoaded = %v", err)
 	}
 }
+
+var errAgain = unix.EAGAIN
+
+func recvfromDontWait(fd int, b []byte) (int, unix.Sockaddr, error) {
+	return unix.Recvfrom(fd, b, unix.MSG_DONTWAIT)
+}

@@ -218,11 +218,31 @@ func dumpFlows(s *sock, fn func(f *flow.Flow) error) error {
 	})
 }
 
+// dropCheckEvery is how many datagrams the event loop reads between two
+// checks of the socket's drop counter.
+const dropCheckEvery = 64
+
 // eventLoop reads conntrack events until ctx ends or the socket fails.
+//
+// The kernel reports ENOBUFS only for the first drop of a congestion
+// episode (until the queue drains, further drops are silent except in the
+// socket's drop counter), so the loop also resyncs when that counter moved:
+// checked when idle and every dropCheckEvery datagrams.
 func (r *run) eventLoop(ctx context.Context) error {
 	var f flow.Flow
+	sinceCheck := 0
 	for ctx.Err() == nil {
 		b, err := r.events.recv()
+		if sinceCheck++; err != nil || sinceCheck >= dropCheckEvery {
+			sinceCheck = 0
+			if d, derr := r.events.drops(); derr == nil && d != r.drops && !errors.Is(err, unix.ENOBUFS) {
+				// What b holds is older than the new listing: drop it.
+				if err := r.resync(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, errTimeout):
