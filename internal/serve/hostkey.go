@@ -20,8 +20,11 @@ const maxKeyFile = 1 << 20
 
 // loadOrCreateHostKey returns the PEM host key at path, creating an ed25519
 // key there (mode 0600, parent directories 0700) when the file does not
-// exist. An existing key readable by group or others is refused, as sshd
-// does. created says whether the key is new.
+// exist. An existing key that others may read, or anyone but its owner may
+// write, is refused. (Group read is allowed: a Kubernetes Secret volume
+// shared with the pod's fsGroup needs mode 0440. Symlinks are followed
+// for the same reason: Secret volumes are made of them.) created says
+// whether the key is new.
 func loadOrCreateHostKey(path string) (pemBytes []byte, signer gossh.Signer, created bool, err error) {
 	pemBytes, err = readPrivateFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -38,10 +41,10 @@ func loadOrCreateHostKey(path string) (pemBytes []byte, signer gossh.Signer, cre
 	return pemBytes, signer, created, nil
 }
 
-// readPrivateFile reads a private key file, refusing symlinks and files
-// that group or others may read.
+// readPrivateFile reads a private key file, refusing files that others may
+// read or that group or others may write.
 func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open host key: %w", err)
 	}
@@ -53,8 +56,8 @@ func readPrivateFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("host key %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("host key %s has mode %04o, readable by others: run chmod 600 on it", path, perm)
+	if perm := st.Mode().Perm(); perm&0o027 != 0 {
+		return nil, fmt.Errorf("host key %s has mode %04o, open to others: run chmod 600 on it", path, perm)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
 	if err != nil {

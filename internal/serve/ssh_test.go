@@ -394,12 +394,23 @@ func TestHostKeyCreatedOnce(t *testing.T) {
 	if _, _, _, err := loadOrCreateHostKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable host key: err = %v; want a refusal naming chmod 600", err)
 	}
+	if err := os.Chmod(path, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := loadOrCreateHostKey(path); err == nil {
+		t.Error("group-writable host key accepted")
+	}
+	// A Kubernetes Secret volume: mode 0440 (fsGroup) behind symlinks.
+	if err := os.Chmod(path, 0o440); err != nil {
+		t.Fatal(err)
+	}
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := loadOrCreateHostKey(link); err == nil {
-		t.Error("host key through a symlink accepted")
+	if _, s3, created, err := loadOrCreateHostKey(link); err != nil || created ||
+		!bytes.Equal(s1.PublicKey().Marshal(), s3.PublicKey().Marshal()) {
+		t.Errorf("host key behind a symlink, mode 0440: created=%v err=%v", created, err)
 	}
 }
 
