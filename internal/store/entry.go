@@ -136,28 +136,39 @@ func (e *entry) set(fl *flow.Flow) {
 		e.counters = fl.Counters
 	}
 
-	var x extra
-	need := false
-	if !compact {
-		t := fl.Orig
-		x.origFull, need = &t, true
-	}
-	if fl.Reply != fl.Orig.Reverse(fl.Proto) {
-		t := fl.Reply
-		x.reply, need = &t, true
-	}
-	if fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != "" {
-		x.master, x.helper, x.invalid, x.invalidReason = fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason
-		need = true
-	}
+	nat := fl.Reply != fl.Orig.Reverse(fl.Proto)
+	rare := fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != ""
 	switch {
-	case !need:
+	case compact && !nat && !rare:
 		e.extra = nil
-	case e.extra != nil && *e.extra == x:
-		// unchanged: keep the old one
+	case e.extra != nil && e.extra.same(fl, compact, nat):
+		// unchanged: keep it (no allocation per update)
 	default:
-		e.extra = &x
+		x := &extra{helper: fl.Helper, master: fl.Master, invalid: fl.Invalid, invalidReason: fl.InvalidReason}
+		if !compact {
+			t := fl.Orig
+			x.origFull = &t
+		}
+		if nat {
+			t := fl.Reply
+			x.reply = &t
+		}
+		e.extra = x
 	}
+}
+
+// same reports whether x already holds what fl needs.
+func (x *extra) same(fl *flow.Flow, compact, nat bool) bool {
+	if (x.origFull == nil) != compact || (x.origFull != nil && *x.origFull != fl.Orig) {
+		return false
+	}
+	if (x.reply != nil) != nat || (x.reply != nil && *x.reply != fl.Reply) {
+		return false
+	}
+	if (x.master == nil) != (fl.Master == nil) || (x.master != nil && *x.master != *fl.Master) {
+		return false
+	}
+	return x.helper == fl.Helper && x.invalid == fl.Invalid && x.invalidReason == fl.InvalidReason
 }
 
 // flow materializes the flow into fl. It assigns field by field (every

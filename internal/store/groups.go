@@ -10,7 +10,8 @@ import (
 )
 
 // Detail returns the flow with key k (live or lingering) and its
-// transition history, oldest first.
+// transition history, oldest first (at most Options.HistoryLen entries;
+// transition times have millisecond resolution).
 func (s *Store) Detail(k flow.Key) (Detail, bool) {
 	i, ok := s.tab.lookup(&k)
 	if !ok {

@@ -470,3 +470,18 @@ func TestIndexChurn(t *testing.T) {
 		t.Fatalf("Total = %d, want %d", r.Total, len(live))
 	}
 }
+
+func TestUpdateDoesNotAllocate(t *testing.T) {
+	s := newSynced(Options{})
+	nat := tcpFlow(1, 80, flow.TCPEstablished)
+	nat.Reply.Src = netip.MustParseAddr("192.0.2.1")
+	nat.Helper = "ftp"
+	plain := tcpFlow(2, 80, flow.TCPEstablished)
+	s.Apply([]source.Event{ev(source.EventNew, at(0), nat), ev(source.EventNew, at(0), plain)})
+	for _, f := range []flow.Flow{nat, plain} {
+		evs := []source.Event{ev(source.EventUpdate, at(time.Second), f)}
+		if n := testing.AllocsPerRun(50, func() { s.Apply(evs) }); n != 0 {
+			t.Errorf("update of %v allocated %v times", f.Orig, n)
+		}
+	}
+}
