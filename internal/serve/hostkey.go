@@ -87,12 +87,12 @@ func createHostKey(path string) ([]byte, error) {
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		os.Remove(path)
+		_ = os.Remove(path)
 		return nil, fmt.Errorf("write host key %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(path)
+		_ = os.Remove(path)
 		return nil, fmt.Errorf("write host key %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {

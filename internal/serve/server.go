@@ -71,7 +71,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if cfg.MetricsAddr != "" {
 		if err := s.setupHTTP(); err != nil {
 			if s.sshLn != nil {
-				s.sshLn.Close()
+				_ = s.sshLn.Close()
 			}
 			return nil, err
 		}
@@ -212,7 +212,7 @@ func (s *Server) shutdown() error {
 
 	var errs []error
 	if s.sshLn != nil {
-		s.sshLn.Close() // no new connections
+		_ = s.sshLn.Close() // no new connections
 	}
 	for _, se := range live {
 		se.stop(stopShutdown)
@@ -340,7 +340,7 @@ func (s *Server) handle(sess ssh.Session) {
 	} else {
 		code = s.runTUI(se, sess)
 	}
-	if msg := se.stopped().message(s.cfg.IdleTimeout); msg != "" {
+	if msg := se.stopped().message(s.cfg.IdleTimeout); msg != "" && len(info.Command) == 0 {
 		fmt.Fprintf(sess.Stderr(), "\n%s\n", msg)
 	}
 	_ = sess.Exit(code)

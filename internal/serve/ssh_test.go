@@ -478,7 +478,12 @@ func TestNewErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := New(eng, tt.cfg)
 			if err == nil {
-				s.sshLn.Close()
+				if s.sshLn != nil {
+					_ = s.sshLn.Close()
+				}
+				if s.httpLn != nil {
+					_ = s.httpLn.Close()
+				}
 				t.Fatal("New succeeded")
 			}
 			if !strings.Contains(err.Error(), tt.want) {
