@@ -12,19 +12,22 @@ import (
 )
 
 // item is one matched flow during a query: k1 is an order-preserving
-// 64-bit prefix of its sort value, k2 of its flow key; exact comparison
-// (entryCmp) decides only when both tie.
+// 64-bit prefix of its sort value, k2 and k3 the first 96 bits of its flow
+// key in key order (k3 fills what would be padding); exact comparison
+// (entryCmp) decides only when all three tie.
 type item struct {
 	k1, k2 uint64
 	idx    uint32
+	k3     uint32
 }
 
 // queryCache keeps the matched items of the last query so that the next
 // query with the same filter and sort key on an unchanged table skips the
 // scan (scrolling, frames with no change). The first query after a change
-// only partly orders the items (the window); from the third query on an
-// unchanged table they are sorted fully, so that later windows and
-// selections cost O(window + log n).
+// only partly orders the items (the window, whose bounds are kept in
+// fixedLo/fixedHi so that asking for it again costs only its rows); from
+// the fifth query on an unchanged table they are sorted fully, so that any
+// later window or selection costs O(window + log n).
 type queryCache struct {
 	valid  bool
 	gen    uint64
@@ -34,6 +37,8 @@ type queryCache struct {
 	total  int
 	hits   int
 	sorted bool
+	// items[fixedLo:fixedHi] are sorted and in their final places.
+	fixedLo, fixedHi int
 }
 
 // sameMatcher reports whether a and b are the same matcher without
@@ -74,7 +79,8 @@ func (s *Store) Query(q Query) Result {
 				pass = q.Filter.Match(&s.scratch)
 			}
 			if pass {
-				sel = &item{k1: sortPrefix(e, q.Sort), k2: keyPrefix(e), idx: i}
+				it := newItem(e, q.Sort, i)
+				sel = &it
 			}
 		}
 	}
@@ -88,7 +94,7 @@ func (s *Store) Query(q Query) Result {
 		rank = s.collect(q.Filter, q.Sort, sel)
 	} else {
 		c.hits++
-		if !c.sorted && c.hits >= 2 {
+		if !c.sorted && c.hits >= 4 {
 			slices.SortFunc(c.items, func(a, b item) int {
 				if s.less(&a, &b, q.Sort) {
 					return -1
@@ -150,8 +156,9 @@ func (s *Store) Query(q Query) Result {
 	if q.Desc {
 		lo, hi = m-end, m-off
 	}
-	if !c.sorted {
+	if !c.sorted && (lo < c.fixedLo || hi > c.fixedHi) {
 		s.selectWindow(items, lo, hi, q.Sort)
+		c.fixedLo, c.fixedHi = lo, hi
 	}
 	res.Rows = make([]Row, 0, hi-lo)
 	for j := lo; j < hi; j++ {
@@ -187,7 +194,7 @@ func (s *Store) collect(m Matcher, key SortKey, sel *item) int {
 				continue
 			}
 		}
-		it := item{k1: sortPrefix(e, key), k2: keyPrefix(e), idx: i}
+		it := newItem(e, key, i)
 		if sel != nil && s.less(&it, sel, key) {
 			rank++
 		}
@@ -224,13 +231,14 @@ func (s *Store) refresh() {
 				continue
 			}
 		}
-		items = append(items, item{k1: sortPrefix(e, c.sort), k2: keyPrefix(e), idx: i})
+		items = append(items, newItem(e, c.sort, i))
 	}
 	c.items = items
 	c.total = s.live + s.lingering
 	c.gen = s.gen
 	c.hits = 0
 	c.sorted = false
+	c.fixedLo, c.fixedHi = 0, 0
 	d.reset()
 }
 
@@ -285,6 +293,9 @@ func (s *Store) less(a, b *item, key SortKey) bool {
 	}
 	if a.k2 != b.k2 {
 		return a.k2 < b.k2
+	}
+	if a.k3 != b.k3 {
+		return a.k3 < b.k3
 	}
 	if a.idx == b.idx {
 		return false
@@ -462,21 +473,31 @@ func sortPrefix(e *entry, key SortKey) uint64 {
 	return 0
 }
 
-// keyPrefix returns an order-preserving 64-bit prefix of e's flow key as
-// cmpKey orders it: proto, family, source address, destination address.
-func keyPrefix(e *entry) uint64 {
+// newItem returns the query item of entry i.
+func newItem(e *entry, key SortKey, i uint32) item {
+	k2, k3 := keyPrefix(e)
+	return item{k1: sortPrefix(e, key), k2: k2, k3: k3, idx: i}
+}
+
+// keyPrefix returns an order-preserving 96-bit prefix of e's flow key as
+// cmpKey orders it (proto, family, source, destination, source port,
+// destination port): 64 bits in k2, the next 32 in k3.
+func keyPrefix(e *entry) (k2 uint64, k3 uint32) {
 	v := uint64(e.proto) << 56
 	switch {
 	case e.family == flow.FamilyIPv4:
-		return v | 1<<54 | uint64(binary.BigEndian.Uint32(e.src[12:]))<<22 | uint64(binary.BigEndian.Uint32(e.dst[12:]))>>10
+		src, dst := uint64(binary.BigEndian.Uint32(e.src[12:])), binary.BigEndian.Uint32(e.dst[12:])
+		return v | 1<<54 | src<<22 | uint64(dst>>10),
+			dst<<22 | uint32(e.sport)<<6 | uint32(e.dport>>10)
 	case e.family == flow.FamilyIPv6:
-		return v | 2<<54 | binary.BigEndian.Uint64(e.src[:8])>>10
+		hi, lo := binary.BigEndian.Uint64(e.src[:8]), binary.BigEndian.Uint64(e.src[8:])
+		return v | 2<<54 | hi>>10, uint32(hi&0x3ff)<<22 | uint32(lo>>42)
 	case e.family < flow.FamilyIPv4:
-		return v
+		return v, 0
 	case e.family < flow.FamilyIPv6:
-		return v | 2<<54
+		return v | 2<<54, 0
 	}
-	return v | 3<<54
+	return v | 3<<54, 0
 }
 
 // entryCmp compares two entries exactly by sort value, then flow key.
