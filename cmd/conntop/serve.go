@@ -33,7 +33,7 @@ func (env *runEnv) serve(ctx context.Context) error {
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 
-	topts := env.tuiOptions(true)
+	topts := env.tuiOptions(eng, true)
 	cfg := serve.Config{
 		SSHAddr:        o.ssh,
 		AuthorizedKeys: o.authorizedKeys,

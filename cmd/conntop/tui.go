@@ -17,7 +17,11 @@ import (
 
 // newEngine builds the engine for a chosen source.
 func (env *runEnv) newEngine(cs *chosenSource) *engine.Engine {
-	eng := engine.New(cs.src, engine.Options{Store: store.Options{Linger: env.opts.linger}})
+	eng := engine.New(cs.src, engine.Options{
+		Store: store.Options{Linger: env.opts.linger},
+		// A replay's flows age on the capture's timeline, not today's.
+		EventClock: cs.kind == "pcap",
+	})
 	if cs.notice != "" {
 		eng.SetNotice(cs.notice)
 	}
@@ -25,9 +29,10 @@ func (env *runEnv) newEngine(cs *chosenSource) *engine.Engine {
 }
 
 // tuiOptions are the TUI settings the flags ask for.
-func (env *runEnv) tuiOptions(readOnly bool) tui.Options {
+func (env *runEnv) tuiOptions(eng *engine.Engine, readOnly bool) tui.Options {
 	o := env.opts
 	to := tui.Options{
+		Now:         eng.Now,
 		Refresh:     o.refresh,
 		AllowDelete: o.allowDelete && !readOnly,
 		ReadOnly:    readOnly,
@@ -65,7 +70,7 @@ func (env *runEnv) tui(ctx context.Context) error {
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 
-	p := tea.NewProgram(tui.New(eng, env.tuiOptions(false)), tea.WithContext(ctx))
+	p := tea.NewProgram(tui.New(eng, env.tuiOptions(eng, false)), tea.WithContext(ctx))
 	_, perr := p.Run()
 	cancel()
 	var engErr error

@@ -27,6 +27,9 @@ type Options struct {
 	Store store.Options
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// EventClock makes the latest event time the clock instead of Now: a
+	// replayed capture's flows age on the capture's own timeline.
+	EventClock bool
 	// Tick is how often the store's clock advances while Run runs (default
 	// 250ms).
 	Tick time.Duration
@@ -63,6 +66,9 @@ type Engine struct {
 	st *store.Store
 
 	version atomic.Uint64
+	// eventTime is the latest event time seen (unix nanoseconds), the clock
+	// with Options.EventClock.
+	eventTime atomic.Int64
 
 	smu    sync.Mutex
 	status Status
@@ -90,8 +96,16 @@ func New(src source.Source, opts Options) *Engine {
 	return e
 }
 
-// Now returns the engine's clock.
-func (e *Engine) Now() time.Time { return e.opts.Now() }
+// Now returns the engine's clock: the wall clock (Options.Now), or with
+// Options.EventClock the time of the latest event applied.
+func (e *Engine) Now() time.Time {
+	if e.opts.EventClock {
+		if ns := e.eventTime.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return e.opts.Now()
+}
 
 // Source returns the engine's source (nil when fed by Apply).
 func (e *Engine) Source() source.Source { return e.src }
@@ -122,7 +136,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.Apply(batch)
 			clear(batch) // drop references to flows' strings and masters
 		case <-ticker.C:
-			e.Tick(e.opts.Now())
+			e.Tick(e.Now())
 		case srcErr = <-srcDone:
 			finished = true
 		}
@@ -132,7 +146,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		batch = drain(ch, batch[:0], e.opts.MaxBatch)
 		e.Apply(batch)
 	}
-	e.Tick(e.opts.Now())
+	e.Tick(e.Now())
 	if errors.Is(srcErr, context.Canceled) {
 		srcErr = nil
 	}
@@ -167,11 +181,21 @@ func (e *Engine) Apply(evs []source.Event) {
 		return
 	}
 	synced := false
+	latest := e.eventTime.Load()
 	for i := range evs {
 		if evs[i].Type == source.EventSynced {
 			synced = true
 		}
+		switch evs[i].Type {
+		case source.EventNew, source.EventUpdate, source.EventDestroy, source.EventCounters:
+			// Flow events carry the source's own clock (packet time for a
+			// replay); markers such as EventSynced may not.
+			if t := evs[i].Time.UnixNano(); !evs[i].Time.IsZero() && t > latest {
+				latest = t
+			}
+		}
 	}
+	e.eventTime.Store(latest)
 	e.mu.Lock()
 	e.st.Apply(evs)
 	e.mu.Unlock()

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/source/sourcetest"
+)
+
+// finiteSource emits its events, then ends like a finished replay.
+type finiteSource struct {
+	evs []source.Event
+	err error
+}
+
+func (s *finiteSource) Name() string { return "pcap" }
+func (s *finiteSource) Run(ctx context.Context, out chan<- source.Event) error {
+	for _, ev := range s.evs {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.err
+}
+
+func udpFlow(sport uint16) flow.Flow {
+	return flow.Flow{
+		Family: flow.FamilyIPv4, Proto: flow.ProtoUDP, Status: flow.StatusConfirmed, Timeout: 30,
+		Orig:  flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: sport, DstPort: 53},
+		Reply: flow.Tuple{Src: netip.MustParseAddr("10.0.0.2"), Dst: netip.MustParseAddr("10.0.0.1"), SrcPort: 53, DstPort: sport},
+	}
+}
+
+func TestRunAppliesEverythingAndReportsStatus(t *testing.T) {
+	t0 := time.Date(2009, 11, 3, 6, 0, 0, 0, time.UTC)
+	var evs []source.Event
+	evs = append(evs, source.Event{Type: source.EventSynced, Time: time.Now()})
+	for i := 0; i < 20000; i++ {
+		evs = append(evs, source.Event{Type: source.EventNew, Time: t0.Add(time.Duration(i) * time.Millisecond), Flow: udpFlow(uint16(1000 + i))})
+	}
+	src := &finiteSource{evs: evs}
+	eng := New(src, Options{EventClock: true, MaxBatch: 100})
+	if err := eng.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var n int
+	eng.View(func(s *store.Store) { n = s.Len() })
+	if n != 20000 {
+		t.Errorf("store holds %d flows, want 20000 (nothing the source sent before it ended may be lost)", n)
+	}
+	st := eng.Status()
+	if st.Source != "pcap" || !st.Synced || !st.Done || st.Live || st.Err != nil {
+		t.Errorf("status %+v", st)
+	}
+	// The replay's own clock: the last packet, not today.
+	if want := t0.Add(19999 * time.Millisecond); !eng.Now().Equal(want) {
+		t.Errorf("Now() = %v, want the last event's time %v", eng.Now(), want)
+	}
+}
+
+func TestRunReturnsSourceError(t *testing.T) {
+	boom := errors.New("boom")
+	eng := New(&finiteSource{err: boom}, Options{})
+	err := eng.Run(context.Background())
+	if !errors.Is(err, boom) {
+		t.Fatalf("Run = %v, want it to wrap %v", err, boom)
+	}
+	if st := eng.Status(); !errors.Is(st.Err, boom) || !st.Done {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestRunStopsOnCancelAndReadersSeeProgress(t *testing.T) {
+	clock := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	evs := []source.Event{
+		{Type: source.EventNew, Time: clock, Flow: udpFlow(1)},
+		{Type: source.EventSynced, Time: clock},
+	}
+	src := sourcetest.New("conntrack", evs)
+	eng := New(src, Options{Now: func() time.Time { return clock }, Tick: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+
+	// Concurrent readers, as SSH sessions are.
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				var n int
+				eng.View(func(s *store.Store) { n = s.Query(store.Query{Limit: 10}).Total })
+				if n == 1 && eng.Status().Synced {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			t.Error("a reader never saw the synced table")
+		}()
+	}
+	wg.Wait()
+	v := eng.Version()
+	time.Sleep(50 * time.Millisecond)
+	if eng.Version() == v {
+		t.Error("the store's clock does not tick while Run runs")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if st := eng.Status(); st.Live || !st.Done {
+		t.Errorf("status after cancel %+v", st)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	eng := New(&finiteSource{}, Options{})
+	if eng.CanDelete() {
+		t.Error("a replay cannot delete")
+	}
+	if _, err := eng.Delete(context.Background(), []flow.Flow{udpFlow(1)}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Delete = %v, want ErrReadOnly", err)
+	}
+	src := sourcetest.New("conntrack", nil)
+	eng = New(src, Options{})
+	if !eng.CanDelete() {
+		t.Fatal("sourcetest deletes")
+	}
+	n, err := eng.Delete(context.Background(), []flow.Flow{udpFlow(1), udpFlow(2)})
+	if err != nil || n != 2 || len(src.Deleted()) != 2 {
+		t.Errorf("Delete = %d, %v; deleted %v", n, err, src.Deleted())
+	}
+}
+
+func TestNoticeAndNilSource(t *testing.T) {
+	eng := New(nil, Options{})
+	v := eng.Version()
+	eng.SetNotice("kernel conntrack is not active")
+	if eng.Status().Notice != "kernel conntrack is not active" || eng.Version() == v {
+		t.Errorf("notice %+v", eng.Status())
+	}
+	if err := eng.Run(context.Background()); err == nil {
+		t.Error("Run without a source succeeded")
+	}
+	if eng.CanDelete() {
+		t.Error("no source, yet CanDelete")
+	}
+}
