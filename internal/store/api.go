@@ -10,7 +10,7 @@ import (
 // Options configure a Store. Zero values mean the defaults.
 type Options struct {
 	// Linger is how long a destroyed flow stays visible (default 5s), so a
-	// refused connection can be seen.
+	// refused connection can be seen. Negative: destroyed flows go at once.
 	Linger time.Duration
 	// HistoryLen bounds the transitions kept per flow (default 16).
 	HistoryLen int

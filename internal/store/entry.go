@@ -38,6 +38,9 @@ type entry struct {
 	tcpState     flow.TCPState
 	flags        uint8
 	histHead     uint8
+	// cmp is the compare source's kernel-versus-wire mark (fits the
+	// padding: no cost per entry).
+	cmp flow.Compare
 }
 
 // entry flags.
@@ -131,6 +134,7 @@ func (e *entry) set(fl *flow.Flow) {
 	e.timeout = fl.Timeout
 	e.mark = fl.Mark
 	e.tcpState = fl.TCPState
+	e.cmp = fl.Compare
 	if fl.HasCounters {
 		e.flags |= flagHasCounters
 		e.counters = fl.Counters
@@ -191,6 +195,7 @@ func (e *entry) flow(fl *flow.Flow) {
 	fl.Family = e.family
 	fl.Proto = e.proto
 	fl.TCPState = e.tcpState
+	fl.Compare = e.cmp
 	fl.Status = flow.Status(e.status)
 	fl.Timeout = e.timeout
 	fl.Mark = e.mark

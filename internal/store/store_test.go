@@ -485,3 +485,40 @@ func TestUpdateDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestClockAndLingerEdges(t *testing.T) {
+	s := newSynced(Options{Linger: -1})
+	f := tcpFlow(1, 80, flow.TCPEstablished)
+	s.Apply([]source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(time.Second), f)})
+	if _, ok := s.Detail(f.Key()); ok {
+		t.Fatal("Linger < 0: destroyed flow still held")
+	}
+	if sm := s.Summary(); sm.Lingering != 0 || sm.Live != 0 {
+		t.Fatalf("Linger < 0: lingering %d live %d", sm.Lingering, sm.Live)
+	}
+	// Events without a time take the store clock; the clock never goes
+	// back.
+	s.Tick(at(10 * time.Second))
+	s.Tick(at(5 * time.Second))
+	if got := s.Summary().Now; !got.Equal(at(10 * time.Second)) {
+		t.Fatalf("Now = %v after a backwards Tick", got)
+	}
+	s.Apply([]source.Event{{Type: source.EventNew, Flow: f}})
+	if d, _ := s.Detail(f.Key()); !d.FirstSeen.Equal(at(10 * time.Second)) {
+		t.Fatalf("FirstSeen of an untimed event = %v", d.FirstSeen)
+	}
+	// Lingering is measured on the store clock, even when event times are
+	// far off (a replay with old timestamps).
+	s2 := newSynced(Options{})
+	s2.Tick(at(time.Hour))
+	old := at(-24 * time.Hour)
+	s2.Apply([]source.Event{ev(source.EventNew, old, f), ev(source.EventDestroy, old, f)})
+	s2.Tick(at(time.Hour + time.Second))
+	if _, ok := s2.Detail(f.Key()); !ok {
+		t.Fatal("flow with an old destroy time vanished before its linger time on the store clock")
+	}
+	s2.Tick(at(time.Hour + 5*time.Second))
+	if _, ok := s2.Detail(f.Key()); ok {
+		t.Fatal("flow still lingering after 5 s of store clock")
+	}
+}
