@@ -38,9 +38,9 @@ type entry struct {
 	tcpState     flow.TCPState
 	flags        uint8
 	histHead     uint8
-	// cmp is the compare source's kernel-versus-wire mark (fits the
-	// padding: no cost per entry).
-	cmp flow.Compare
+	// cmp is the compare source's kernel-versus-wire mark, packed (see
+	// packCompare); it fills the last padding byte.
+	cmp uint8
 }
 
 // entry flags.
@@ -60,6 +60,7 @@ type extra struct {
 	master        *flow.Tuple
 	helper        string
 	invalid       uint32
+	cmp           flow.Compare // when it does not pack into entry.cmp
 	invalidReason string
 }
 
@@ -134,21 +135,22 @@ func (e *entry) set(fl *flow.Flow) {
 	e.timeout = fl.Timeout
 	e.mark = fl.Mark
 	e.tcpState = fl.TCPState
-	e.cmp = fl.Compare
+	cmp, cmpPacked := packCompare(fl.Compare)
+	e.cmp = cmp
 	if fl.HasCounters {
 		e.flags |= flagHasCounters
 		e.counters = fl.Counters
 	}
 
 	nat := fl.Reply != fl.Orig.Reverse(fl.Proto)
-	rare := fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != ""
+	rare := fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != "" || !cmpPacked
 	switch {
 	case compact && !nat && !rare:
 		e.extra = nil
 	case e.extra != nil && e.extra.same(fl, compact, nat):
 		// unchanged: keep it (no allocation per update)
 	default:
-		x := &extra{helper: fl.Helper, master: fl.Master, invalid: fl.Invalid, invalidReason: fl.InvalidReason}
+		x := &extra{helper: fl.Helper, master: fl.Master, invalid: fl.Invalid, invalidReason: fl.InvalidReason, cmp: fl.Compare}
 		if !compact {
 			t := fl.Orig
 			x.origFull = &t
@@ -172,7 +174,18 @@ func (x *extra) same(fl *flow.Flow, compact, nat bool) bool {
 	if (x.master == nil) != (fl.Master == nil) || (x.master != nil && *x.master != *fl.Master) {
 		return false
 	}
-	return x.helper == fl.Helper && x.invalid == fl.Invalid && x.invalidReason == fl.InvalidReason
+	return x.helper == fl.Helper && x.invalid == fl.Invalid && x.invalidReason == fl.InvalidReason && x.cmp == fl.Compare
+}
+
+// packCompare packs a kernel-versus-wire mark into one byte (Seen in the
+// low nibble, Disagree in the high one). ok is false when it does not fit
+// (the wire's states are set, only for a state disagreement): the mark
+// then lives in extra.
+func packCompare(c flow.Compare) (b uint8, ok bool) {
+	if c.WireState != 0 || c.WireTCPState != 0 || c.Seen > 15 || c.Disagree > 15 {
+		return 0, false
+	}
+	return uint8(c.Seen) | uint8(c.Disagree)<<4, true
 }
 
 // flow materializes the flow into fl. It assigns field by field (every
@@ -195,7 +208,6 @@ func (e *entry) flow(fl *flow.Flow) {
 	fl.Family = e.family
 	fl.Proto = e.proto
 	fl.TCPState = e.tcpState
-	fl.Compare = e.cmp
 	fl.Status = flow.Status(e.status)
 	fl.Timeout = e.timeout
 	fl.Mark = e.mark
@@ -209,6 +221,7 @@ func (e *entry) flow(fl *flow.Flow) {
 			fl.Reply = fl.Orig.Reverse(e.proto)
 		}
 		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = x.master, x.helper, x.invalid, x.invalidReason
+		fl.Compare = x.cmp
 		return
 	}
 	if flow.IsICMP(e.proto) {
@@ -217,6 +230,7 @@ func (e *entry) flow(fl *flow.Flow) {
 		fl.Reply = flow.Tuple{Src: fl.Orig.Dst, Dst: fl.Orig.Src, SrcPort: fl.Orig.DstPort, DstPort: fl.Orig.SrcPort}
 	}
 	fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = nil, "", 0, ""
+	fl.Compare = flow.Compare{Seen: flow.Seen(e.cmp & 15), Disagree: flow.Disagree(e.cmp >> 4)}
 }
 
 // hasKey reports whether e is the flow with key k.

@@ -108,13 +108,20 @@ func (s *Store) Synced() bool { return s.synced }
 //
 // Semantics (see source.Event): EventNew for a known key is an update;
 // EventUpdate or EventCounters for an unknown key adds the flow; EventNew
-// for a destroyed (lingering) key starts a new flow. Flows listed before
-// the first EventSynced (the source's initial listing) enter the table
-// without counting as new: they appear in neither the rates, the
-// transition matrix nor the event log, though their history starts with
-// PhaseNone -> phase. EventResync starts a listing after lost events: at
-// the next EventSynced every live flow not listed or touched since is
-// destroyed (and recorded as such).
+// for a destroyed (lingering) key starts a new flow; EventDestroy for an
+// unknown key is logged but keeps nothing.
+//
+// Until the first EventSynced (the end of the source's initial listing)
+// events are applied but not counted: the flows that were already there
+// appear in neither the rates, the transition matrix nor the event log
+// (Summary.Events still counts them), though each one's history starts with
+// PhaseNone -> phase. A source that never sends EventSynced therefore shows
+// no rates; every Source sends one.
+//
+// EventResync starts a new listing after lost events: at the next
+// EventSynced every live flow neither listed nor touched by an event since
+// the resync is destroyed (and recorded as such); listed flows that changed
+// are recorded as updates, listed flows that were unknown as new.
 func (s *Store) Apply(evs []source.Event) {
 	for i := range evs {
 		s.apply(&evs[i])
