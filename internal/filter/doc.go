@@ -7,6 +7,7 @@
 //	        | ["src" | "dst"] "host" ADDR | ["src" | "dst"] "net" CIDR
 //	        | ["src" | "dst"] "port" PORT[-PORT] | "sport" PORT[-PORT] | "dport" PORT[-PORT]
 //	        | "state" NAME[,NAME...] | "mark" NUM | "zone" NUM | "assured" | "unreplied"
+//	        | "disagree" | "kernelonly" | "wireonly"
 //
 // Choices made where the contract leaves room, so that users can rely on them:
 //
@@ -34,6 +35,12 @@
 //     with host bits set is masked ("net 10.1.2.3/8" is "net 10.0.0.0/8");
 //     "src ADDR" and "src CIDR" are short for "src host ADDR" and
 //     "src net CIDR", as in pcap.
+//   - "disagree", "kernelonly" and "wireonly" (an extension beyond the
+//     DESIGN.md grammar) select flows that the compare source
+//     (`--source conntrack,capture`) marked: the kernel and the wire tracker
+//     disagree in any way (one side only, or different states), the kernel
+//     alone has the flow, or only the wire shows it. With any other source
+//     no flow is marked, so they match nothing.
 //
 // [Parse] compiles an expression once; [Filter.Match] then evaluates it per
 // flow without allocating. Errors are [*SyntaxError] values naming the byte

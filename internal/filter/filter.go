@@ -36,6 +36,9 @@ const (
 	opZone      // zone == node.num
 	opAssured   // ASSURED status bit
 	opUnreplied // no SEEN_REPLY status bit
+	opDisagree  // kernel and wire disagree (compare source), any way
+	opKernelOnly
+	opWireOnly
 )
 
 // direction restricts an address or port test to one end of the original
@@ -106,6 +109,12 @@ func (f *Filter) eval(i int32, fl *flow.Flow) bool {
 		return fl.Status&flow.StatusAssured != 0
 	case opUnreplied:
 		return fl.Status&flow.StatusSeenReply == 0
+	case opDisagree:
+		return fl.Compare.Disagree != flow.DisagreeNone
+	case opKernelOnly:
+		return fl.Compare.Disagree == flow.DisagreeKernelOnly
+	case opWireOnly:
+		return fl.Compare.Disagree == flow.DisagreeWireOnly
 	}
 	return false
 }
@@ -246,5 +255,11 @@ func formatPrim(b *strings.Builder, n *node) {
 		b.WriteString("assured")
 	case opUnreplied:
 		b.WriteString("unreplied")
+	case opDisagree:
+		b.WriteString("disagree")
+	case opKernelOnly:
+		b.WriteString("kernelonly")
+	case opWireOnly:
+		b.WriteString("wireonly")
 	}
 }

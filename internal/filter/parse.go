@@ -168,7 +168,7 @@ func (p *parser) parseTerm(depth int) (int32, error) {
 // keywords lists the words that start a primitive, for suggestions.
 var keywords = []string{"tcp", "udp", "icmp", "icmpv6", "ipv4", "ipv6", "ip", "ip6", "proto",
 	"src", "dst", "host", "net", "port", "sport", "dport", "state", "mark", "zone",
-	"assured", "unreplied", "and", "or", "not"}
+	"assured", "unreplied", "disagree", "kernelonly", "wireonly", "and", "or", "not"}
 
 // qualifiable reports whether word starts a primitive that a protocol or
 // family word may qualify ("udp port 53").
@@ -238,6 +238,12 @@ func (p *parser) parsePrim() (int32, error) {
 		return p.add(node{op: opAssured})
 	case "unreplied":
 		return p.add(node{op: opUnreplied})
+	case "disagree":
+		return p.add(node{op: opDisagree})
+	case "kernelonly":
+		return p.add(node{op: opKernelOnly})
+	case "wireonly":
+		return p.add(node{op: opWireOnly})
 	}
 	msg := fmt.Sprintf("unknown word %q", t.text)
 	if s := suggest(w, keywords); s != "" {

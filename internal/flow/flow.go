@@ -112,6 +112,9 @@ type Flow struct {
 	// last one was. Both stay zero for the kernel source.
 	Invalid       uint32
 	InvalidReason string
+	// Compare is the kernel-versus-wire mark set by the compare source
+	// (`--source conntrack,capture`); zero for every other source.
+	Compare Compare
 }
 
 // Key returns the flow's identity.
