@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,8 +98,7 @@ func filterFlows(flows []flow.Flow, f *filter.Filter) []flow.Flow {
 // the table built so far and is returned alongside it.
 func (env *runEnv) replaySnapshot(ctx context.Context) (*export.Snapshot, error) {
 	o := env.opts
-	var r io.Reader = env.stdin
-	name := "stdin"
+	r, name := env.stdin, "stdin"
 	if o.read != "-" {
 		f, err := os.Open(o.read)
 		if err != nil {
@@ -158,7 +158,9 @@ func dumpSnapshot(ctx context.Context, src source.Source) (*export.Snapshot, err
 		}
 	}
 	cancel()
-	<-done
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("read %s table: %w", src.Name(), err)
+	}
 	return snap, nil
 }
 
