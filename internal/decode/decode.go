@@ -3,6 +3,8 @@ package decode
 import (
 	"encoding/binary"
 	"time"
+
+	"github.com/conntop/conntop/internal/csum"
 )
 
 // Status says what became of a frame given to the Decoder.
@@ -418,20 +420,7 @@ walk:
 // partial sum initial, folded and complemented. Over a header that carries
 // its checksum the result is 0 when the checksum is right.
 func Checksum(b []byte, initial uint32) uint16 {
-	sum := uint64(initial)
-	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = (sum & 0xFFFF) + sum>>16
-	}
-	return ^uint16(sum)
+	i := initial>>16 + initial&0xFFFF
+	i = i>>16 + i&0xFFFF
+	return ^csum.Fold(csum.Partial(b, csum.Add16(0, uint16(i))))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conntop/conntop/internal/csum"
 	"github.com/conntop/conntop/internal/flow"
 )
 
@@ -67,15 +68,15 @@ func ip4(src, dst string, proto uint8, l4 []byte) []byte {
 	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
 	copy(b[12:], s.AsSlice())
 	copy(b[16:], d.AsSlice())
-	binary.BigEndian.PutUint16(b[10:], ^fold(sum(b[:20], 0)))
+	binary.BigEndian.PutUint16(b[10:], csum.Checksum(b[:20]))
 	copy(b[20:], l4)
 	if o := csumOffset(proto); o >= 0 {
 		seg := b[20:]
 		var acc uint64
 		if proto != flow.ProtoICMP {
-			acc = pseudoSum(s, d, proto, len(seg))
+			acc = pseudoSum(b[12:20], proto, len(seg))
 		}
-		binary.BigEndian.PutUint16(seg[o:], ^fold(sum(seg, acc)))
+		binary.BigEndian.PutUint16(seg[o:], ^csum.Fold(csum.Partial(seg, acc)))
 	}
 	return b
 }
@@ -93,7 +94,7 @@ func ip6(src, dst string, proto uint8, hl uint8, l4 []byte) []byte {
 	copy(b[40:], l4)
 	if o := csumOffset(proto); o >= 0 {
 		seg := b[40:]
-		binary.BigEndian.PutUint16(seg[o:], ^fold(sum(seg, pseudoSum(s, d, proto, len(seg)))))
+		binary.BigEndian.PutUint16(seg[o:], ^csum.Fold(csum.Partial(seg, pseudoSum(b[8:40], proto, len(seg)))))
 	}
 	return b
 }

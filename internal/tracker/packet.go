@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/conntop/conntop/internal/csum"
 	"github.com/conntop/conntop/internal/flow"
 )
 
@@ -103,7 +104,7 @@ func parseIPv4(data []byte, wire int, p *pkt) (parseStatus, string) {
 	if len(data) < ihl {
 		return parseDropped, reasonTruncatedCapture
 	}
-	if fold(sum(data[:ihl], 0)) != 0xFFFF {
+	if !csum.Valid(data[:ihl], 0) {
 		return parseDropped, reasonIPChecksum
 	}
 	total := int(binary.BigEndian.Uint16(data[2:]))
