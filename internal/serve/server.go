@@ -24,6 +24,10 @@ import (
 // handshakeTimeout bounds an SSH connection's handshake and authentication.
 const handshakeTimeout = 30 * time.Second
 
+// closeWait bounds the wait for session handlers once their connections
+// are closed.
+const closeWait = 5 * time.Second
+
 // Server serves one engine over SSH and HTTP. Build it with New, then call
 // Run once.
 type Server struct {
@@ -250,8 +254,8 @@ func (s *Server) shutdown() error {
 	}
 	select {
 	case <-ended:
-	case <-time.After(s.cfg.ShutdownGrace):
-		errs = append(errs, errors.New("serve: SSH sessions did not end after their connections were closed"))
+	case <-time.After(max(s.cfg.ShutdownGrace, closeWait)):
+		errs = append(errs, fmt.Errorf("serve: %d SSH sessions did not end after their connections were closed", len(s.Sessions())))
 	}
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("shut down metrics server: %w", err))
