@@ -13,6 +13,7 @@ import (
 	"github.com/conntop/conntop/internal/wiretrack"
 	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/capture"
+	"github.com/conntop/conntop/source/compare"
 	"github.com/conntop/conntop/source/conntrack"
 	"github.com/conntop/conntop/source/pcap"
 )
@@ -28,7 +29,7 @@ type runEnv struct {
 // chosenSource is the source a command runs, and why it was chosen.
 type chosenSource struct {
 	src source.Source
-	// kind is "conntrack", "capture" or "pcap".
+	// kind is "conntrack", "capture", "pcap" or "compare" (conntrack,capture).
 	kind string
 	// notice explains a choice the user did not make explicitly (auto fell
 	// back to capture); shown as a banner or on stderr.
@@ -125,6 +126,19 @@ func (env *runEnv) chooseSource() (*chosenSource, error) {
 				conntrack.ErrNotActive, info.Reason, conntrack.EnableCommand)
 		}
 		return &chosenSource{src: conntrack.New(copts), kind: "conntrack"}, nil
+	case "conntrack,capture", "capture,conntrack":
+		// Kernel vs wire: both sources at once, flows marked where they
+		// disagree (source/compare).
+		copts := env.conntrackOptions()
+		info, err := conntrack.Probe(copts)
+		if err != nil {
+			return nil, err
+		}
+		if !info.Active {
+			return nil, fmt.Errorf("%w: %s; the comparison needs the kernel's table, turn it on with:\n  %s",
+				conntrack.ErrNotActive, info.Reason, conntrack.EnableCommand)
+		}
+		return &chosenSource{src: compare.New(conntrack.New(copts), env.captureSource(), compare.Options{}), kind: "compare"}, nil
 	case "auto":
 		copts := env.conntrackOptions()
 		info, err := conntrack.Probe(copts)

@@ -248,7 +248,47 @@ func (e *encoder) appendFlow(b []byte, f *flow.Flow) []byte {
 	} else {
 		b = append(b, "null"...)
 	}
+	if f.Compare.Seen != 0 {
+		b = appendCompareJSON(b, f)
+	}
 	return append(b, '}')
+}
+
+// appendCompareJSON appends the kernel-versus-wire fields that only the
+// compare source (`--source conntrack,capture`) sets: `,"seen":["kernel",
+// "wire"],"disagree":"…"` where disagree is "" when the sides agree, else
+// flow.Flow.DisagreeReason's text. Every other source leaves the snapshot
+// v1 object unchanged.
+func appendCompareJSON(b []byte, f *flow.Flow) []byte {
+	b = append(b, `,"seen":[`...)
+	if f.Compare.Seen&flow.SeenKernel != 0 {
+		b = append(b, `"kernel"`...)
+		if f.Compare.Seen&flow.SeenWire != 0 {
+			b = append(b, ',')
+		}
+	}
+	if f.Compare.Seen&flow.SeenWire != 0 {
+		b = append(b, `"wire"`...)
+	}
+	b = append(b, `],"disagree":"`...)
+	if f.Compare.Disagree == flow.DisagreeState {
+		// DisagreeReason's text, built without allocating.
+		b = append(b, "state differs: kernel "...)
+		b = append(b, f.State().String()...)
+		if f.Proto == flow.ProtoTCP {
+			b = append(b, '/')
+			b = append(b, f.TCPState.String()...)
+		}
+		b = append(b, ", wire "...)
+		b = append(b, f.Compare.WireState.String()...)
+		if f.Proto == flow.ProtoTCP {
+			b = append(b, '/')
+			b = append(b, f.Compare.WireTCPState.String()...)
+		}
+	} else {
+		b = append(b, f.Compare.Disagree.String()...)
+	}
+	return append(b, '"')
 }
 
 // appendTupleJSON appends a tuple object: ports for protocols with ports,
