@@ -109,7 +109,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.StringVar(&o.ssh, "ssh", "", "serve: serve the TUI over SSH on ADDR (public-key auth only, read-only)")
 	fs.StringVar(&o.authorizedKeys, "authorized-keys", "", "serve: keys allowed in (default ~/.ssh/authorized_keys)")
-	fs.StringVar(&o.hostKey, "host-key", "conntop_host_ed25519", "serve: SSH host key, created (0600) if missing")
+	fs.StringVar(&o.hostKey, "host-key", "", "serve: SSH host key, created (0600) if missing (default <user config dir>/conntop/ssh_host_ed25519_key)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve: Prometheus exposition at http://ADDR/metrics")
 	fs.IntVar(&o.maxSessions, "max-sessions", 16, "serve: most SSH sessions at once")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 30*time.Minute, "serve: close SSH sessions idle this long")

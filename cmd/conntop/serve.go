@@ -34,6 +34,8 @@ func (env *runEnv) serve(ctx context.Context) error {
 	go func() { engDone <- eng.Run(ctx) }()
 
 	topts := env.tuiOptions(eng, true)
+	// Remote viewers see flows, not which of the server's processes own them.
+	topts.NoProcs = true
 	cfg := serve.Config{
 		SSHAddr:        o.ssh,
 		AuthorizedKeys: o.authorizedKeys,
