@@ -264,7 +264,7 @@ func (t *Tracker) inetError(p *pkt, off int) Verdict {
 		return t.icmpFailure(nil, reasonICMPBadInner)
 	}
 	key := flow.Key{Proto: inner.proto, Zone: p.zone, Orig: tu.Reverse(inner.proto)}
-	c, reply := t.lookup(key)
+	c, reply := t.lookup(&key)
 	if c == nil {
 		return t.icmpFailure(nil, reasonICMPNoFlow)
 	}

@@ -57,7 +57,7 @@ type Tracker struct {
 	tcpTO     [tcpTimeoutSlots]int64
 	to        Timeouts
 
-	table map[flow.Key]*conn
+	table index
 	// all lists every confirmed entry, oldest first; unassured lists the
 	// confirmed entries without ASSURED, oldest first (early drop order).
 	allHead, allTail *conn
@@ -88,7 +88,7 @@ func New(cfg Config) *Tracker {
 		cfg:     cfg,
 		max:     cfg.Max,
 		to:      cfg.Timeouts,
-		table:   make(map[flow.Key]*conn),
+		table:   newIndex(),
 		reasons: make(map[string]uint64),
 		nextID:  1,
 	}
@@ -248,7 +248,7 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 	key.Orig.Src, key.Orig.Dst = p.src, p.dst
 
 	for range 2 { // a TCP reopen repeats the lookup once
-		c, reply := t.lookup(key)
+		c, reply := t.lookup(&key)
 		isNew := c == nil
 		if isNew {
 			if !invertible(key.Proto, key.Orig) {
@@ -311,8 +311,11 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 
 // lookup finds the live entry with tuple key in either direction. An entry
 // found expired is destroyed and not returned.
-func (t *Tracker) lookup(key flow.Key) (*conn, bool) {
-	c := t.table[key]
+func (t *Tracker) lookup(key *flow.Key) (*conn, bool) {
+	// The reply hash entry is inserted last and found first, so a tuple that
+	// is its own inverse is in the reply direction, as in the kernel
+	// (index.find says so).
+	c, reply := t.table.find(key.Proto, key.Zone, &key.Orig)
 	if c == nil {
 		return nil, false
 	}
@@ -320,9 +323,7 @@ func (t *Tracker) lookup(key flow.Key) (*conn, bool) {
 		t.destroy(c)
 		return nil, false
 	}
-	// The reply hash entry is inserted last and found first, so a tuple that
-	// is its own inverse is in the reply direction, as in the kernel.
-	return c, key.Orig == c.reply
+	return c, reply
 }
 
 // invertible reports whether the kernel can build a reply tuple.
@@ -391,9 +392,7 @@ func (t *Tracker) confirm(c *conn) {
 	c.status |= flow.StatusConfirmed
 	c.id = t.nextID
 	t.nextID++
-	t.table[c.key] = c
-	rk := flow.Key{Proto: c.key.Proto, Zone: c.key.Zone, Orig: c.reply}
-	t.table[rk] = c
+	t.table.insert(c)
 	t.count++
 	c.allPrev = t.allTail
 	if t.allTail != nil {
@@ -416,8 +415,7 @@ func (t *Tracker) destroy(c *conn) {
 		return
 	}
 	t.emit(source.EventDestroy, c)
-	delete(t.table, c.key)
-	delete(t.table, flow.Key{Proto: c.key.Proto, Zone: c.key.Zone, Orig: c.reply})
+	t.table.remove(c)
 	t.count--
 	if c.allPrev != nil {
 		c.allPrev.allNext = c.allNext
