@@ -28,7 +28,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -350,8 +349,9 @@ func Echo(c net.Conn, msg string) error {
 }
 
 // SendUDP sends count datagrams from inside the namespace, from local
-// address laddr (may be "" or have port 0) to raddr. It does not wait for
-// replies.
+// address laddr (may be "" or have port 0) to raddr, over an unconnected
+// socket (so an ICMP port-unreachable answer does not stop later sends). It
+// does not wait for replies.
 func (ns *NS) SendUDP(laddr, raddr string, count int, payload []byte) error {
 	return ns.Do(func() error {
 		var la *net.UDPAddr
@@ -365,13 +365,17 @@ func (ns *NS) SendUDP(laddr, raddr string, count int, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("send udp: %w", err)
 		}
-		c, err := net.DialUDP("udp", la, ra)
+		network := "udp4"
+		if ra.IP.To4() == nil {
+			network = "udp6"
+		}
+		c, err := net.ListenUDP(network, la)
 		if err != nil {
 			return fmt.Errorf("send udp to %s: %w", raddr, err)
 		}
 		defer c.Close()
 		for i := 0; i < count; i++ {
-			if _, err := c.Write(payload); err != nil && !errors.Is(err, errConnRefused) {
+			if _, err := c.WriteToUDP(payload, ra); err != nil {
 				return fmt.Errorf("send udp to %s: %w", raddr, err)
 			}
 		}

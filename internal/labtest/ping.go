@@ -7,13 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 )
-
-// errConnRefused is what a connected UDP socket returns after the peer
-// answered an earlier datagram with port unreachable; SendUDP ignores it.
-const errConnRefused = syscall.ECONNREFUSED
 
 // ping sends count echo requests with identifier id to addr over a raw
 // socket and waits (2 s each) for the matching replies.

@@ -3,13 +3,21 @@
 package conntrack
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/conntop/conntop/internal/export"
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/source"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,9 +34,24 @@ const helperEnv = "CONNTOP_CONNTRACK_TEST_HELPER"
 // probes the namespace named in argv's last word and prints what it got;
 // used to test behaviour without CAP_NET_ADMIN.
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "probe" {
+	switch os.Getenv(helperEnv) {
+	case "probe":
 		_, err := Probe(Options{NetNS: os.Getenv(helperEnv + "_NS")})
 		fmt.Printf("err=%v\nErrPermission=%v\n", err, errors.Is(err, ErrPermission))
+		os.Exit(0)
+	case "fill":
+		// Fill a namespace's table for measurements (see README numbers).
+		n, _ := strconv.Atoi(os.Getenv(helperEnv + "_N"))
+		refused, err := fillTable("/run/netns/"+os.Getenv(helperEnv+"_NS"), n)
+		fmt.Fprintf(os.Stderr, "filled %d, refused %d, err %v\n", n-refused, refused, err)
+		os.Exit(0)
+	case "print":
+		// Load the namespace's table through the Source and print it in
+		// `conntrack -L` format: the "load and print" measurement.
+		if err := loadAndPrint(os.Getenv(helperEnv+"_NS"), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -77,4 +100,53 @@ var errAgain = unix.EAGAIN
 
 func recvfromDontWait(fd int, b []byte) (int, unix.Sockaddr, error) {
 	return unix.Recvfrom(fd, b, unix.MSG_DONTWAIT)
+}
+
+// loadAndPrint loads the table of namespace ns through a Source (until the
+// initial EventSynced) and writes it with export.WriteText.
+func loadAndPrint(ns string, w io.Writer) error {
+	info, err := Probe(Options{NetNS: ns})
+	if err != nil {
+		return err
+	}
+	flows, err := load(Options{NetNS: ns, CountersInterval: -1, OneShot: true}, int(info.Count+info.Count/16))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if err := export.WriteText(bw, flows); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// load runs a Source until its initial listing is complete and returns the
+// flows; capacity pre-sizes the slice.
+func load(opts Options, capacity int) ([]flow.Flow, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := make(chan source.Event, 1024)
+	done := make(chan error, 1)
+	go func() { done <- New(opts).Run(ctx, evs) }()
+	flows := make([]flow.Flow, 0, capacity)
+	for {
+		select {
+		case ev := <-evs:
+			switch ev.Type {
+			case source.EventNew:
+				flows = append(flows, ev.Flow)
+			case source.EventSynced:
+				cancel()
+				for {
+					select {
+					case <-evs:
+					case err := <-done:
+						return flows, err
+					}
+				}
+			}
+		case err := <-done:
+			return nil, fmt.Errorf("source stopped before the listing ended: %w", err)
+		}
+	}
 }

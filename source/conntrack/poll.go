@@ -10,13 +10,18 @@ import (
 	"github.com/conntop/conntop/source"
 )
 
-// pollLoop emits EventStats every StatsInterval and, when accounting is on,
-// EventCounters for the entries whose counters changed, at most every
-// CountersInterval (stretched to ten times the last poll's duration).
+// pollLoop emits EventStats every StatsInterval and, with a dump at most
+// every CountersInterval (stretched to ten times the last dump's duration),
+// EventCounters for the entries whose counters changed (when accounting is
+// on) and the reconciliation of silent entries (see Run).
 func (r *run) pollLoop(ctx context.Context) error {
 	statsT := time.NewTicker(r.opts.StatsInterval)
 	defer statsT.Stop()
-	nextCounters := time.Now().Add(r.opts.CountersInterval)
+	interval := r.opts.CountersInterval
+	if interval <= 0 {
+		interval = DefaultCountersInterval
+	}
+	nextPoll := time.Now().Add(interval)
 	seen := make(map[uint32]uint64)
 	prev := make(map[uint32]uint64)
 	if err := r.emitStats(ctx); err != nil {
@@ -35,16 +40,17 @@ func (r *run) pollLoop(ctx context.Context) error {
 		if err := r.send(ctx, source.Event{Type: source.EventStats, Time: st.Time, Stats: st}); err != nil {
 			return err
 		}
-		if r.opts.CountersInterval < 0 || !st.Accounting || time.Now().Before(nextCounters) {
+		counters := r.opts.CountersInterval >= 0 && st.Accounting
+		if time.Now().Before(nextPoll) || (!counters && r.nsilent.Load() == 0) {
 			continue
 		}
 		start := time.Now()
 		prev, seen = seen, prev
-		if err := r.pollCounters(ctx, prev, seen); err != nil {
+		if err := r.pollDump(ctx, counters, prev, seen); err != nil {
 			return err
 		}
 		took := time.Since(start)
-		nextCounters = time.Now().Add(max(r.opts.CountersInterval, 10*took))
+		nextPoll = time.Now().Add(max(interval, 10*took))
 	}
 }
 
@@ -104,14 +110,23 @@ func tableStats(s *sock, p *procFiles) (*source.TableStats, error) {
 	return st, nil
 }
 
-// pollCounters dumps the table and emits EventCounters for entries whose
-// packet counts differ from the last poll (prev; keyed by conntrack id), and
-// records this poll's counts in seen.
-func (r *run) pollCounters(ctx context.Context, prev, seen map[uint32]uint64) error {
+// pollDump dumps the table once. With counters, it emits EventCounters
+// for entries whose packet counts differ from the last poll (prev, keyed by
+// conntrack id) and records this poll's in seen. It also reconciles the
+// silent entries: EventUpdate for those whose state, status or mark
+// changed, EventDestroy for those no longer listed.
+func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32]uint64) error {
 	clear(seen)
 	now := r.opts.Now()
+	r.gen++
+	gen := r.gen
 	err := dumpFlows(r.poll, func(f *flow.Flow) error {
-		if !f.HasCounters {
+		if r.nsilent.Load() > 0 {
+			if err := r.reconcile(ctx, now, gen, f); err != nil {
+				return err
+			}
+		}
+		if !counters || !f.HasCounters {
 			return nil
 		}
 		sig := f.Counters.OrigPackets + f.Counters.ReplyPackets<<32
@@ -122,7 +137,42 @@ func (r *run) pollCounters(ctx context.Context, prev, seen map[uint32]uint64) er
 		return r.send(ctx, source.Event{Type: source.EventCounters, Time: now, Flow: *f})
 	})
 	if err != nil {
-		return classify("poll conntrack counters", err)
+		return classify("poll conntrack table", err)
 	}
+	if r.nsilent.Load() == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, st := range r.silent {
+		if st.gen == gen {
+			continue
+		}
+		delete(r.silent, k)
+		gone := flow.Flow{Family: st.family, Proto: k.Proto, Zone: k.Zone, Orig: k.Orig,
+			Reply: k.Orig.Reverse(k.Proto), Status: st.status, TCPState: st.tcp, Mark: st.mark}
+		if err := r.send(ctx, source.Event{Type: source.EventDestroy, Time: now, Flow: gone}); err != nil {
+			return err
+		}
+	}
+	r.nsilent.Store(int64(len(r.silent)))
 	return nil
+}
+
+// reconcile compares one dumped entry with the silent set.
+func (r *run) reconcile(ctx context.Context, now time.Time, gen uint32, f *flow.Flow) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := f.Key()
+	st, ok := r.silent[k]
+	if !ok {
+		return nil
+	}
+	changed := st.tcp != f.TCPState || st.status != f.Status || st.mark != f.Mark
+	st.tcp, st.status, st.mark, st.gen = f.TCPState, f.Status, f.Mark, gen
+	r.silent[k] = st
+	if !changed {
+		return nil
+	}
+	return r.send(ctx, source.Event{Type: source.EventUpdate, Time: now, Flow: *f})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,10 @@ type Options struct {
 	// AllowInactive makes Run watch a namespace where conntrack is not
 	// active instead of failing with ErrNotActive.
 	AllowInactive bool
+	// OneShot says the caller stops after the initial listing (a snapshot):
+	// Run then skips the bookkeeping that live watching needs (the set of
+	// entries that predate the event subscription, see [Source.Run]).
+	OneShot bool
 	// Now is the clock for event times (nil = time.Now).
 	Now func() time.Time
 }
@@ -92,17 +97,45 @@ type run struct {
 	poll    *sock // statistics and counter polls
 	proc    *procFiles
 	masters map[flow.Key]*flow.Tuple // master tuples of RELATED flows
+	// silent holds entries listed by the initial dump, which may never
+	// report events (see Run); guarded by mu, its size mirrored in nsilent.
+	mu      sync.Mutex
+	silent  map[flow.Key]silentState
+	nsilent atomic.Int64
+	gen     uint32 // reconcile generation, poll goroutine only
 	drops   uint32                   // last SK_MEMINFO_DROPS of events
 	lost    atomic.Uint64
 	resyncs atomic.Uint64
 	bad     atomic.Uint64 // undecodable messages skipped
 }
 
+// silentState is what the source knows of an entry that may not report
+// events: enough to notice its changes and its disappearance.
+type silentState struct {
+	family flow.Family
+	tcp    flow.TCPState
+	status flow.Status
+	mark   uint32
+	gen    uint32
+}
+
 // Run implements source.Source. It returns nil when ctx is cancelled; an
 // error matching ErrPermission, ErrNotLoaded, ErrNotActive or
 // netns.ErrNotFound when it cannot start.
+//
+// Entries that existed before anyone listened to conntrack events in the
+// namespace carry no event cache (net.netfilter.nf_conntrack_events=2, the
+// default since Linux 6.0, adds it only while a listener exists), so the
+// kernel never reports their updates or their destruction. Run therefore
+// remembers the entries of its initial listing and reconciles them with a
+// dump every few seconds (the counters poll), emitting EventUpdate when one
+// changed and EventDestroy when one vanished, until none is left. An entry
+// that reports an event leaves that set.
 func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
+	if !s.opts.OneShot {
+		r.silent = make(map[flow.Key]silentState)
+	}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
 		return err
@@ -186,13 +219,18 @@ func (r *run) send(ctx context.Context, ev source.Event) error {
 }
 
 // dump lists the whole table (EventNew per entry, then EventSynced) and
-// rebuilds the master cache.
+// rebuilds the master cache. The first listing also fills the silent set.
 func (r *run) dump(ctx context.Context) error {
 	clear(r.masters)
 	now := r.opts.Now()
+	first := r.silent != nil && r.resyncs.Load() == 0
 	err := dumpFlows(r.query, func(f *flow.Flow) error {
 		if f.Master != nil {
 			r.masters[f.Key()] = f.Master
+		}
+		if first {
+			r.silent[f.Key()] = silentState{family: f.Family, tcp: f.TCPState, status: f.Status, mark: f.Mark}
+			r.nsilent.Store(int64(len(r.silent)))
 		}
 		return r.send(ctx, source.Event{Type: source.EventNew, Time: now, Flow: *f})
 	})
@@ -290,12 +328,26 @@ func (r *run) eventLoop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			if err := r.send(ctx, source.Event{Type: typ, Time: now, Flow: f}); err != nil {
+			if err := r.sendEvent(ctx, source.Event{Type: typ, Time: now, Flow: f}); err != nil {
 				return err
 			}
 		}
 	}
 	return ctx.Err()
+}
+
+// sendEvent sends a conntrack event; an entry that reports one leaves the
+// silent set (under the lock, so that the reconciler's events for it and
+// this one stay in order).
+func (r *run) sendEvent(ctx context.Context, ev source.Event) error {
+	if r.nsilent.Load() == 0 {
+		return r.send(ctx, ev)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.silent, ev.Flow.Key())
+	r.nsilent.Store(int64(len(r.silent)))
+	return r.send(ctx, ev)
 }
 
 // complete fills in what an event omitted: the master tuple of a RELATED
