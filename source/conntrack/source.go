@@ -103,7 +103,7 @@ type run struct {
 	silent  map[flow.Key]silentState
 	nsilent atomic.Int64
 	gen     uint32 // reconcile generation, poll goroutine only
-	drops   uint32                   // last SK_MEMINFO_DROPS of events
+	drops   uint32 // last SK_MEMINFO_DROPS of events
 	lost    atomic.Uint64
 	resyncs atomic.Uint64
 	bad     atomic.Uint64 // undecodable messages skipped
