@@ -455,7 +455,7 @@ func fillKernelTable(t testing.TB, ns *labtest.NS, n int) {
 			dst := netip.MustParseAddr("10.201.0.1")
 			for i := w; i < n; i += workers {
 				src := netip.AddrFrom4([4]byte{10, 200, byte(i >> 14), byte(i >> 6)})
-				f := ct.NewFlow(17, ct.StatusSeenReply|ct.StatusAssured, src, dst, uint16(1024+i&63), 53, 3600, 0)
+				f := ct.NewFlow(17, ct.StatusConfirmed|ct.StatusSeenReply|ct.StatusAssured, src, dst, uint16(1024+i&63), 53, 3600, 0)
 				if err := c.Create(f); err != nil {
 					errs <- fmt.Errorf("create entry %d: %w", i, err)
 					return
@@ -597,9 +597,9 @@ func TestMeasureTUIIdleTable(t *testing.T) {
 		t.Logf("MEASURE iptstate: not installed (apt-get install iptstate), not measured")
 		return
 	}
-	// iptstate's header counts the states it lists: "Total States: N".
+	// iptstate --totals heads the screen with "Total States: N".
 	mi := measureInTmux(t, "iptstate",
-		fmt.Sprintf("exec ip netns exec %s iptstate", shellQuote(ns.Name)), window,
+		fmt.Sprintf("exec ip netns exec %s iptstate --totals", shellQuote(ns.Name)), window,
 		func(scr string) bool {
 			return regexp.MustCompile(`States: ?` + strconv.Itoa(measureTableSize)).MatchString(scr)
 		})
