@@ -18,7 +18,7 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultReadBuffer       = 32 << 20
+	DefaultReadBuffer       = 128 << 20
 	DefaultCountersInterval = 2 * time.Second
 	DefaultStatsInterval    = time.Second
 )
