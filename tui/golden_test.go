@@ -23,7 +23,9 @@ type goldenCase struct {
 	waitFor string
 	// pressure applies rising drop counters after the first frame.
 	pressure bool
-	opts     func(o *Options, dir string)
+	// compare uses the compare source's table (compareScenario).
+	compare bool
+	opts    func(o *Options, dir string)
 }
 
 var goldenCases = []goldenCase{
@@ -45,6 +47,8 @@ var goldenCases = []goldenCase{
 	{name: "export_readonly", keys: []string{"x"}, opts: func(o *Options, dir string) { o.ReadOnly = true }},
 	{name: "delete_refused", keys: []string{"d"}},
 	{name: "ascii", opts: func(o *Options, dir string) { o.ASCII = true }},
+	{name: "compare", compare: true},
+	{name: "compare_detail", compare: true, keys: []string{"down", "down", "down", "enter"}},
 }
 
 // TestGolden drives the Model through Bubble Tea (teatest) at 80x24 and
@@ -58,6 +62,9 @@ func TestGolden(t *testing.T) {
 				evs := scenario()
 				if gc.pressure {
 					evs = append(evs, pressure()[0])
+				}
+				if gc.compare {
+					evs = compareScenario()
 				}
 				eng := newEngine(t, evs)
 				opts := testOptions()

@@ -97,6 +97,15 @@ func (m *Model) detailLines(n int) []string {
 	} else if m.resolver != nil && (f.Proto == flow.ProtoTCP || f.Proto == flow.ProtoUDP) {
 		out = append(out, label("process")+st.dim.Render("not local to this host (or not found)"))
 	}
+	if f.Compare.Seen != 0 {
+		cmp := "seen by " + f.Compare.Seen.String()
+		if r := f.DisagreeReason(); r != "" {
+			cmp += "  " + st.warn.Render("disagree: "+r)
+		} else {
+			cmp += ", no disagreement"
+		}
+		out = append(out, label("compare")+cmp)
+	}
 	if f.Invalid > 0 {
 		out = append(out, label("invalid")+st.warn.Render(fmt.Sprintf("%d packets INVALID, last: %s", f.Invalid, termsafe.Escape(f.InvalidReason))))
 	}

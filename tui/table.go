@@ -14,6 +14,7 @@ import (
 // Table columns.
 const (
 	colState = iota
+	colSeen  // kernel vs wire (compare source only)
 	colTCP
 	colProto
 	colSrc
@@ -29,10 +30,10 @@ const (
 	numCols
 )
 
-var colTitles = [numCols]string{"STATE", "TCP", "PROTO", "SOURCE", "DESTINATION", "REPLY (NAT)", "PACKETS o/r", "BYTES o/r", "RATE", "AGE", "TTL", "MARK/ZONE", "PROCESS"}
+var colTitles = [numCols]string{"STATE", "K/W", "TCP", "PROTO", "SOURCE", "DESTINATION", "REPLY (NAT)", "PACKETS o/r", "BYTES o/r", "RATE", "AGE", "TTL", "MARK/ZONE", "PROCESS"}
 
 // colPrio is the order in which columns get room, most important first.
-var colPrio = []int{colState, colProto, colSrc, colDst, colTCP, colTTL, colBytes, colAge, colPkts, colRate, colProc, colReply, colMark}
+var colPrio = []int{colState, colSeen, colProto, colSrc, colDst, colTCP, colTTL, colBytes, colAge, colPkts, colRate, colProc, colReply, colMark}
 
 // colRight says which columns are right-aligned (numbers).
 var colRight = [numCols]bool{colPkts: true, colBytes: true, colRate: true, colAge: true, colTTL: true}
@@ -47,6 +48,7 @@ var sortCol = [store.NumSortKeys]int{colAge, colState, colTCP, colProto, colSrc,
 func (m *Model) layout() []int {
 	cols := []widget.Column{
 		colState: {Width: 3},
+		colSeen:  {Width: 4, Hidden: true},
 		colTCP:   {Width: 11},
 		colProto: {Width: 6},
 		colSrc:   {Width: 47, Min: 15, Flex: true},
@@ -67,6 +69,9 @@ func (m *Model) layout() []int {
 		f := &m.res.Rows[i].Flow
 		if f.Mark != 0 || f.Zone != 0 {
 			cols[colMark].Hidden = false
+		}
+		if f.Compare.Seen != 0 {
+			cols[colSeen].Hidden = false
 		}
 	}
 	return widget.Layout(cols, colPrio, m.w)
@@ -136,6 +141,9 @@ func (m *Model) tableLines(n int) []string {
 			if c == colState && !selected && !r.Destroyed {
 				cell = st.state[min(int(r.Flow.State()), 2)].Render(cell)
 			}
+			if c == colSeen && !selected && !r.Destroyed && r.Flow.Compare.Disagree != flow.DisagreeNone {
+				cell = st.warn.Render(cell)
+			}
 			b.WriteString(cell)
 		}
 		line := b.String()
@@ -167,6 +175,7 @@ func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
 	if f.Proto == flow.ProtoTCP {
 		cells[colTCP] = f.TCPState.String()
 	}
+	cells[colSeen] = m.seenCell(f.Compare)
 	cells[colProto] = flow.ProtoName(f.Proto)
 	cells[colSrc] = m.endpoint(f.Proto, f.Orig, true)
 	cells[colDst] = m.endpoint(f.Proto, f.Orig, false)
@@ -245,4 +254,30 @@ func (m *Model) portName(proto uint8, p uint16) string {
 		}
 	}
 	return strconv.Itoa(int(p))
+}
+
+// seenCell is the kernel-versus-wire marker: which side(s) hold the flow
+// (K, W, K+W) and, once a difference outlasted the grace period, "!" for
+// one side only and K≠W for different states. Empty for other sources.
+func (m *Model) seenCell(c flow.Compare) string {
+	switch c.Disagree {
+	case flow.DisagreeKernelOnly:
+		return "K!"
+	case flow.DisagreeWireOnly:
+		return "W!"
+	case flow.DisagreeState:
+		if m.st.ascii {
+			return "K!=W"
+		}
+		return "K≠W"
+	}
+	switch c.Seen {
+	case flow.SeenKernel | flow.SeenWire:
+		return "K+W"
+	case flow.SeenKernel:
+		return "K"
+	case flow.SeenWire:
+		return "W"
+	}
+	return ""
 }
