@@ -276,7 +276,7 @@ func (ns *NS) Listen(t testing.TB, network, addr string) net.Listener {
 	if err != nil {
 		t.Fatalf("listen %s %s in %s: %v", network, addr, ns.Name, err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	return ln
 }
 
@@ -293,7 +293,7 @@ func (ns *NS) ServeEcho(t testing.TB, network, addr string) net.Listener {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 				_, _ = io.Copy(c, io.LimitReader(c, 1<<20))
 			}()
@@ -310,7 +310,7 @@ func (ns *NS) DialTCP(t testing.TB, addr string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
@@ -373,7 +373,7 @@ func (ns *NS) SendUDP(laddr, raddr string, count int, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("send udp to %s: %w", raddr, err)
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		for i := 0; i < count; i++ {
 			if _, err := c.WriteToUDP(payload, ra); err != nil {
 				return fmt.Errorf("send udp to %s: %w", raddr, err)

@@ -25,7 +25,7 @@ func ping(addr string, id uint16, count int) error {
 	if err != nil {
 		return fmt.Errorf("ping %s: %w", addr, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	dst := &net.IPAddr{IP: ip.AsSlice()}
 	buf := make([]byte, 1500)
 	for seq := 1; seq <= count; seq++ {

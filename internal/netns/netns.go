@@ -65,7 +65,7 @@ func Resolve(spec string) (string, error) {
 		}
 		return "", fmt.Errorf("open network namespace %q (%s): %w", spec, path, err)
 	}
-	defer unix.Close(fd)
+	defer closeFD(fd)
 	if err := checkNetNS(fd); err != nil {
 		return "", &notFoundError{spec: spec, path: path, err: err}
 	}
@@ -112,7 +112,7 @@ func DoPath(path string, fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
 	}
-	defer unix.Close(target)
+	defer closeFD(target)
 
 	errc := make(chan error, 1)
 	// A fresh goroutine: its thread is thrown away if restoring fails, and
@@ -131,7 +131,7 @@ func DoPath(path string, fn func() error) error {
 			errc <- fmt.Errorf("open current network namespace: %w", err)
 			return
 		}
-		defer unix.Close(self)
+		defer closeFD(self)
 		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 			restored = true
 			if errors.Is(err, unix.EPERM) {
@@ -177,3 +177,7 @@ func Inode(spec string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// closeFD closes a namespace file descriptor opened read-only; such a close
+// cannot fail in a way that matters.
+func closeFD(fd int) { _ = unix.Close(fd) }

@@ -72,7 +72,7 @@ func openSock(groups uint32, rcvbuf int, timeout time.Duration, bufSize int) (*s
 	}
 	s := &sock{fd: fd, buf: make([]byte, bufSize), seq: uint32(time.Now().UnixNano())}
 	fail := func(op string, err error) (*sock, error) {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, classify(op, err)
 	}
 	if rcvbuf > 0 {
@@ -94,8 +94,9 @@ func openSock(groups uint32, rcvbuf int, timeout time.Duration, bufSize int) (*s
 	return s, nil
 }
 
-// Close closes the socket.
-func (s *sock) Close() error { return unix.Close(s.fd) }
+// Close closes the socket. Closing a netlink socket cannot lose data, so
+// there is no error to report.
+func (s *sock) Close() { _ = unix.Close(s.fd) }
 
 // drops returns the socket's count of messages dropped for lack of buffer
 // space (SK_MEMINFO_DROPS).
