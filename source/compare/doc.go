@@ -14,6 +14,12 @@
 // shown as the wire tracker has it. The merged flow is destroyed when the
 // last side lets it go; until then a side that leaves only changes the mark.
 //
+// Flows are matched by flow.Key (protocol, zone, original tuple). On a host
+// that NATs, the capture may also see the translated packets on another
+// interface as a flow of its own; such a wire flow whose original tuple is
+// the inverse of a kernel flow's reply tuple is that flow's post-NAT leg and
+// is not marked "wire only".
+//
 // # Grace period
 //
 // The two sides do not see a change at the same instant: the capture reads

@@ -77,12 +77,18 @@ func (e *entry) merged() flow.Flow {
 	return f
 }
 
-// raw returns the difference between the sides right now.
-func (e *entry) raw() flow.Disagree {
+// raw returns the difference between the sides of entry e (key k) right
+// now. A flow only the wire has that is the post-NAT leg of a kernel flow
+// (its original tuple is the inverse of that flow's reply tuple: the
+// capture saw the translated packets on another interface) agrees.
+func (m *Merger) raw(k flow.Key, e *entry) flow.Disagree {
 	switch e.has {
 	case flow.SeenKernel:
 		return flow.DisagreeKernelOnly
 	case flow.SeenWire:
+		if _, ok := m.legs[k]; ok {
+			return flow.DisagreeNone
+		}
 		return flow.DisagreeWireOnly
 	case flow.SeenKernel | flow.SeenWire:
 		k, w := &e.fl[Kernel], &e.fl[Wire]
@@ -101,6 +107,9 @@ type Merger struct {
 	grace   time.Duration
 	flows   map[flow.Key]*entry
 	pending map[flow.Key]*entry // entries with a difference in its grace period
+	// legs maps the post-NAT leg of each NATed kernel flow (the inverse of
+	// its reply tuple) to the flow's key.
+	legs map[flow.Key]flow.Key
 
 	synced     [2]bool // each side's first listing is complete
 	downSynced bool    // the merged listing ended (EventSynced sent)
@@ -117,7 +126,8 @@ func NewMerger(grace time.Duration) *Merger {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	return &Merger{grace: grace, flows: make(map[flow.Key]*entry), pending: make(map[flow.Key]*entry)}
+	return &Merger{grace: grace, flows: make(map[flow.Key]*entry), pending: make(map[flow.Key]*entry),
+		legs: make(map[flow.Key]flow.Key)}
 }
 
 // Len returns the number of merged flows.
@@ -189,10 +199,22 @@ func (m *Merger) upsert(dst []source.Event, s Side, ev *source.Event, now time.T
 	fl.Compare = flow.Compare{}
 	prevShown, _ := e.shown()
 	prevMark := e.mark()
+	oldLeg, hadLeg := natLeg(e, s)
 	e.fl[s] = fl
 	e.has |= bit
 	e.epoch[s] = m.epoch[s]
 	m.evaluate(k, e, now)
+	dst = m.emitUpsert(dst, s, ev, e, created, had, prevShown, prevMark, now)
+	if s == Kernel {
+		dst = m.relinkLeg(dst, k, e, oldLeg, hadLeg, now)
+	}
+	return dst
+}
+
+// emitUpsert appends the merged event for an upsert of side s into e, if
+// the merged flow changed.
+func (m *Merger) emitUpsert(dst []source.Event, s Side, ev *source.Event, e *entry, created, had bool,
+	prevShown Side, prevMark flow.Compare, now time.Time) []source.Event {
 	shown, _ := e.shown()
 	typ := source.EventUpdate
 	switch {
@@ -223,22 +245,28 @@ func (m *Merger) remove(dst []source.Event, s Side, final *flow.Flow, now time.T
 		fl.HasCounters, fl.Counters = true, e.fl[s].Counters
 	}
 	mark := e.mark()
+	leg, hadLeg := natLeg(e, s)
 	e.fl[s] = fl
 	e.has &^= bit
 	if e.has == 0 {
 		delete(m.flows, k)
 		delete(m.pending, k)
 		fl.Compare = mark
-		return append(dst, source.Event{Type: source.EventDestroy, Time: now, Flow: fl})
+		dst = append(dst, source.Event{Type: source.EventDestroy, Time: now, Flow: fl})
+	} else {
+		m.evaluate(k, e, now)
+		dst = append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
 	}
-	m.evaluate(k, e, now)
-	return append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
+	if hadLeg {
+		dst = m.relinkLeg(dst, k, e, leg, true, now)
+	}
+	return dst
 }
 
 // evaluate updates e's published mark at time now: agreement is published
 // at once, a difference once it has lasted the grace period.
 func (m *Merger) evaluate(k flow.Key, e *entry, now time.Time) {
-	raw := e.raw()
+	raw := m.raw(k, e)
 	switch {
 	case raw == e.pub.Disagree:
 		m.settle(k, e)
@@ -325,4 +353,48 @@ func eventTime(t, now time.Time) time.Time {
 		return now
 	}
 	return t
+}
+
+// natLeg returns the key of the post-NAT leg of side s's flow in e: ok
+// only when s is the kernel, the kernel has the flow and it is NATed.
+func natLeg(e *entry, s Side) (flow.Key, bool) {
+	if s != Kernel || e.has&flow.SeenKernel == 0 || !e.fl[Kernel].NAT() {
+		return flow.Key{}, false
+	}
+	f := &e.fl[Kernel]
+	return flow.Key{Proto: f.Proto, Zone: f.Zone, Orig: f.Reply.Reverse(f.Proto)}, true
+}
+
+// relinkLeg updates the NAT-leg index after the kernel's flow in e (key k)
+// changed or left, given its previous leg, and re-evaluates the wire flows
+// that became, or stopped being, such a leg.
+func (m *Merger) relinkLeg(dst []source.Event, k flow.Key, e *entry, old flow.Key, hadOld bool, now time.Time) []source.Event {
+	cur, hasCur := natLeg(e, Kernel)
+	if hadOld == hasCur && old == cur {
+		return dst
+	}
+	if hadOld && m.legs[old] == k {
+		delete(m.legs, old)
+		dst = m.reevaluate(dst, old, now)
+	}
+	if hasCur {
+		m.legs[cur] = k
+		dst = m.reevaluate(dst, cur, now)
+	}
+	return dst
+}
+
+// reevaluate re-evaluates the flow with key k, if any, and appends an
+// update when its mark changed.
+func (m *Merger) reevaluate(dst []source.Event, k flow.Key, now time.Time) []source.Event {
+	e := m.flows[k]
+	if e == nil {
+		return dst
+	}
+	before := e.mark()
+	m.evaluate(k, e, now)
+	if e.mark() != before {
+		dst = append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
+	}
+	return dst
 }

@@ -101,6 +101,9 @@ func run(t *testing.T, steps []step) *Merger {
 		for j := range got {
 			sums = append(sums, summary(&got[j]))
 		}
+		if st.tick {
+			slices.Sort(sums) // a tick walks a map
+		}
 		if st.unordered > 0 && len(sums) > st.unordered {
 			slices.Sort(sums[st.unordered:])
 		}
@@ -230,6 +233,28 @@ func TestMerger(t *testing.T) {
 			}, unordered: 2},
 		},
 	}}
+	// A DNATed kernel flow and the two legs the capture sees of it.
+	nat := tcp(20, est, 120)
+	nat.Reply = flow.Tuple{Src: netip.MustParseAddr("10.0.0.3"), Dst: nat.Orig.Src, SrcPort: 8080, DstPort: nat.Orig.SrcPort}
+	pre := tcp(20, est, 220)
+	post := tcp(20, est, 221)
+	post.Orig = nat.Reply.Reverse(flow.ProtoTCP)
+	post.Reply = nat.Reply
+	tests = append(tests, struct {
+		name  string
+		steps []step
+	}{
+		name: "the post-NAT leg of a kernel flow is not wire only",
+		steps: []step{
+			wev(0, source.EventNew, post, "new id=221 seen=wire"),
+			tick(2500*ms, "update id=221 seen=wire [wire only]"),
+			kev(3*time.Second, source.EventNew, nat, "new id=120 seen=kernel", "update id=221 seen=wire"),
+			wev(3*time.Second, source.EventNew, pre, "update id=120 seen=kernel+wire"),
+			tick(10 * time.Second),
+			kev(11*time.Second, source.EventDestroy, nat, "update id=220 seen=wire"),
+			{at: 13100 * ms, tick: true, want: []string{"update id=220 seen=wire [wire only]", "update id=221 seen=wire [wire only]"}},
+		},
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := run(t, tt.steps)
