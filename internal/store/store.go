@@ -107,9 +107,13 @@ func (s *Store) Synced() bool { return s.synced }
 // Apply applies a batch of source events in order.
 //
 // Semantics (see source.Event): EventNew for a known key is an update;
-// EventUpdate or EventCounters for an unknown key adds the flow; EventNew
-// for a destroyed (lingering) key starts a new flow; EventDestroy for an
-// unknown key is logged but keeps nothing.
+// EventUpdate for an unknown key adds the flow; EventNew for a destroyed
+// (lingering) key starts a new flow; EventDestroy for an unknown key is
+// logged but keeps nothing. EventCounters refreshes only the counters,
+// timeout and INVALID figures of a live flow and is ignored for an unknown
+// or destroyed key (a poll that raced the flow's end must not bring it
+// back). A destroy that lacks the TCP state, helper or master (the kernel's
+// DESTROY events carry none) keeps the last known ones.
 //
 // Until the first EventSynced (the end of the source's initial listing)
 // events are applied but not counted: the flows that were already there
@@ -138,8 +142,10 @@ func (s *Store) apply(ev *source.Event) {
 		at = s.now
 	}
 	switch ev.Type {
-	case source.EventNew, source.EventUpdate, source.EventCounters:
+	case source.EventNew, source.EventUpdate:
 		s.upsert(ev.Type, at, &ev.Flow)
+	case source.EventCounters:
+		s.refreshCounters(at, &ev.Flow)
 	case source.EventDestroy:
 		s.destroyKey(at, &ev.Flow)
 	case source.EventResync:
@@ -294,11 +300,55 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 	old, oldAt, had := e.counters, e.countersAt, e.flags&flagHasCounters != 0
 	s.sum.add(e, -1)
 	from := e.phase()
-	e.set(fl)
+	var last flow.Flow
+	e.flow(&last)
+	merged := *fl
+	if merged.Proto == flow.ProtoTCP && merged.TCPState == flow.TCPNone {
+		merged.TCPState = last.TCPState
+	}
+	if merged.Helper == "" {
+		merged.Helper = last.Helper
+	}
+	if merged.Master == nil {
+		merged.Master = last.Master
+	}
+	if merged.Invalid == 0 {
+		merged.Invalid, merged.InvalidReason = last.Invalid, last.InvalidReason
+	}
+	e.set(&merged)
+	if merged.HasCounters {
+		s.updateRates(e, had, old, oldAt, at)
+	}
+	s.destroy(i, e, at, from, &merged)
+}
+
+// refreshCounters applies an EventCounters: new counters, timeout and
+// INVALID figures for a live flow, nothing else.
+func (s *Store) refreshCounters(at int64, fl *flow.Flow) {
+	k := fl.Key()
+	i, ok := s.tab.lookup(&k)
+	if !ok || s.tab.at(i).flags&flagDestroyed != 0 {
+		return
+	}
+	e := s.tab.at(i)
+	var cur flow.Flow
+	e.flow(&cur)
+	old, oldAt, had := e.counters, e.countersAt, e.flags&flagHasCounters != 0
+	cur.Timeout = fl.Timeout
+	cur.Invalid, cur.InvalidReason = fl.Invalid, fl.InvalidReason
+	if fl.HasCounters {
+		cur.HasCounters, cur.Counters = true, fl.Counters
+	}
+	s.touch(i)
+	s.gen++
+	s.sum.add(e, -1)
+	e.set(&cur)
+	s.sum.add(e, 1)
+	e.lastSeen = max(e.lastSeen, at)
+	s.setExpiry(e, at)
 	if fl.HasCounters {
 		s.updateRates(e, had, old, oldAt, at)
 	}
-	s.destroy(i, e, at, from, fl)
 }
 
 // destroy marks entry i destroyed at time at, and schedules its removal.
