@@ -1,7 +1,6 @@
 package export
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 
@@ -19,21 +18,7 @@ const CSVHeader = "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,re
 // status lists the status-bit names joined by "|"; the four counters are
 // empty when they are not known.
 func WriteCSV(w io.Writer, flows []flow.Flow) error {
-	c := newChunkWriter(w)
-	var e encoder
-	c.buf = append(c.buf, CSVHeader...)
-	c.buf = append(c.buf, '\n')
-	for i := range flows {
-		c.buf = e.appendCSVRow(c.buf, &flows[i])
-		c.maybeFlush()
-		if c.err != nil {
-			break
-		}
-	}
-	if err := c.flush(); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	return nil
+	return writeAll(NewSnapshotWriter(w, FormatCSV, &Snapshot{}), flows)
 }
 
 // appendCSVRow appends the CSV row of f, with its line end.

@@ -64,14 +64,8 @@ func WriteSnapshot(w io.Writer, f Format, s *Snapshot) error {
 		return fmt.Errorf("write snapshot: nil snapshot")
 	}
 	switch f {
-	case FormatJSON:
-		return WriteJSON(w, s)
-	case FormatNDJSON:
-		return WriteNDJSON(w, s.Flows)
-	case FormatCSV:
-		return WriteCSV(w, s.Flows)
-	case FormatText:
-		return WriteText(w, s.Flows)
+	case FormatJSON, FormatNDJSON, FormatCSV, FormatText:
+		return writeAll(NewSnapshotWriter(w, f, s), s.Flows)
 	}
 	return fmt.Errorf("write snapshot as %v: %w", f, ErrFormat)
 }

@@ -118,9 +118,12 @@ func WriteJSON(w io.Writer, s *Snapshot) error {
 	if s == nil {
 		return fmt.Errorf("write json: nil snapshot")
 	}
-	c := newChunkWriter(w)
-	var e encoder
-	b := c.buf
+	return writeAll(NewSnapshotWriter(w, FormatJSON, s), s.Flows)
+}
+
+// appendJSONHeader appends the snapshot document up to the opening of its
+// "flows" array.
+func appendJSONHeader(b []byte, s *Snapshot) []byte {
 	b = append(b, `{"version":1,"time":"`...)
 	b = appendTime(b, s.Time)
 	b = append(b, `","source":`...)
@@ -151,44 +154,12 @@ func WriteJSON(w io.Writer, s *Snapshot) error {
 	b = append(b, `},"events_lost":`...)
 	b = strconv.AppendUint(b, t.EventsLost, 10)
 	b = append(b, `},"flows":[`...)
-	c.buf = b
-	for i := range s.Flows {
-		if i > 0 {
-			c.buf = append(c.buf, ',')
-		}
-		c.buf = append(c.buf, '\n')
-		c.buf = e.appendFlow(c.buf, &s.Flows[i])
-		c.maybeFlush()
-		if c.err != nil {
-			break
-		}
-	}
-	if len(s.Flows) > 0 {
-		c.buf = append(c.buf, '\n')
-	}
-	c.buf = append(c.buf, "]}\n"...)
-	if err := c.flush(); err != nil {
-		return fmt.Errorf("write json: %w", err)
-	}
-	return nil
+	return b
 }
 
 // WriteNDJSON writes one flow object (as in the snapshot's "flows") a line.
 func WriteNDJSON(w io.Writer, flows []flow.Flow) error {
-	c := newChunkWriter(w)
-	var e encoder
-	for i := range flows {
-		c.buf = e.appendFlow(c.buf, &flows[i])
-		c.buf = append(c.buf, '\n')
-		c.maybeFlush()
-		if c.err != nil {
-			break
-		}
-	}
-	if err := c.flush(); err != nil {
-		return fmt.Errorf("write ndjson: %w", err)
-	}
-	return nil
+	return writeAll(NewSnapshotWriter(w, FormatNDJSON, &Snapshot{}), flows)
 }
 
 // AppendFlowJSON appends the JSON object of one flow, exactly as it appears

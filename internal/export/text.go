@@ -1,7 +1,6 @@
 package export
 
 import (
-	"fmt"
 	"io"
 	"net/netip"
 	"strconv"
@@ -48,19 +47,7 @@ var textProtoNames = [256]string{
 // the directional zone-orig=/zone-reply=; the use count (a kernel reference
 // count, 1 unless an entry has pending expectations) is always use=1.
 func WriteText(w io.Writer, flows []flow.Flow) error {
-	c := newChunkWriter(w)
-	for i := range flows {
-		c.buf = appendTextLine(c.buf, &flows[i], lineDump)
-		c.buf = append(c.buf, '\n')
-		c.maybeFlush()
-		if c.err != nil {
-			break
-		}
-	}
-	if err := c.flush(); err != nil {
-		return fmt.Errorf("write text: %w", err)
-	}
-	return nil
+	return writeAll(NewSnapshotWriter(w, FormatText, &Snapshot{}), flows)
 }
 
 // AppendText appends the `conntrack -L` line of f, without a newline.
