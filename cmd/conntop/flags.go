@@ -96,7 +96,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.allowDelete, "allow-delete", false, "TUI: allow deleting flows from the kernel table (asks first)")
 	fs.DurationVar(&o.linger, "linger", 5*time.Second, "how long destroyed flows stay visible")
 
-	fs.IntVar(&o.rcvBuf, "rcvbuf", 32<<20, "kernel source: event socket receive buffer in bytes")
+	fs.IntVar(&o.rcvBuf, "rcvbuf", 0, "kernel source: event socket receive buffer in bytes (default 128 MiB)")
 	fs.DurationVar(&o.counterInterval, "counters", 2*time.Second, "kernel source: how often byte/packet counters are refreshed (0 = never)")
 
 	fs.StringVar(&o.bpf, "bpf", "", "capture source: BPF filter in pcap syntax")

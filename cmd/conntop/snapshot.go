@@ -48,7 +48,8 @@ func (env *runEnv) snapshot(ctx context.Context) error {
 			return readErr
 		}
 	case "conntrack":
-		snap, err = dumpSnapshot(ctx, cs.src)
+		// Streamed: a full table is printed as it is read, never held.
+		return env.writeOut(func(w io.Writer) error { return streamDump(ctx, cs.src, w, format, flt) })
 	default:
 		d := o.duration
 		if d == 0 {
@@ -118,50 +119,82 @@ func (env *runEnv) replaySnapshot(ctx context.Context) (*export.Snapshot, error)
 	return snap, err
 }
 
-// dumpSnapshot runs the kernel source until its initial listing is complete
-// and its first statistics have arrived.
-func dumpSnapshot(ctx context.Context, src source.Source) (*export.Snapshot, error) {
+// streamDump runs the kernel source until its initial listing is complete
+// and writes each flow f matches as it arrives. The JSON document starts with
+// the table statistics, so flows read before the first statistics are held
+// until they come (the source sends them at once).
+func streamDump(ctx context.Context, src source.Source, w io.Writer, format export.Format, f *filter.Filter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan source.Event, 4096)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, ch) }()
-	snap := &export.Snapshot{Source: src.Name()}
-	synced, haveStats := false, false
-	statsWait := time.NewTimer(time.Hour)
+	head := &export.Snapshot{Source: src.Name()}
+	var sw *export.SnapshotWriter
+	var held []flow.Flow
+	open := func() error {
+		sw = export.NewSnapshotWriter(w, format, head)
+		for i := range held {
+			if err := sw.Write(&held[i]); err != nil {
+				return err
+			}
+		}
+		held = nil
+		return nil
+	}
+	if format != export.FormatJSON {
+		if err := open(); err != nil {
+			return err
+		}
+	}
+	statsWait := time.NewTimer(5 * time.Second)
 	defer statsWait.Stop()
-	for !synced || !haveStats {
+	synced := false
+	for !synced || sw == nil {
 		select {
 		case ev := <-ch:
 			switch ev.Type {
 			case source.EventNew:
-				if !synced {
-					snap.Flows = append(snap.Flows, ev.Flow)
+				if synced || !f.Match(&ev.Flow) {
+					continue
+				}
+				if sw == nil {
+					held = append(held, ev.Flow)
+				} else if err := sw.Write(&ev.Flow); err != nil {
+					return err
 				}
 			case source.EventSynced:
 				synced = true
-				snap.Time = ev.Time
-				statsWait.Reset(3 * time.Second)
 			case source.EventStats:
-				snap.Table = *ev.Stats
-				haveStats = true
+				if sw == nil {
+					head.Table = *ev.Stats
+					head.Time = ev.Time
+					if err := open(); err != nil {
+						return err
+					}
+				}
 			}
 		case err := <-done:
 			if err == nil {
 				err = ctx.Err()
 			}
-			return nil, fmt.Errorf("read %s table: %w", src.Name(), err)
+			return fmt.Errorf("read %s table: %w", src.Name(), err)
 		case <-statsWait.C:
-			return nil, fmt.Errorf("read %s table: no table statistics within 3s of the dump", src.Name())
+			if sw == nil {
+				return fmt.Errorf("read %s table: no table statistics within 5s", src.Name())
+			}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
+	}
+	if err := sw.Close(); err != nil {
+		return err
 	}
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("read %s table: %w", src.Name(), err)
+		return fmt.Errorf("read %s table: %w", src.Name(), err)
 	}
-	return snap, nil
+	return nil
 }
 
 // captureSnapshot runs a live source for d and returns the table then.

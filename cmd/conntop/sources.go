@@ -82,7 +82,9 @@ func (env *runEnv) conntrackOptions() conntrack.Options {
 	if ci == 0 {
 		ci = -1 // --counters 0 means never
 	}
-	return conntrack.Options{NetNS: o.netns, ReadBuffer: o.rcvBuf, CountersInterval: ci}
+	return conntrack.Options{NetNS: o.netns, ReadBuffer: o.rcvBuf, CountersInterval: ci,
+		// A snapshot reads the table once and stops.
+		OneShot: o.cmd == cmdSnapshot}
 }
 
 func (env *runEnv) captureSource() *capture.Source {
