@@ -156,6 +156,11 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 	if r.drops, err = r.events.drops(); err != nil {
 		return err
 	}
+	// The table's figures first, so that a snapshot can start its document
+	// before the flows stream in.
+	if err := r.emitStats(ctx); err != nil {
+		return err
+	}
 	// Subscribed before this dump: nothing between dump and listen is lost.
 	if err := r.dump(ctx); err != nil {
 		return err
