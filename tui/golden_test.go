@@ -3,7 +3,9 @@ package tui
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -58,7 +60,7 @@ func TestGolden(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {200, 50}} {
 		for _, gc := range goldenCases {
 			t.Run(fmt.Sprintf("%s_%dx%d", gc.name, size[0], size[1]), func(t *testing.T) {
-				dir := t.TempDir()
+				dir := fixedLenDir(t)
 				evs := scenario()
 				if gc.pressure {
 					evs = append(evs, pressure()[0])
@@ -129,3 +131,19 @@ func checkExport(t *testing.T, dir string) {
 }
 
 var tmpName = regexp.MustCompile(`\.tmp-[0-9]+`)
+
+// fixedLenDir makes an empty directory whose path always has the same
+// length, so that a golden screen that shows it wraps at the same place on
+// every run (t.TempDir's length varies with the test name and a counter).
+func fixedLenDir(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		d := filepath.Join("/tmp", fmt.Sprintf("conntop-golden-%09d", rand.IntN(1e9)))
+		if err := os.Mkdir(d, 0o700); err == nil {
+			t.Cleanup(func() { _ = os.RemoveAll(d) })
+			return d
+		}
+	}
+	t.Fatal("cannot create a directory in /tmp")
+	return ""
+}
