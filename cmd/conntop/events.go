@@ -15,22 +15,9 @@ import (
 // with is not printed: only what happens from now on.
 func (env *runEnv) events(ctx context.Context) error {
 	o := env.opts
-	flt, err := env.parseFilter()
+	flt, format, cs, err := env.headless(export.FormatNDJSON)
 	if err != nil {
 		return err
-	}
-	format := export.FormatNDJSON
-	if o.format != "" {
-		if format, err = export.ParseFormat(o.format); err != nil {
-			return usageErr("--format: %v", err)
-		}
-	}
-	cs, err := env.chooseSource()
-	if err != nil {
-		return err
-	}
-	if cs.notice != "" {
-		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc

@@ -172,20 +172,7 @@ func TestKernelEventsOfOneConnection(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("conntop events: %v\nstderr: %s\nstdout: %s", err, errb.String(), out.String())
 	}
-	var seq []string
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var ev struct {
-			Type string `json:"type"`
-			Flow struct {
-				TCPState string `json:"tcp_state"`
-			} `json:"flow"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("%q: %v", line, err)
-		}
-		seq = append(seq, ev.Type+":"+ev.Flow.TCPState)
-	}
-	got := strings.Join(seq, " ")
+	got := eventSequence(t, out.String())
 	// The client closes first: FIN_WAIT, then the server's FIN (LAST_ACK),
 	// the last ACK (TIME_WAIT); TIME_WAIT lasts 1s here, then destroy.
 	want := "new:SYN_SENT update:SYN_RECV update:ESTABLISHED update:FIN_WAIT update:LAST_ACK update:TIME_WAIT destroy:TIME_WAIT"

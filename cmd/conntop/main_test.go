@@ -270,20 +270,7 @@ func TestEventsRead(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var states []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var ev struct {
-			Type string `json:"type"`
-			Flow struct {
-				TCPState string `json:"tcp_state"`
-			} `json:"flow"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		states = append(states, ev.Type+":"+ev.Flow.TCPState)
-	}
-	got := strings.Join(states, " ")
+	got := eventSequence(t, out)
 	want := "new:SYN_SENT update:SYN_RECV update:ESTABLISHED update:FIN_WAIT update:LAST_ACK update:TIME_WAIT"
 	if got != want {
 		t.Errorf("events %q, want %q", got, want)
@@ -292,4 +279,24 @@ func TestEventsRead(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "[NEW] tcp") {
 		t.Errorf("--count 1 --format text: exit %d, %q", code, out)
 	}
+}
+
+// eventSequence reads NDJSON events and returns "type:tcp_state" of each,
+// space-separated.
+func eventSequence(t *testing.T, ndjson string) string {
+	t.Helper()
+	var seq []string
+	for _, line := range strings.Split(strings.TrimSpace(ndjson), "\n") {
+		var ev struct {
+			Type string `json:"type"`
+			Flow struct {
+				TCPState string `json:"tcp_state"`
+			} `json:"flow"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event line %q: %v", line, err)
+		}
+		seq = append(seq, ev.Type+":"+ev.Flow.TCPState)
+	}
+	return strings.Join(seq, " ")
 }

@@ -22,22 +22,9 @@ import (
 // --duration.
 func (env *runEnv) snapshot(ctx context.Context) error {
 	o := env.opts
-	flt, err := env.parseFilter()
+	flt, format, cs, err := env.headless(export.FormatJSON)
 	if err != nil {
 		return err
-	}
-	format := export.FormatJSON
-	if o.format != "" {
-		if format, err = export.ParseFormat(o.format); err != nil {
-			return usageErr("--format: %v", err)
-		}
-	}
-	cs, err := env.chooseSource()
-	if err != nil {
-		return err
-	}
-	if cs.notice != "" {
-		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
 	}
 	var snap *export.Snapshot
 	var readErr error
@@ -67,6 +54,30 @@ func (env *runEnv) snapshot(ctx context.Context) error {
 		return werr
 	}
 	return readErr
+}
+
+// headless prepares a headless command: the parsed filter, the output
+// format (def unless --format says otherwise) and the source, whose notice
+// (why auto chose it) goes to stderr.
+func (env *runEnv) headless(def export.Format) (*filter.Filter, export.Format, *chosenSource, error) {
+	flt, err := env.parseFilter()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	format := def
+	if env.opts.format != "" {
+		if format, err = export.ParseFormat(env.opts.format); err != nil {
+			return nil, 0, nil, usageErr("--format: %v", err)
+		}
+	}
+	cs, err := env.chooseSource()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if cs.notice != "" {
+		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
+	}
+	return flt, format, cs, nil
 }
 
 // writeOut runs fn on stdout, or on --output written atomically.
