@@ -84,7 +84,7 @@ func BenchmarkDecodeTrack(b *testing.B) {
 		f := &frames[k]
 		now := t0.Add(round + f.at)
 		if dec.Decode(now, decode.LinkEthernet, f.data, f.wire, &dg) == decode.StatusDatagram {
-			p = Packet{Data: dg.Data, Length: dg.Length}
+			p = Packet{Data: dg.Data, Length: dg.Length, IPHeaderOK: true}
 			tr.Handle(now, &p)
 		}
 		if i&63 == 63 {

@@ -50,16 +50,23 @@ func mix(a, b uint64) uint64 {
 
 // hash hashes the tuple tu of protocol proto in zone zone.
 func (ix *index) hash(proto uint8, zone uint16, tu *flow.Tuple) uint32 {
-	s, d := tu.Src.As16(), tu.Dst.As16()
 	w := uint64(tu.SrcPort) | uint64(tu.DstPort)<<16 | uint64(tu.ID)<<32 |
 		uint64(tu.Type)<<48 | uint64(tu.Code)<<56
 	z := uint64(proto) | uint64(zone)<<8
-	if tu.Src.Is4() {
-		z |= 1 << 24 // 1.2.3.4 and ::ffff:1.2.3.4 are different addresses
+	var h uint64
+	if tu.Src.Is4() && tu.Dst.Is4() {
+		// Both addresses fit one word; the flag keeps 1.2.3.4 and
+		// ::ffff:1.2.3.4 apart.
+		s, d := tu.Src.As4(), tu.Dst.As4()
+		a := uint64(binary.LittleEndian.Uint32(s[:])) | uint64(binary.LittleEndian.Uint32(d[:]))<<32
+		h = mix(a^ix.key[0], (z|1<<24)^ix.key[1])
+	} else {
+		s, d := tu.Src.As16(), tu.Dst.As16()
+		h = mix(binary.LittleEndian.Uint64(s[:8])^ix.key[0], binary.LittleEndian.Uint64(s[8:])^ix.key[1])
+		h = mix(h^binary.LittleEndian.Uint64(d[:8])^ix.key[2], binary.LittleEndian.Uint64(d[8:])^ix.key[3])
+		h ^= z
 	}
-	h := mix(binary.LittleEndian.Uint64(s[:8])^ix.key[0], binary.LittleEndian.Uint64(s[8:])^ix.key[1])
-	h = mix(h^binary.LittleEndian.Uint64(d[:8])^ix.key[2], binary.LittleEndian.Uint64(d[8:])^ix.key[3])
-	h = mix(h^w^ix.key[4], z^ix.key[5])
+	h = mix(h^w^ix.key[4], h^ix.key[5])
 	return uint32(h) ^ uint32(h>>32)
 }
 

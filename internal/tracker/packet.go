@@ -24,6 +24,10 @@ type Packet struct {
 	// sent packet whose checksum is offloaded); the check is skipped as the
 	// kernel skips it for such packets.
 	ChecksumOK bool
+	// IPHeaderOK says the IPv4 header checksum is already verified
+	// (internal/decode checks it for every datagram it returns); the
+	// tracker then does not sum the header again.
+	IPHeaderOK bool
 	// Zone is the conntrack zone of the packet (0 normally).
 	Zone uint16
 }
@@ -83,14 +87,14 @@ func parseIP(d *Packet, p *pkt) (parseStatus, string) {
 	}
 	switch data[0] >> 4 {
 	case 4:
-		return parseIPv4(data, wire, p)
+		return parseIPv4(data, wire, d.IPHeaderOK, p)
 	case 6:
 		return parseIPv6(data, wire, p)
 	}
 	return parseDropped, reasonIPVersion
 }
 
-func parseIPv4(data []byte, wire int, p *pkt) (parseStatus, string) {
+func parseIPv4(data []byte, wire int, headerOK bool, p *pkt) (parseStatus, string) {
 	if len(data) < 20 {
 		if wire < 20 {
 			return parseDropped, reasonShortIP
@@ -104,7 +108,7 @@ func parseIPv4(data []byte, wire int, p *pkt) (parseStatus, string) {
 	if len(data) < ihl {
 		return parseDropped, reasonTruncatedCapture
 	}
-	if !csum.Valid(data[:ihl], 0) {
+	if !headerOK && !csum.Valid(data[:ihl], 0) {
 		return parseDropped, reasonIPChecksum
 	}
 	total := int(binary.BigEndian.Uint16(data[2:]))

@@ -378,6 +378,14 @@ func TestIPLayerDrops(t *testing.T) {
 			}
 		})
 	}
+	// A caller that verified the header (internal/decode) says so and the
+	// tracker does not check it again.
+	t.Run("header-checksum-vouched", func(t *testing.T) {
+		tr := New(DefaultConfig())
+		if v := tr.Handle(t0, &Packet{Data: badSum, IPHeaderOK: true}); v.CtInfo != CtNew {
+			t.Fatalf("verdict %+v", v)
+		}
+	})
 }
 
 func TestTruncatedCapture(t *testing.T) {

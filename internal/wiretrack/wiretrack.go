@@ -104,6 +104,7 @@ func (p *Pipeline) track(now time.Time, checksumOK bool) {
 		// A record cut short by the snaplen stands for the whole packet,
 		// whose checksum cannot be verified from what was kept.
 		ChecksumOK: checksumOK || p.dg.Truncated(),
+		IPHeaderOK: true, // decode verified it
 	}
 	p.trk.Handle(now, &p.pkt)
 	p.evs = p.trk.AppendEvents(p.evs)
