@@ -65,6 +65,8 @@ type options struct {
 	maxSessions    int
 	idleTimeout    time.Duration
 
+	cpuProfile string
+
 	set map[string]bool // flags given on the command line
 }
 
@@ -90,6 +92,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.duration, "duration", 0, "events: stop after D; snapshot with the capture source: capture for D (default 5s)")
 	fs.IntVar(&o.count, "count", 0, "events: stop after N events")
 	fs.Bool("version", false, "print the version and exit")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile to FILE (for performance reports)")
 
 	fs.DurationVar(&o.refresh, "refresh", 250*time.Millisecond, "TUI frame interval (frame rate cap)")
 	fs.BoolVar(&o.ascii, "ascii", false, "TUI: ASCII instead of Unicode box drawing")

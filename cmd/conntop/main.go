@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -42,6 +43,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case cmdVersion:
 		fmt.Fprintf(stdout, "conntop %s\n", version())
 		return 0
+	}
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return exitStatus(err, stderr)
+		}
+		defer stop()
 	}
 	env := &runEnv{opts: o, stdin: stdin, stdout: stdout, stderr: stderr}
 	switch o.cmd {
@@ -73,6 +81,22 @@ func exitStatus(err error, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// startCPUProfile profiles the whole run into path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // version returns the module version and VCS revision the binary was built
