@@ -52,11 +52,11 @@ func requireTmux(t testing.TB) {
 }
 
 // tmuxSession is one detached session on its own tmux server (socket
-// "-L name"), so parallel tests never share a server. The server is killed
-// at cleanup.
+// "-S path" in a private directory), so parallel tests never share a
+// server. The server is killed and its socket removed at cleanup.
 type tmuxSession struct {
 	t    testing.TB
-	sock string
+	sock string // socket path
 	name string
 }
 
@@ -69,7 +69,14 @@ func startTmux(t testing.TB, w, h int, dir, cmdline string) *tmuxSession {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("conntop-e2e-%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
-	s := &tmuxSession{t: t, sock: name, name: name}
+	// A short directory of its own: socket paths are limited to 107 bytes,
+	// which a t.TempDir under a long test name can exceed.
+	sockDir, err := os.MkdirTemp("", "ct-tmux-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	s := &tmuxSession{t: t, sock: filepath.Join(sockDir, "s"), name: name}
 	// -f /dev/null: no user configuration; a fixed size that no client
 	// changes (none attaches).
 	if out, err := s.tmux("-f", "/dev/null", "new-session", "-d", "-s", name,
@@ -82,7 +89,7 @@ func startTmux(t testing.TB, w, h int, dir, cmdline string) *tmuxSession {
 
 // tmux runs one tmux command against this session's server.
 func (s *tmuxSession) tmux(args ...string) (string, error) {
-	return labtest.Run(tmuxTimeout, nil, "tmux", append([]string{"-L", s.sock}, args...)...)
+	return labtest.Run(tmuxTimeout, nil, "tmux", append([]string{"-S", s.sock}, args...)...)
 }
 
 // keys sends named keys (tmux key names: Enter, Escape, Home, …).
