@@ -86,3 +86,21 @@ func appendCreate(b []byte, seq uint32, f *flow.Flow) []byte {
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b
 }
+
+// appendDelete appends one complete IPCTNL_MSG_CT_DELETE request (no ack)
+// for the entry with key k to b; used by the event benchmarks' churn.
+func appendDelete(b []byte, seq uint32, k flow.Key) []byte {
+	start := len(b)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = binary.NativeEndian.AppendUint16(b, uint16(subsysCT)<<8|msgCTDelete)
+	b = binary.NativeEndian.AppendUint16(b, flagRequest)
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = append(b, familyOf(k.Orig), nfnlV0, 0, 0)
+	b = appendTuple(b, ctaTupleOrig, k.Orig, k.Proto, 0)
+	if k.Zone != 0 {
+		b = appendAttr(b, ctaZone, binary.BigEndian.AppendUint16(nil, k.Zone))
+	}
+	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
+	return b
+}

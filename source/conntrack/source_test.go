@@ -352,5 +352,9 @@ func TestCounters(t *testing.T) {
 	if err := l.cli.SendUDP(l.link.B4+":7100", l.link.A4+":7101", 2, []byte("12345678")); err != nil {
 		t.Fatal(err)
 	}
-	r.until(10*time.Second, "counters of 7 packets", func(tb *table) bool { return tb.flows[k].Counters.OrigPackets == 7 })
+	// The next poll may be up to pollSpacing times the last dump's duration
+	// away, and a dump walks the kernel's global conntrack hash, entries of
+	// every namespace included: ~200 ms here while other tests hold big
+	// tables, so up to ~16 s.
+	r.until(40*time.Second, "counters of 7 packets", func(tb *table) bool { return tb.flows[k].Counters.OrigPackets == 7 })
 }
