@@ -33,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "conntop: %v\nRun 'conntop --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "conntop: %s\nRun 'conntop --help' for usage.\n", escapeLines(err.Error()))
 		return 2
 	}
 	switch o.cmd {
@@ -70,7 +70,9 @@ func exitStatus(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "conntop: %v\n", err)
+	// Errors quote user paths, namespace names and kernel text: escape them,
+	// keeping the line breaks our own messages use.
+	fmt.Fprintf(stderr, "conntop: %s\n", escapeLines(err.Error()))
 	var se *filter.SyntaxError
 	if errors.As(err, &se) {
 		// Point at the offending position under the expression.
@@ -128,6 +130,17 @@ func version() string {
 		v = "(devel)"
 	}
 	return v + " (" + bi.GoVersion + ")"
+}
+
+// escapeLines escapes s for the terminal line by line, so that a message's
+// own line breaks stay line breaks while every other control is made
+// visible.
+func escapeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = termsafe.Escape(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // caretColumn is the display column of byte position pos in expr, counting

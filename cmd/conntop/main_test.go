@@ -63,6 +63,37 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestErrorsAreEscaped checks that text the user or a file supplied (a path,
+// a flag name) reaches stderr with its terminal controls made
+// visible, while the message's own line breaks stay.
+func TestErrorsAreEscaped(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"missing pcap path", []string{"snapshot", "--read", "/nonexistent/\x1b]0;pwned\x07.pcap"}, `/nonexistent/\x1b]0;pwned\x07.pcap`},
+		{"flag name", []string{"--col\u202eour"}, `-col\u202eour`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, "", tt.args...)
+			if code == 0 {
+				t.Fatalf("exit status 0, want an error (stderr %q)", errOut)
+			}
+			if strings.ContainsAny(errOut, "\x1b\x07\u202e") {
+				t.Errorf("stderr carries raw terminal controls: %q", errOut)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q does not contain %q", errOut, tt.want)
+			}
+			if !strings.HasSuffix(errOut, "\n") {
+				t.Errorf("stderr %q does not end in a line break", errOut)
+			}
+		})
+	}
+}
+
 func TestHelpAndVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "", "--help")
 	if code != 0 || !strings.Contains(out, "conntop snapshot [flags]") || !strings.Contains(out, "--netns NAME|PATH|pid:PID") && !strings.Contains(out, "--netns string") {

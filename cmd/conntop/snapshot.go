@@ -75,7 +75,7 @@ func (env *runEnv) headless(def export.Format) (*filter.Filter, export.Format, *
 		return nil, 0, nil, err
 	}
 	if cs.notice != "" {
-		fmt.Fprintf(env.stderr, "conntop: %s\n", cs.notice)
+		fmt.Fprintf(env.stderr, "conntop: %s\n", escapeLines(cs.notice))
 	}
 	return flt, format, cs, nil
 }
