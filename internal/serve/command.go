@@ -13,6 +13,7 @@ import (
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/internal/termsafe"
 )
 
 // commandUsage lists the commands an SSH client may run.
@@ -45,13 +46,19 @@ func (s *Server) runCommand(se *session, sess ssh.Session) int {
 // format of `conntop snapshot`.
 func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args []string) int {
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package would echo what the client sent (a flag's name)
+	// unescaped: it prints nothing, and errors go out escaped below.
+	fs.SetOutput(io.Discard)
 	format := fs.String("format", "json", "output format: json, csv or text")
 	expr := fs.String("filter", "", "filter expression")
 	if err := fs.Parse(args); err != nil {
+		fs.SetOutput(stderr)
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "usage: %s\n", commandUsage)
+			fs.PrintDefaults()
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "conntop: snapshot: %s\nusage: %s\n", termsafe.Escape(err.Error()), commandUsage)
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -60,12 +67,13 @@ func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args 
 	}
 	f, err := export.ParseFormat(*format)
 	if err != nil {
-		fmt.Fprintf(stderr, "conntop: snapshot: %v\n", err)
+		fmt.Fprintf(stderr, "conntop: snapshot: %s\n", termsafe.Escape(err.Error()))
 		return exitUsage
 	}
 	flt, err := filter.Parse(*expr)
 	if err != nil {
-		fmt.Fprintf(stderr, "conntop: snapshot: %v\n", err)
+		// The message quotes the client's expression.
+		fmt.Fprintf(stderr, "conntop: snapshot: %s\n", termsafe.Escape(err.Error()))
 		return exitUsage
 	}
 

@@ -341,6 +341,8 @@ func TestSnapshotCommand(t *testing.T) {
 		{"bad format", "snapshot --format xml", 2, []string{"xml"}, nil},
 		{"unknown command", "rm -rf /", 2, []string{`unknown command "rm"`}, nil},
 		{"stray argument", "snapshot tcp", 2, []string{`unexpected argument "tcp"`}, nil},
+		{"flag name escaped", "snapshot --x\x1b[2J\u202e", 2, []string{`-x\x1b[2J\u202e`, "usage: snapshot"}, []string{"\x1b", "\u202e"}},
+		{"filter escaped", "snapshot --filter 'proto \x1b[2J'", 2, []string{"filter: position"}, []string{"\x1b"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
