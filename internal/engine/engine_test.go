@@ -110,10 +110,18 @@ func TestRunStopsOnCancelAndReadersSeeProgress(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The ticker runs every 10ms; a loaded CI machine may delay it, so
+	// poll with a bounded deadline instead of sleeping a fixed time.
 	v := eng.Version()
-	time.Sleep(50 * time.Millisecond)
-	if eng.Version() == v {
-		t.Error("the store's clock does not tick while Run runs")
+	ticked := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if eng.Version() != v {
+			ticked = true
+			break
+		}
+	}
+	if !ticked {
+		t.Error("the store's clock does not tick while Run runs (5s)")
 	}
 	cancel()
 	select {
