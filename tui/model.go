@@ -169,6 +169,11 @@ type Model struct {
 
 	frame string
 	dirty bool
+
+	// hints is the rendered key-hint footer for hintsWidth columns: it
+	// only changes with the width.
+	hints      string
+	hintsWidth int
 }
 
 var _ tea.Model = (*Model)(nil)

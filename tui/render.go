@@ -319,8 +319,11 @@ func (m *Model) footer() []string {
 		}
 		return []string{style.Render(s)}
 	}
-	h := m.helpModel()
-	return []string{h.ShortHelpView(m.keys.ShortHelp())}
+	if m.hints == "" || m.hintsWidth != m.w {
+		h := m.helpModel()
+		m.hints, m.hintsWidth = h.ShortHelpView(m.keys.ShortHelp()), m.w
+	}
+	return []string{m.hints}
 }
 
 func (m *Model) helpModel() help.Model {

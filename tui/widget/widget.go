@@ -99,10 +99,28 @@ func Truncate(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
+	if plainASCII(s) {
+		// One byte, one cell: the common case of addresses and numbers.
+		if len(s) <= w {
+			return s
+		}
+		return s[:w]
+	}
 	if ansi.StringWidth(s) <= w {
 		return s
 	}
 	return ansi.Truncate(s, w, "")
+}
+
+// plainASCII reports whether s is printable ASCII only (no escape
+// sequences, no wide or combining characters).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 var (
