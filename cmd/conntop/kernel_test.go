@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +29,45 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// waitInNetns waits (bounded) until process pid has entered the network
+// namespace at nsPath, as `ip netns exec` does shortly after it starts.
+func waitInNetns(t *testing.T, pid int, nsPath string) {
+	t.Helper()
+	var want syscall.Stat_t
+	if err := syscall.Stat(nsPath, &want); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var got syscall.Stat_t
+		if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &got); err == nil && got.Ino == want.Ino && got.Dev == want.Dev {
+			return
+		}
+	}
+	t.Fatalf("process %d did not enter %s within 10s", pid, nsPath)
+}
+
+// waitConntrackSubscriber waits (bounded) until a netfilter netlink socket
+// in ns has joined multicast groups, i.e. a conntrack event listener (the
+// conntop process under test) is subscribed there.
+func waitConntrackSubscriber(t *testing.T, ns *labtest.NS) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out, err := ns.Exec("cat", "/proc/net/netlink")
+		if err != nil {
+			t.Fatalf("read /proc/net/netlink in %s: %v", ns.Name, err)
+		}
+		last = out
+		for _, line := range strings.Split(out, "\n") {
+			// sk Eth Pid Groups ...: Eth 12 is NETLINK_NETFILTER.
+			if f := strings.Fields(line); len(f) > 3 && f[1] == "12" && strings.Trim(f[3], "0") != "" {
+				return
+			}
+		}
+	}
+	t.Fatalf("no conntrack event listener subscribed in %s within 20s:\n%s", ns.Name, last)
 }
 
 // lab is two namespaces joined by a veth pair, conntrack active in srv, with
@@ -111,7 +151,7 @@ func TestKernelSnapshotEqualsConntrackL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
-	time.Sleep(200 * time.Millisecond) // let ip netns exec enter the namespace
+	waitInNetns(t, sleeper.Process.Pid, srv.Path)
 	byPid, err := exec.Command(bin, "snapshot", "--netns", "pid:"+itoa(sleeper.Process.Pid), "--format", "text").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +203,7 @@ func TestKernelEventsOfOneConnection(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond) // subscribed before the traffic starts
+	waitConntrackSubscriber(t, srv) // subscribed before the traffic starts
 	c := cli.DialTCP(t, ln.Addr().String())
 	if err := labtest.Echo(c, "ping"); err != nil {
 		t.Fatal(err)
