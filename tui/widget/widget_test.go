@@ -99,3 +99,25 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		w    int
+		want string
+	}{
+		{"10.0.0.1:443", 20, "10.0.0.1:443"},
+		{"10.0.0.1:443", 5, "10.0."},
+		{"10.0.0.1:443", 0, ""},
+		{"fd00::1", -1, ""},
+		{"", 3, ""},
+		{"héllo", 3, "hél"},
+		{"日本語", 4, "日本"},
+		{"\x1b[1mbold\x1b[0m", 2, "\x1b[1mbo\x1b[0m"},
+	}
+	for _, tt := range tests {
+		if got := Truncate(tt.in, tt.w); got != tt.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.in, tt.w, got, tt.want)
+		}
+	}
+}
