@@ -33,9 +33,7 @@ func TestLoopbackCountedOnce(t *testing.T) {
 	udpRoundTrips(t, ns, "udp4", "127.0.0.1:9001", 4, true)
 	udpRoundTrips(t, ns, "udp6", "[::1]:9001", 2, true)
 
-	time.Sleep(500 * time.Millisecond)
-	want := kernelTable(t, ns)
-	got, st := lc.settle(t)
+	want, got, st := lc.matchKernel(t, ns)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("loopback table differs from the kernel's (-kernel +conntop):\n%s", diff)
 	}
