@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/termsafe"
 )
 
 // NewRegistry returns a registry holding a Collector for eng and the Go
@@ -66,7 +67,9 @@ func healthz(w http.ResponseWriter, st engine.Status) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	switch {
 	case st.Err != nil:
-		fmt.Fprintf(w, "down: source %s failed: %v\n", src, st.Err)
+		// The error may quote kernel text or a user's path: a health check
+		// is often read with curl on a terminal.
+		fmt.Fprintf(w, "down: source %s failed: %s\n", src, termsafe.Escape(st.Err.Error()))
 	case st.Done:
 		fmt.Fprintf(w, "down: source %s ended\n", src)
 	default:

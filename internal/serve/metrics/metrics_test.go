@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -353,5 +354,23 @@ func BenchmarkScrapeHTTP(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("status %d", w.Code)
 		}
+	}
+}
+
+// TestHealthzEscapesTheSourceError checks that a failed source's error,
+// which may quote kernel text or a path, is answered with its terminal
+// controls made visible.
+func TestHealthzEscapesTheSourceError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	healthz(rec, engine.Status{Source: "conntrack", Done: true, Err: errors.New("open /run/netns/x\x1b[2J: no such file")})
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", rec.Code)
+	}
+	body := rec.Body.String()
+	if want := `down: source conntrack failed: open /run/netns/x\x1b[2J: no such file`; !strings.Contains(body, want) {
+		t.Errorf("body %q lacks %q", body, want)
+	}
+	if strings.Contains(body, "\x1b") {
+		t.Errorf("body %q carries a raw escape", body)
 	}
 }
