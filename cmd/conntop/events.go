@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/source"
@@ -34,11 +35,8 @@ func (env *runEnv) events(ctx context.Context) error {
 // streamEvents runs src and writes the events keep accepts, until ctx ends,
 // the source ends or count events (0: no limit) were written.
 func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.Format, keep func(*source.Event) bool, count int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan source.Event, 65536)
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, ch) }()
+	ch, done, stop := startSource(ctx, src, 65536)
+	defer stop()
 	ew := export.NewEventWriter(w, f)
 	listing := true // the initial table listing is not news
 	written := 0
@@ -90,6 +88,28 @@ func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.
 				return fmt.Errorf("%s source: %w", src.Name(), err)
 			}
 			return nil
+		}
+	}
+}
+
+// startSource runs src in its own goroutine, sending on a channel of
+// capacity buf; done receives Run's result. stop cancels the source and waits
+// (at most 5 s) for it to end, so that its sockets are closed when a command
+// returns.
+func startSource(ctx context.Context, src source.Source, buf int) (ch chan source.Event, done chan error, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch = make(chan source.Event, buf)
+	done = make(chan error, 1)
+	ended := make(chan struct{})
+	go func() {
+		done <- src.Run(ctx, ch)
+		close(ended)
+	}()
+	return ch, done, func() {
+		cancel()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
 		}
 	}
 }

@@ -135,11 +135,8 @@ func (env *runEnv) replaySnapshot(ctx context.Context) (*export.Snapshot, error)
 // the table statistics, so flows read before the first statistics are held
 // until they come (the source sends them at once).
 func streamDump(ctx context.Context, src source.Source, w io.Writer, format export.Format, f *filter.Filter) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan source.Event, 4096)
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, ch) }()
+	ch, done, stop := startSource(ctx, src, 4096)
+	defer stop()
 	head := &export.Snapshot{Source: src.Name()}
 	var sw *export.SnapshotWriter
 	var held []flow.Flow
@@ -201,9 +198,13 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 	if err := sw.Close(); err != nil {
 		return err
 	}
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("read %s table: %w", src.Name(), err)
+	stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("read %s table: %w", src.Name(), err)
+		}
+	default: // still stopping after 5 s: the table is written, leave it
 	}
 	return nil
 }
