@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -60,6 +61,9 @@ func TestCompileFilter(t *testing.T) {
 		t.Fatalf("empty filter: %v %v", prog, err)
 	}
 	if _, err := exec.LookPath("tcpdump"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tcpdump is not installed: CI must test the real filter compiler")
+		}
 		_, err := CompileFilter(context.Background(), "tcp")
 		if !errors.Is(err, ErrNoTcpdump) {
 			t.Fatalf("without tcpdump: %v", err)
