@@ -6,10 +6,12 @@
 //
 // Run subscribes to conntrack events first, then dumps the table (one
 // EventNew per entry, then EventSynced), then streams NEW, UPDATE and DESTROY
-// events from a socket with a large receive buffer (SO_RCVBUFFORCE, 32 MiB by
-// default). When that buffer overruns (ENOBUFS), the loss is counted from the
-// socket's drop counter (SO_MEMINFO), reported as EventResync{Lost}, and the
-// table is dumped again, so the consumer never diverges silently. A second
+// events from a socket with a large receive buffer (SO_RCVBUFFORCE, 128 MiB
+// by default), read up to 64 datagrams per recvmmsg(2). When that buffer
+// overruns (ENOBUFS, or the socket's drop counter SO_MEMINFO moved), the loop
+// discards the backlog until it has caught up, then reports the loss (the
+// kernel's drops plus what it discarded) as EventResync{Lost} and dumps the
+// table again, so the consumer never diverges silently. A second
 // socket polls table statistics every second (EventStats) and, when
 // accounting is on, byte and packet counters (EventCounters) at a rate that
 // adapts to the table size.

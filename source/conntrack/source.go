@@ -274,52 +274,84 @@ func dumpFlows(s *sock, fn func(f *flow.Flow) error) error {
 // checks of the socket's drop counter.
 const dropCheckEvery = 64
 
+// maxCatchUp bounds how long the event loop discards a backlog after a loss
+// before it lists the table anyway.
+const maxCatchUp = time.Second
+
 // eventLoop reads conntrack events until ctx ends or the socket fails.
 //
 // The kernel reports ENOBUFS only for the first drop of a congestion
 // episode (until the queue drains, further drops are silent except in the
-// socket's drop counter), so the loop also resyncs when that counter moved:
-// checked when idle and every dropCheckEvery datagrams. Datagrams are read
-// in batches (see mrecv), each holding one event.
+// socket's drop counter), so the loop also notices a loss when that counter
+// moved: checked when idle and every dropCheckEvery datagrams. Datagrams
+// are read in batches (see mrecv), each holding one event.
+//
+// After a loss the loop first catches up: it discards what is queued (all
+// of it older than the listing to come, which supersedes it) until the
+// queue is empty or maxCatchUp passed, and only then resyncs. Listing the
+// table at once instead would leave the backlog to grow during the dump
+// and overrun again, one resync after another, while the producer stays
+// fast.
 func (r *run) eventLoop(ctx context.Context) error {
 	var f flow.Flow
 	sinceCheck := 0
+	var (
+		catchingUp bool      // a loss was seen; discarding until caught up
+		since      time.Time // when catching up began
+		discarded  uint64    // datagrams discarded meanwhile
+	)
 	for ctx.Err() == nil {
 		n, err := r.rx.recv()
-		if sinceCheck += max(n, 1); err != nil || sinceCheck >= dropCheckEvery {
-			sinceCheck = 0
-			if d, derr := r.events.drops(); derr == nil && d != r.drops && !errors.Is(err, unix.ENOBUFS) {
-				// What the batch holds is older than the new listing:
-				// drop it.
-				if err := r.resync(ctx); err != nil {
-					return err
+		if catchingUp {
+			discarded += uint64(n)
+			switch {
+			case err == nil || errors.Is(err, unix.ENOBUFS):
+				if n == eventBatch || errors.Is(err, unix.ENOBUFS) {
+					if time.Since(since) < maxCatchUp {
+						continue // more is queued
+					}
 				}
-				continue
+			case errors.Is(err, errTimeout):
+			default:
+				return fmt.Errorf("receive conntrack events: %w", err)
 			}
+			catchingUp, sinceCheck = false, 0
+			if err := r.resync(ctx, discarded); err != nil {
+				return err
+			}
+			continue
+		}
+		lost := errors.Is(err, unix.ENOBUFS)
+		if sinceCheck += max(n, 1); !lost && (err != nil || sinceCheck >= dropCheckEvery) {
+			sinceCheck = 0
+			if d, derr := r.events.drops(); derr == nil && d != r.drops {
+				lost = true
+			}
+		}
+		if !lost && err == nil {
+			for i := range n {
+				if _, truncated := r.rx.datagram(i); truncated {
+					// An event too long for its slot is an event lost.
+					r.bad.Add(1)
+					lost = true
+				}
+			}
+		}
+		if lost {
+			// What the batch holds is older than the listing to come.
+			catchingUp, since, discarded = true, time.Now(), uint64(n)
+			continue
 		}
 		switch {
 		case err == nil:
 		case errors.Is(err, errTimeout):
-			continue
-		case errors.Is(err, unix.ENOBUFS):
-			if err := r.resync(ctx); err != nil {
-				return err
-			}
 			continue
 		default:
 			return fmt.Errorf("receive conntrack events: %w", err)
 		}
 		now := r.opts.Now()
 		for i := range n {
-			b, truncated := r.rx.datagram(i)
-			if truncated {
-				// An event too long for its slot is an event lost.
-				r.bad.Add(1)
-				if err := r.resync(ctx); err != nil {
-					return err
-				}
-				break
-			}
+			b, _ := r.rx.datagram(i)
 			if err := r.handleDatagram(ctx, now, b, &f); err != nil {
 				return err
 			}
@@ -440,15 +472,18 @@ func getFlow(s *sock, k flow.Key) (flow.Flow, bool, error) {
 
 // resync handles an event-socket overrun: it reports the loss and lists the
 // table again. The loss is the growth of the socket's drop counter (each
-// dropped skb is one event), at least 1.
-func (r *run) resync(ctx context.Context) error {
-	lost := uint64(1)
+// dropped skb is one event) plus the discarded events that the loop read
+// but dropped because the listing supersedes them, at least 1.
+func (r *run) resync(ctx context.Context, discarded uint64) error {
+	lost := discarded
 	if d, err := r.events.drops(); err == nil {
-		if delta := d - r.drops; delta > 0 {
-			lost = uint64(delta)
-		}
+		lost += uint64(d - r.drops)
 		r.drops = d
 	}
+	// A pending ENOBUFS belongs to the loss this listing repairs: reading
+	// SO_ERROR clears it, so the next receive does not report it again.
+	_, _ = unix.GetsockoptInt(r.events.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	lost = max(lost, 1)
 	r.lost.Add(lost)
 	r.resyncs.Add(1)
 	if err := r.send(ctx, source.Event{Type: source.EventResync, Time: r.opts.Now(), Lost: lost}); err != nil {
