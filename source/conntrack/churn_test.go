@@ -16,12 +16,14 @@ import (
 // socket, create Creates UDP entries in all and delete each one again once
 // Window newer entries of the same producer exist (the rest at the end):
 // 2*Creates events (NEW and DESTROY), while the table never holds more than
-// about Window entries. Rate, if > 0, paces the total to that many events
-// per second; otherwise the producers go flat out.
+// about Window entries. The last Keep entries of each producer stay. Rate,
+// if > 0, paces the total to that many events per second; otherwise the
+// producers go flat out.
 type churnSpec struct {
 	Producers int
 	Creates   int
 	Window    int
+	Keep      int
 	Rate      float64
 }
 
@@ -64,7 +66,7 @@ func churn(path string, spec churnSpec) (churnResult, error) {
 	start := time.Now()
 	for p := range socks {
 		wg.Go(func() {
-			refused[p], errs[p] = churnOne(socks[p], byte(p), per, spec.Window, spec.Rate/float64(spec.Producers), start)
+			refused[p], errs[p] = churnOne(socks[p], byte(p), per, spec.Window, spec.Keep, spec.Rate/float64(spec.Producers), start)
 		})
 	}
 	wg.Wait()
@@ -75,13 +77,13 @@ func churn(path string, spec churnSpec) (churnResult, error) {
 		}
 		res.Refused += refused[p]
 	}
-	res.Events = 2*per*spec.Producers - res.Refused
+	res.Events = (2*per-spec.Keep)*spec.Producers - res.Refused
 	return res, nil
 }
 
-// churnOne is one producer: n creates and n deletes on s, entries
+// churnOne is one producer: n creates and n-keep deletes on s, entries
 // 10.(200+p).x.y:port -> 10.250.0.1:53, paced to rate events/s if > 0.
-func churnOne(s *sock, p byte, n, window int, rate float64, start time.Time) (int, error) {
+func churnOne(s *sock, p byte, n, window, keep int, rate float64, start time.Time) (int, error) {
 	f := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoUDP, Timeout: 600,
 		Status: flow.StatusConfirmed | flow.StatusSeenReply | flow.StatusAssured}
 	dst := netip.MustParseAddr("10.250.0.1")
@@ -118,7 +120,7 @@ func churnOne(s *sock, p byte, n, window int, rate float64, start time.Time) (in
 			batch = appendCreate(batch, seq, &f)
 			sent++
 		}
-		if j := i - window; j >= 0 && j < n {
+		if j := i - window; j >= 0 && j < n-keep {
 			seq++
 			batch = appendDelete(batch, seq, key(j))
 			sent++
