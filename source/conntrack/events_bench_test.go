@@ -73,6 +73,16 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// contextSwitches returns the process's context switches so far
+// (voluntary and involuntary): a receiver woken for every event shows here.
+func contextSwitches(b *testing.B) int64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Nvcsw + ru.Nivcsw
+}
+
 // BenchmarkEventDrain measures the receiver's own rate: 100,000 NEW events
 // are queued on the event socket first, then the event loop reads, decodes
 // and sends them to a channel that a consumer goroutine empties. No
@@ -212,12 +222,13 @@ func BenchmarkEventChurn(b *testing.B) {
 			labtest.RequireRoot(b)
 			spec := c.spec
 			spec.Creates, spec.Window = 300_000, 1000
-			var offered, received, lost float64
+			var offered, received, lost, cpu float64
 			for b.Loop() {
-				o, r, l := churnOnce(b, c.buffer, spec)
-				offered, received, lost = offered+o, received+r, lost+l
+				o, r, l, c := churnOnce(b, c.buffer, spec)
+				offered, received, lost, cpu = offered+o, received+r, lost+l, cpu+c
 			}
 			n := float64(b.N)
+			b.ReportMetric(cpu/n, "cpu-ns/event")
 			b.ReportMetric(offered/n, "offered-events/s")
 			b.ReportMetric(received/n, "received-events/s")
 			b.ReportMetric(lost/n, "lost")
@@ -227,8 +238,10 @@ func BenchmarkEventChurn(b *testing.B) {
 }
 
 // churnOnce runs one churn against a Source feeding an engine and returns
-// the offered and received rates and the events lost.
-func churnOnce(b *testing.B, buffer int, spec churnSpec) (offered, received, lost float64) {
+// the offered and received rates, the events lost and the process's CPU
+// time per event (producers' system calls, which include the kernel's work
+// to create the entries and queue the events, receiver and engine).
+func churnOnce(b *testing.B, buffer int, spec churnSpec) (offered, received, lost, cpuPerEvent float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	ns := labtest.NewNS(b, "ctchurn")
@@ -250,7 +263,7 @@ func churnOnce(b *testing.B, buffer int, spec churnSpec) (offered, received, los
 	}
 	churned := make(chan result, 1)
 	b.StartTimer()
-	start := time.Now()
+	start, cpu0, sw0 := time.Now(), processCPU(b), contextSwitches(b)
 	go func() { res, err := churn(ns.Path, spec); churned <- result{res, err} }()
 	var cr result
 	var got uint64
@@ -291,6 +304,7 @@ func churnOnce(b *testing.B, buffer int, spec churnSpec) (offered, received, los
 		}
 	}
 	b.StopTimer()
+	cpu, switches := processCPU(b)-cpu0, contextSwitches(b)-sw0
 	// The loss counter arrives with the next stats event.
 	time.Sleep(300 * time.Millisecond)
 	e.View(func(s *store.Store) { stats = s.Summary().Table })
@@ -298,8 +312,9 @@ func churnOnce(b *testing.B, buffer int, spec churnSpec) (offered, received, los
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("offered %d events in %v (%.0f/s); applied %d by %v; lost %d, %d resyncs",
+	b.Logf("offered %d events in %v (%.0f/s); applied %d by %v; lost %d, %d resyncs; %.3f context switches per event",
 		cr.res.Events, cr.res.Elapsed.Round(time.Millisecond), cr.res.Rate(), got,
-		last.Sub(start).Round(time.Millisecond), stats.EventsLost, stats.Resyncs)
-	return cr.res.Rate(), float64(got) / last.Sub(start).Seconds(), float64(stats.EventsLost)
+		last.Sub(start).Round(time.Millisecond), stats.EventsLost, stats.Resyncs, float64(switches)/float64(got))
+	return cr.res.Rate(), float64(got) / last.Sub(start).Seconds(), float64(stats.EventsLost),
+		float64(cpu.Nanoseconds()) / float64(cr.res.Events)
 }
