@@ -22,7 +22,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultCountersInterval
 	}
-	nextPoll := time.Now().Add(interval)
+	nextPoll := time.Now().Add(max(interval, pollSpacing*r.firstDump))
 	seen := make(map[uint32]uint64)
 	prev := make(map[uint32]uint64)
 	if err := r.emitStats(ctx); err != nil {

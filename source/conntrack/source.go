@@ -109,6 +109,9 @@ type run struct {
 	lost    atomic.Uint64
 	resyncs atomic.Uint64
 	bad     atomic.Uint64 // undecodable messages skipped
+	// firstDump is how long the initial listing took: the first poll is
+	// spaced from it as later polls are from theirs.
+	firstDump time.Duration
 }
 
 // silentState is what the source knows of an entry that may not report
@@ -164,9 +167,11 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 		return err
 	}
 	// Subscribed before this dump: nothing between dump and listen is lost.
+	start := time.Now()
 	if err := r.dump(ctx); err != nil {
 		return err
 	}
+	r.firstDump = time.Since(start)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pollErr := make(chan error, 1)
