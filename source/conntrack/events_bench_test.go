@@ -3,9 +3,14 @@
 package conntrack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -234,6 +239,89 @@ func BenchmarkEventChurn(b *testing.B) {
 			b.ReportMetric(lost/n, "lost")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// BenchmarkEventChurnConntrackE runs BenchmarkEventChurn's paced churn
+// with `conntrack -E -b 134217728` (conntrack-tools, the same 128 MiB
+// buffer as the Source's default) as the listener instead, for comparison:
+// received counts the lines it wrote to a file.
+func BenchmarkEventChurnConntrackE(b *testing.B) {
+	labtest.RequireRoot(b)
+	spec := churnSpec{Producers: 2, Creates: 300_000, Window: 1000, Rate: 117_000}
+	var offered, received, lost float64
+	for b.Loop() {
+		b.StopTimer()
+		ns := labtest.NewNS(b, "ctchurn")
+		ns.EnableConntrack(b, labtest.Conntrack{})
+		path := filepath.Join(b.TempDir(), "events")
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd := exec.Command("ip", "netns", "exec", ns.Name, "conntrack", "-E", "-b", "134217728")
+		cmd.Stdout, cmd.Stderr = f, &stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatalf("conntrack -E: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond) // let it subscribe
+		b.StartTimer()
+		start := time.Now()
+		res, err := churn(ns.Path, spec)
+		if err != nil || res.Refused != 0 {
+			b.Fatalf("churn: %d refused, %v", res.Refused, err)
+		}
+		// Wait until the file stops growing for a second.
+		var size int64
+		last := time.Now()
+		for time.Since(last) < time.Second {
+			time.Sleep(10 * time.Millisecond)
+			if fi, err := f.Stat(); err == nil && fi.Size() != size {
+				size, last = fi.Size(), time.Now()
+			}
+		}
+		b.StopTimer()
+		if err := cmd.Process.Kill(); err != nil {
+			b.Logf("conntrack -E had already ended: %v", err)
+		}
+		_ = cmd.Wait()
+		_ = f.Close()
+		got, err := countLines(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("conntrack -E: offered %d events at %.0f/s; printed %d; stderr: %.200q", res.Events, res.Rate(), got, stderr.String())
+		offered += res.Rate()
+		received += float64(got) / last.Sub(start).Seconds()
+		lost += float64(int64(res.Events) - got)
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(offered/n, "offered-events/s")
+	b.ReportMetric(received/n, "received-events/s")
+	b.ReportMetric(lost/n, "lost")
+	b.ReportMetric(0, "ns/op")
+}
+
+// countLines counts the newlines in the file at path.
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
 	}
 }
 
