@@ -242,12 +242,32 @@ func BenchmarkEventChurn(b *testing.B) {
 	}
 }
 
-// BenchmarkEventChurnConntrackE runs BenchmarkEventChurn's paced churn
-// with `conntrack -E -b 134217728` (conntrack-tools, the same 128 MiB
-// buffer as the Source's default) as the listener instead, for comparison:
-// received counts the lines it wrote to a file.
-func BenchmarkEventChurnConntrackE(b *testing.B) {
+// BenchmarkEventChurnCommands runs BenchmarkEventChurn's paced churn
+// (117,000 events/s) with a command as the listener, writing to a file:
+// `conntrack -E -b 134217728` (conntrack-tools, with the same 128 MiB
+// buffer as the Source's default) and `conntop events` (NDJSON, built from
+// this tree). received counts the lines written.
+func BenchmarkEventChurnCommands(b *testing.B) {
 	labtest.RequireRoot(b)
+	bin := filepath.Join(b.TempDir(), "conntop")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/conntop/conntop/cmd/conntop").CombinedOutput(); err != nil {
+		b.Fatalf("build conntop: %v\n%.2000s", err, out)
+	}
+	for _, c := range []struct {
+		name string
+		args func(ns string) []string
+	}{
+		{"conntrack-E", func(ns string) []string {
+			return []string{"ip", "netns", "exec", ns, "conntrack", "-E", "-b", "134217728"}
+		}},
+		{"conntop-events", func(ns string) []string { return []string{bin, "events", "--netns", ns} }},
+	} {
+		b.Run(c.name, func(b *testing.B) { churnCommand(b, c.args) })
+	}
+}
+
+// churnCommand runs the paced churn against the command args(namespace).
+func churnCommand(b *testing.B, args func(ns string) []string) {
 	spec := churnSpec{Producers: 2, Creates: 300_000, Window: 1000, Rate: 117_000}
 	var offered, received, lost float64
 	for b.Loop() {
@@ -260,12 +280,13 @@ func BenchmarkEventChurnConntrackE(b *testing.B) {
 			b.Fatal(err)
 		}
 		var stderr bytes.Buffer
-		cmd := exec.Command("ip", "netns", "exec", ns.Name, "conntrack", "-E", "-b", "134217728")
+		argv := args(ns.Name)
+		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdout, cmd.Stderr = f, &stderr
 		if err := cmd.Start(); err != nil {
-			b.Fatalf("conntrack -E: %v", err)
+			b.Fatalf("%s: %v", argv[0], err)
 		}
-		time.Sleep(500 * time.Millisecond) // let it subscribe
+		time.Sleep(time.Second) // let it subscribe
 		b.StartTimer()
 		start := time.Now()
 		res, err := churn(ns.Path, spec)
@@ -282,8 +303,8 @@ func BenchmarkEventChurnConntrackE(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		if err := cmd.Process.Kill(); err != nil {
-			b.Logf("conntrack -E had already ended: %v", err)
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			b.Logf("%s had already ended: %v", argv[0], err)
 		}
 		_ = cmd.Wait()
 		_ = f.Close()
@@ -291,7 +312,7 @@ func BenchmarkEventChurnConntrackE(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("conntrack -E: offered %d events at %.0f/s; printed %d; stderr: %.200q", res.Events, res.Rate(), got, stderr.String())
+		b.Logf("offered %d events at %.0f/s; written %d; stderr: %.200q", res.Events, res.Rate(), got, stderr.String())
 		offered += res.Rate()
 		received += float64(got) / last.Sub(start).Seconds()
 		lost += float64(int64(res.Events) - got)
