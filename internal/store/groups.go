@@ -46,6 +46,24 @@ func (s *Store) Snapshot(m Matcher) []flow.Flow {
 	return out
 }
 
+// eachLive calls fn for every live (not lingering) entry that passes m, in
+// table order.
+func (s *Store) eachLive(m Matcher, fn func(i uint32, e *entry)) {
+	for i := uint32(0); i < s.tab.hw; i++ {
+		e := s.tab.at(i)
+		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
+			continue
+		}
+		if m != nil {
+			e.flow(&s.scratch)
+			if !m.Match(&s.scratch) {
+				continue
+			}
+		}
+		fn(i, e)
+	}
+}
+
 // groupKey identifies a group.
 type groupKey struct {
 	addr netip.Addr
@@ -71,17 +89,7 @@ type groupAcc struct {
 //	GroupProto   "udp"          "proto udp"
 func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
 	acc := map[groupKey]*groupAcc{}
-	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
-			continue
-		}
-		if m != nil {
-			e.flow(&s.scratch)
-			if !m.Match(&s.scratch) {
-				continue
-			}
-		}
+	s.eachLive(m, func(_ uint32, e *entry) {
 		var k groupKey
 		switch by {
 		case GroupDport:
@@ -105,7 +113,7 @@ func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
 		a.packets += e.counters.OrigPackets + e.counters.ReplyPackets
 		a.bytes += e.counters.OrigBytes + e.counters.ReplyBytes
 		a.bps += float64(e.rates[1]) + float64(e.rates[3])
-	}
+	})
 	out := make([]Group, 0, len(acc))
 	for k, a := range acc {
 		label, expr := groupLabel(by, k)
