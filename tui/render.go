@@ -168,45 +168,90 @@ func (m *Model) headerLines() []string {
 		l2.WriteString("  " + st.title.Render(widget.Sparkline(vals, sw, st.ascii)))
 	}
 
-	// Line 3: churn and what the table holds.
-	l3 := fmt.Sprintf("new %s/s  destroy %s/s  update %s/s  assured %s  unassured %s  tcp %s udp %s icmp %s  v4 %s v6 %s",
-		widget.SI(sum.NewRate), widget.SI(sum.DestroyRate), widget.SI(sum.UpdateRate),
-		widget.Count(uint64(sum.Assured)), widget.Count(uint64(sum.Unassured)),
-		widget.Count(uint64(sum.ByProto[6])), widget.Count(uint64(sum.ByProto[17])),
-		widget.Count(uint64(sum.ByProto[1]+sum.ByProto[58])),
-		widget.Count(uint64(sum.IPv4)), widget.Count(uint64(sum.IPv6)))
+	// Line 3: churn and what the table holds; line 4: the kernel's counters
+	// with their rates. Each item has a short form for narrow terminals.
+	l3 := joinFit(m.w, []item{
+		{"new " + widget.SI(sum.NewRate) + "/s", "new " + widget.SI(sum.NewRate) + "/s", nil},
+		{"destroy " + widget.SI(sum.DestroyRate) + "/s", "del " + widget.SI(sum.DestroyRate) + "/s", nil},
+		{"update " + widget.SI(sum.UpdateRate) + "/s", "upd " + widget.SI(sum.UpdateRate) + "/s", nil},
+		{"assured " + widget.Count(uint64(sum.Assured)), "asr " + widget.Count(uint64(sum.Assured)), nil},
+		{"unassured " + widget.Count(uint64(sum.Unassured)), "unasr " + widget.Count(uint64(sum.Unassured)), nil},
+		{"tcp " + widget.Count(uint64(sum.ByProto[6])), "tcp " + widget.Count(uint64(sum.ByProto[6])), nil},
+		{"udp " + widget.Count(uint64(sum.ByProto[17])), "udp " + widget.Count(uint64(sum.ByProto[17])), nil},
+		{"icmp " + widget.Count(uint64(sum.ByProto[1]+sum.ByProto[58])), "icmp " + widget.Count(uint64(sum.ByProto[1]+sum.ByProto[58])), nil},
+		{"v4 " + widget.Count(uint64(sum.IPv4)), "v4 " + widget.Count(uint64(sum.IPv4)), nil},
+		{"v6 " + widget.Count(uint64(sum.IPv6)), "v6 " + widget.Count(uint64(sum.IPv6)), nil},
+	})
 
-	// Line 4: the kernel's counters with their rates.
 	names := [6]string{"drop", "early_drop", "insert_failed", "invalid", "search_restart", "error"}
+	short := [6]string{"drop", "early", "ins_fail", "inval", "restart", "err"}
 	vals := [6]uint64{t.Drop, t.EarlyDrop, t.InsertFailed, t.Invalid, t.SearchRestart, t.Error}
-	var l4 strings.Builder
-	for i, n := range names {
-		if i > 0 {
-			l4.WriteString("  ")
-		}
-		s := n + " " + widget.Count(vals[i])
+	items := make([]item, 0, 9)
+	for i := range names {
+		v := widget.Count(vals[i])
 		if m.statRate[i] > 0 {
-			s += " +" + widget.SI(m.statRate[i]) + "/s"
+			v += " +" + widget.SI(m.statRate[i]) + "/s"
 		}
+		var style *lipgloss.Style
 		switch {
 		case i < 3 && vals[i] > 0:
-			s = st.errText.Render(s)
+			style = &st.errText
 		case vals[i] > 0:
-			s = st.warn.Render(s)
+			style = &st.warn
 		}
-		l4.WriteString(s)
+		items = append(items, item{names[i] + " " + v, short[i] + " " + v, style})
 	}
-	lost := fmt.Sprintf("  lost %s  resyncs %s", widget.Count(t.EventsLost), widget.Count(t.Resyncs))
+	var lostStyle *lipgloss.Style
 	if t.EventsLost > 0 {
-		lost = st.warn.Render(lost)
+		lostStyle = &st.warn
 	}
-	l4.WriteString(lost)
+	items = append(items,
+		item{"lost " + widget.Count(t.EventsLost), "lost " + widget.Count(t.EventsLost), lostStyle},
+		item{"resyncs " + widget.Count(t.Resyncs), "resync " + widget.Count(t.Resyncs), lostStyle})
 	if t.RingDrops > 0 {
-		l4.WriteString(st.warn.Render("  ring_drops " + widget.Count(t.RingDrops)))
+		items = append(items, item{"ring_drops " + widget.Count(t.RingDrops), "ring " + widget.Count(t.RingDrops), &st.warn})
 	}
+	l4 := joinFit(m.w, items)
 
-	out := []string{l1, l2.String(), l3, l4.String()}
+	out := []string{l1, l2.String(), l3, l4}
 	return append(out, m.banners()...)
+}
+
+// item is one figure of a header line, in a long and a short form.
+type item struct {
+	long, short string
+	style       *lipgloss.Style
+}
+
+// joinFit joins items with two spaces when the line fits in w columns, else
+// their short forms with one space (the end may still be cut by the frame).
+func joinFit(w int, items []item) string {
+	width := 0
+	for i, it := range items {
+		if i > 0 {
+			width += 2
+		}
+		width += len(it.long)
+	}
+	sep, long := "  ", true
+	if w > 0 && width > w {
+		sep, long = " ", false
+	}
+	var b strings.Builder
+	for i, it := range items {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		s := it.short
+		if long {
+			s = it.long
+		}
+		if it.style != nil {
+			s = it.style.Render(s)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
 }
 
 // timeToFull estimates when the table reaches its limit from the growth
