@@ -210,13 +210,19 @@ func (m *Model) eventLine(e *store.EventRecord) string {
 		typ = widget.Fit("["+strings.ToUpper(e.Type.String())+"]", 9, false, st.ellipsis)
 	}
 	f := &e.Flow
-	src := widget.Fit(m.endpoint(f.Proto, f.Orig, true), 24, false, st.ellipsis)
-	dst := widget.Fit(m.endpoint(f.Proto, f.Orig, false), 24, false, st.ellipsis)
-	ph := phaseName(e.From) + " " + st.arrow + " " + phaseName(e.To)
+	// On narrow terminals the line drops the milliseconds and tightens the
+	// columns so that the state change at its end stays visible.
+	ts, epw, pw, phSep := e.Time.Format(stamp), 24, 6, " "+st.arrow+" "
+	if m.w < 110 {
+		ts, epw, pw, phSep = e.Time.Format("15:04:05"), 17, 4, st.arrow
+	}
+	src := widget.Fit(m.endpoint(f.Proto, f.Orig, true), epw, false, st.ellipsis)
+	dst := widget.Fit(m.endpoint(f.Proto, f.Orig, false), epw, false, st.ellipsis)
+	ph := phaseName(e.From) + phSep + phaseName(e.To)
 	if e.From == e.To {
 		ph = phaseName(e.To)
 	}
-	return e.Time.Format(stamp) + " " + typ + " " + widget.Fit(flow.ProtoName(f.Proto), 6, false, st.ellipsis) + " " +
+	return ts + " " + typ + " " + widget.Fit(flow.ProtoName(f.Proto), pw, false, st.ellipsis) + " " +
 		src + " " + st.arrow + " " + dst + " " + ph
 }
 
