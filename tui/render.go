@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -388,11 +389,48 @@ func (m *Model) helpModel() help.Model {
 
 func (m *Model) helpLines(n int) []string {
 	h := m.helpModel()
+	h.SetWidth(0) // each group whole; the groups are laid out below
 	out := []string{m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)"), ""}
-	out = append(out, strings.Split(h.FullHelpView(m.keys.FullHelp()), "\n")...)
-	out = append(out, "",
-		m.st.dim.Render("Filter language: tcp udp icmp ipv4 ipv6, [src|dst] host/net/port, state NEW,ESTABLISHED,..., mark N, zone N, assured, unreplied; and/or/not, ( )"),
-		m.st.dim.Render("Example: tcp and dport 443 and not state TIME_WAIT"))
+	// Key groups side by side, as many as fit, then the next row: every key
+	// is shown at 80 columns too.
+	var row []string
+	rowW := 0
+	flush := func() {
+		if len(row) > 0 {
+			out = append(out, strings.Split(lipgloss.JoinHorizontal(lipgloss.Top, row...), "\n")...)
+			row, rowW = nil, 0
+		}
+	}
+	var rest [][]key.Binding // groups that did not fit beside the others
+	for _, g := range m.keys.FullHelp() {
+		col := h.FullHelpView([][]key.Binding{g}) + "    "
+		w := lipgloss.Width(col)
+		if rowW > 0 && rowW+w > m.w {
+			rest = append(rest, g)
+			continue
+		}
+		row = append(row, col)
+		rowW += w
+	}
+	flush()
+	// The rest as compact lines of a few keys each (a narrow terminal has
+	// no height to spare either).
+	for _, g := range rest {
+		for len(g) > 0 {
+			n := min(4, len(g))
+			out = append(out, h.ShortHelpView(g[:n]))
+			g = g[n:]
+		}
+	}
+	out = append(out, "")
+	// Word-wrapped to the terminal, so that nothing of it is cut.
+	wrap := m.st.dim
+	if m.w > 0 {
+		wrap = wrap.Width(m.w)
+	}
+	out = append(out, strings.Split(wrap.Render("Filter language: tcp udp icmp ipv4 ipv6, [src|dst] host/net/port, "+
+		"state NEW,ESTABLISHED,..., mark N, zone N, assured, unreplied; and/or/not, ( )"), "\n")...)
+	out = append(out, m.st.dim.Render("Example: tcp and dport 443 and not state TIME_WAIT"))
 	if len(out) > n {
 		out = out[:n]
 	}
