@@ -94,15 +94,35 @@ func (m *Model) banners() []string {
 		b = append(b, m.st.loud.Render(widget.Fit(msg, max(m.w, 1), false, m.st.ellipsis)))
 	}
 	if m.status.Err != nil {
-		b = append(b, m.st.errText.Render("source stopped: "+termsafe.Escape(m.status.Err.Error())))
+		b = append(b, m.wrapBanner(m.st.errText, "source stopped: "+termsafe.Escape(m.status.Err.Error()))...)
 	}
 	if !t.Time.IsZero() && !t.Accounting {
-		b = append(b, m.st.warn.Render("accounting is off: no byte/packet counters. Turn it on: sysctl -w net.netfilter.nf_conntrack_acct=1"))
+		b = append(b, m.wrapBanner(m.st.warn, "accounting is off: no byte/packet counters. Turn it on: sysctl -w net.netfilter.nf_conntrack_acct=1")...)
 	}
 	if m.status.Notice != "" {
-		b = append(b, m.st.notice.Render(termsafe.Escape(m.status.Notice)))
+		b = append(b, m.wrapBanner(m.st.notice, termsafe.Escape(m.status.Notice))...)
 	}
 	return b
+}
+
+// wrapBanner word-wraps a banner to the terminal's width, on up to four
+// lines (one on a short terminal), so that its advice is not cut off.
+func (m *Model) wrapBanner(style lipgloss.Style, text string) []string {
+	if m.w <= 0 || lipgloss.Width(text) <= m.w {
+		return []string{style.Render(text)}
+	}
+	maxLines := 4
+	if m.h < 20 {
+		maxLines = 1
+	}
+	lines := strings.Split(lipgloss.NewStyle().Width(m.w).Render(text), "\n")
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
+	}
+	for i, l := range lines {
+		lines[i] = style.Render(strings.TrimRight(l, " "))
+	}
+	return lines
 }
 
 func (m *Model) headerLines() []string {

@@ -149,12 +149,12 @@ func (env *runEnv) chooseSource() (*chosenSource, error) {
 			return &chosenSource{src: conntrack.New(copts), kind: "conntrack"}, nil
 		case err == nil:
 			return &chosenSource{src: env.captureSource(), kind: "capture",
-				notice: fmt.Sprintf("kernel conntrack is not active here (%s): showing conntop's own capture of the wire. "+
-					"To use the kernel's table: %s", info.Reason, conntrack.EnableCommand)}, nil
+				notice: fmt.Sprintf("showing conntop's own capture: kernel conntrack is not active here (%s). "+
+					"For the kernel's table: %s", info.Reason, conntrack.EnableCommand)}, nil
 		case errors.Is(err, conntrack.ErrNotLoaded):
 			return &chosenSource{src: env.captureSource(), kind: "capture",
-				notice: "the kernel has no conntrack (module nf_conntrack not loaded): showing conntop's own capture of the wire. " +
-					"To use the kernel's table: modprobe nf_conntrack and add a rule that uses ct state"}, nil
+				notice: "showing conntop's own capture: the kernel has no conntrack (module nf_conntrack not loaded). " +
+					"For the kernel's table: modprobe nf_conntrack and add a rule that uses ct state"}, nil
 		default:
 			return nil, err
 		}
