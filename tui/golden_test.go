@@ -27,12 +27,17 @@ type goldenCase struct {
 	pressure bool
 	// compare uses the compare source's table (compareScenario).
 	compare bool
-	opts    func(o *Options, dir string)
+	// notice is a banner set on the engine (why auto chose capture).
+	notice string
+	opts   func(o *Options, dir string)
 }
 
 var goldenCases = []goldenCase{
 	{name: "table"},
 	{name: "pressure", pressure: true},
+	{name: "notice", notice: "showing conntop's own capture: kernel conntrack is not active here (the conntrack table is empty " +
+		"and no nftables rule uses conntrack). For the kernel's table: nft 'add table inet conntop; add chain inet conntop " +
+		"pre { type filter hook prerouting priority 0; }; add rule inet conntop pre ct state new'"},
 	{name: "filter_error", keys: []string{"/", "t", "c", "p", " ", "a", "n", "d", " ", "p", "o", "r", "t", " ", "x", "enter"}},
 	{name: "filter_preview", keys: []string{"/", "t", "c", "p", " ", "a", "n", "d", " ", "d", "p", "o", "r", "t", " ", "2", "1"}},
 	{name: "detail", keys: []string{"down", "enter"}},
@@ -69,6 +74,9 @@ func TestGolden(t *testing.T) {
 					evs = compareScenario()
 				}
 				eng := newEngine(t, evs)
+				if gc.notice != "" {
+					eng.SetNotice(gc.notice)
+				}
 				opts := testOptions()
 				opts.ExportDir = dir
 				if gc.opts != nil {
