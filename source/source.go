@@ -95,6 +95,9 @@ type TableStats struct {
 	EventsLost, Resyncs uint64
 	// RingDrops counts packets the capture ring dropped (capture source).
 	RingDrops uint64
+	// Undecodable counts messages from the kernel that could not be decoded
+	// and were skipped (kernel source): entries missing from the table.
+	Undecodable uint64
 	// Accounting says whether byte/packet counters are kept
 	// (nf_conntrack_acct for the kernel; always true for the tracker).
 	Accounting bool

@@ -232,6 +232,9 @@ func (m *Model) headerLines() []string {
 	if t.RingDrops > 0 {
 		items = append(items, item{"ring_drops " + widget.Count(t.RingDrops), "ring " + widget.Count(t.RingDrops), &st.warn})
 	}
+	if t.Undecodable > 0 {
+		items = append(items, item{"undecodable " + widget.Count(t.Undecodable), "undec " + widget.Count(t.Undecodable), &st.errText})
+	}
 	l4 := joinFit(m.w, items)
 
 	out := []string{l1, l2.String(), l3, l4}

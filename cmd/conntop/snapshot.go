@@ -157,8 +157,11 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 	}
 	statsWait := time.NewTimer(5 * time.Second)
 	defer statsWait.Stop()
-	synced := false
-	for !synced || sw == nil {
+	// After the listing, the source's next statistics say whether any entry
+	// could not be decoded: such a loss is reported, never silent.
+	synced, statsAfter := false, false
+	var undecodable uint64
+	for !synced || sw == nil || !statsAfter {
 		select {
 		case ev := <-ch:
 			switch ev.Type {
@@ -173,7 +176,12 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 				}
 			case source.EventSynced:
 				synced = true
+				statsWait.Reset(5 * time.Second)
 			case source.EventStats:
+				if synced {
+					statsAfter = true
+					undecodable = ev.Stats.Undecodable
+				}
 				if sw == nil {
 					head.Table = *ev.Stats
 					head.Time = ev.Time
@@ -191,6 +199,7 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 			if sw == nil {
 				return fmt.Errorf("read %s table: no table statistics within 5s", src.Name())
 			}
+			statsAfter = true // the listing is complete; no later figures to wait for
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -205,6 +214,10 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 			return fmt.Errorf("read %s table: %w", src.Name(), err)
 		}
 	default: // still stopping after 5 s: the table is written, leave it
+	}
+	if undecodable > 0 {
+		return fmt.Errorf("read %s table: %d entries from the kernel could not be decoded and are missing from this snapshot",
+			src.Name(), undecodable)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func BenchmarkDump262144(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		n := 0
-		if err := dumpFlows(s, func(*flow.Flow) error { n++; return nil }); err != nil {
+		if err := dumpFlows(s, nil, func(*flow.Flow) error { n++; return nil }); err != nil {
 			b.Fatal(err)
 		}
 		if n != benchTableSize {

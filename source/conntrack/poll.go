@@ -77,6 +77,7 @@ func (r *run) stats() (*source.TableStats, error) {
 	st.Time = r.opts.Now()
 	st.EventsLost = r.lost.Load()
 	st.Resyncs = r.resyncs.Load()
+	st.Undecodable = r.bad.Load()
 	return st, nil
 }
 
@@ -126,7 +127,7 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 	now := r.opts.Now()
 	r.gen++
 	gen := r.gen
-	err := dumpFlows(r.poll, func(f *flow.Flow) error {
+	err := dumpFlows(r.poll, nil, func(f *flow.Flow) error { // the listing counted any undecodable entry already
 		if r.nsilent.Load() > 0 {
 			if err := r.reconcile(ctx, now, gen, f); err != nil {
 				return err

@@ -243,7 +243,7 @@ func (r *run) dump(ctx context.Context) error {
 	clear(r.masters)
 	now := r.opts.Now()
 	first := r.silent != nil && r.resyncs.Load() == 0
-	err := dumpFlows(r.query, func(f *flow.Flow) error {
+	err := dumpFlows(r.query, &r.bad, func(f *flow.Flow) error {
 		if f.Master != nil {
 			r.masters[f.Key()] = f.Master
 		}
@@ -260,8 +260,9 @@ func (r *run) dump(ctx context.Context) error {
 }
 
 // dumpFlows dumps all entries (IPv4 and IPv6) through s, calling fn with each
-// decoded entry (fn must copy it). Entries that do not decode are skipped.
-func dumpFlows(s *sock, fn func(f *flow.Flow) error) error {
+// decoded entry (fn must copy it). Entries that do not decode are skipped
+// and counted in bad (when not nil), which the table statistics report.
+func dumpFlows(s *sock, bad *atomic.Uint64, fn func(f *flow.Flow) error) error {
 	s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
 	var f flow.Flow
 	return s.transact(func(m message) error {
@@ -269,6 +270,9 @@ func dumpFlows(s *sock, fn func(f *flow.Flow) error) error {
 			return nil
 		}
 		if _, err := decodeFlow(m.data, &f); err != nil {
+			if bad != nil {
+				bad.Add(1)
+			}
 			return nil
 		}
 		return fn(&f)
