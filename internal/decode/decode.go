@@ -370,8 +370,10 @@ func (d *Decoder) ipv6(now time.Time, data []byte, wire int, dg *Datagram) Statu
 		return d.drop(dg, DropBadVersion)
 	}
 	plen := int(binary.BigEndian.Uint16(data[4:]))
-	if plen == 0 {
-		return d.drop(dg, DropBadHeader) // jumbogram: not on any link conntop captures
+	if plen == 0 && data[6] == 0 {
+		// A jumbogram (not on any link conntop captures); a zero payload
+		// length with another next header is an empty datagram (ipv6_rcv).
+		return d.drop(dg, DropBadHeader)
 	}
 	total := 40 + plen
 	if total > wire {

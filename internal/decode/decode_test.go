@@ -97,6 +97,8 @@ func TestDecodeIPChecks(t *testing.T) {
 	mcast := ipv6Packet(17, "ff02::1", "fd00::2", nil, udp(1, 2, nil))
 	jumbo := append([]byte(nil), p6...)
 	jumbo[4], jumbo[5] = 0, 0
+	empty := append([]byte(nil), jumbo...) // zero payload length, not hop-by-hop: a 40-byte datagram (ipv6_rcv)
+	jumbo[6] = 0                           // hop-by-hop: a jumbogram
 
 	tests := []struct {
 		name    string
@@ -116,6 +118,7 @@ func TestDecodeIPChecks(t *testing.T) {
 		{"ipv6 cut", p6, 44, StatusDatagram, 0, len(p6)},
 		{"ipv6 multicast source", mcast, 0, StatusDropped, DropMulticastSource, 0},
 		{"ipv6 jumbo", jumbo, 0, StatusDropped, DropBadHeader, 0},
+		{"ipv6 zero payload length", empty, 0, StatusDatagram, 0, 40},
 		{"ipv6 cut inside header", p6, 30, StatusDropped, DropTruncatedIP, 0},
 	}
 	d := New(Config{})

@@ -141,8 +141,11 @@ func parseIPv6(data []byte, wire int, p *pkt) (parseStatus, string) {
 		return parseDropped, reasonTruncatedCapture
 	}
 	plen := int(binary.BigEndian.Uint16(data[4:]))
-	if plen == 0 {
-		return parseDropped, reasonIPHeader // jumbogram
+	if plen == 0 && data[6] == 0 {
+		// A jumbogram (ipv6_rcv then parses the hop-by-hop jumbo option);
+		// a zero payload length with any other next header is simply an
+		// empty datagram.
+		return parseDropped, reasonIPHeader
 	}
 	total := 40 + plen
 	if total > wire {

@@ -239,8 +239,12 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 	case cut:
 		return t.dropped(reasonTruncatedCapture)
 	case !ok:
-		t.invalid(nil, reasonShortL4)
-		return Verdict{CtInfo: CtInvalid, Reason: reasonShortL4}
+		reason := reasonShortL4
+		if p.proto == flow.ProtoGRE {
+			reason = reasonGREProto
+		}
+		t.invalid(nil, reason)
+		return Verdict{CtInfo: CtInvalid, Reason: reason}
 	}
 	if headerCut(&p) {
 		return t.dropped(reasonTruncatedCapture)
@@ -552,6 +556,11 @@ func (c *conn) flow(nowNS int64) flow.Flow {
 func l4Tuple(p *pkt, data []byte, off int, tu *flow.Tuple) (ok, cut bool) {
 	need := 0
 	switch {
+	case p.proto == flow.ProtoDCCP:
+		// This kernel (6.16+) has no DCCP tracker: generic, no ports.
+		return true, false
+	case p.proto == flow.ProtoGRE:
+		return greTuple(p, data, off, tu)
 	case flow.HasPorts(p.proto):
 		need = 4
 	case flow.IsICMP(p.proto):
@@ -571,6 +580,25 @@ func l4Tuple(p *pkt, data []byte, off int, tu *flow.Tuple) (ok, cut bool) {
 	}
 	tu.Type, tu.Code = b[0], b[1]
 	tu.ID = uint16(b[4])<<8 | uint16(b[5])
+	return true, false
+}
+
+// greTuple is gre_pkt_to_tuple: only the PPTP enhanced GRE header
+// (version 1) has keys, the call ID as the destination key (the source key
+// comes from the PPTP helper's keymap, which we do not have: 0). Version 1
+// with a protocol other than PPP has no tuple (stat invalid); other versions,
+// or a version 1 header cut short, get zero keys.
+func greTuple(p *pkt, data []byte, off int, tu *flow.Tuple) (ok, cut bool) {
+	if off+4 > len(data) || data[off+1]&7 != 1 {
+		return true, false
+	}
+	if off+8 > len(data) {
+		return true, false
+	}
+	if data[off+2] != 0x88 || data[off+3] != 0x0b {
+		return false, false
+	}
+	tu.DstPort = uint16(data[off+6])<<8 | uint16(data[off+7])
 	return true, false
 }
 
