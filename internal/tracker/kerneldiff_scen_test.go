@@ -730,6 +730,21 @@ func genericScenarios() []scenario {
 	add("proto-253", ip4(a, b, 253, []byte("experimental")), ip4(b, a, 253, []byte("x")))
 	add("v6-proto-253", ip6("fd00:1::1", "fd00:2::2", 253, 64, []byte("experimental")))
 	add("v6-no-next", ip6("fd00:1::1", "fd00:2::2", 59, 64, nil))
+	// Destinations the router does not forward: whether the entry is
+	// confirmed depends on routing, not conntrack.
+	for _, d := range []string{"224.0.0.251", "239.255.255.250", "224.0.0.1", "255.255.255.255"} {
+		add("route-udp-to-"+d, ip4(a, d, flow.ProtoUDP, udpHdr(5353, 5353, []byte("m"))))
+	}
+	for _, d := range []string{"ff02::fb", "ff02::1", "ff05::c"} {
+		add("route-udp-to-"+d, ip6("fd00:1::1", d, flow.ProtoUDP, 64, udpHdr(5353, 5353, []byte("m"))))
+	}
+	add("route-udp-from-fe80", ip6("fe80::1", "fd00:2::2", flow.ProtoUDP, 64, udpHdr(546, 547, []byte("m"))))
+	ttl1 := ip4(a, b, flow.ProtoUDP, udpHdr(33434, 33434, []byte("trace")))
+	ttl1[8] = 1
+	ttl1[10], ttl1[11] = 0, 0
+	binary.BigEndian.PutUint16(ttl1[10:], csum.Checksum(ttl1[:20]))
+	add("route-udp-ttl1", ttl1)
+	add("route-udp-hoplimit1", ip6("fd00:1::1", "fd00:2::2", flow.ProtoUDP, 1, udpHdr(33434, 33434, []byte("trace"))))
 	add("igmp", ip4(a, "224.0.0.22", 2, []byte{0x22, 0, 0, 0, 0, 0, 0, 0}))
 	return out
 }
