@@ -53,7 +53,7 @@ func (m *Model) layout() []int {
 		colProto: {Width: 6},
 		colSrc:   {Width: 47, Min: 15, Flex: true},
 		colDst:   {Width: 47, Min: 15, Flex: true},
-		colReply: {Width: 47, Min: 30, Flex: true},
+		colReply: {Width: 47, Min: 30, Flex: true, Hidden: true},
 		colPkts:  {Width: 11},
 		colBytes: {Width: 11},
 		colRate:  {Width: 8},
@@ -72,6 +72,10 @@ func (m *Model) layout() []int {
 		}
 		if f.Compare.Seen != 0 {
 			cols[colSeen].Hidden = false
+		}
+		if f.NAT() {
+			// Only a NATed flow has a reply tuple worth a column.
+			cols[colReply].Hidden = false
 		}
 	}
 	return widget.Layout(cols, colPrio, m.w)
