@@ -16,6 +16,11 @@ type Timeouts struct {
 	ICMP, ICMPv6   time.Duration
 	// GRE and GREStream are the unreplied and replied GRE timeouts.
 	GRE, GREStream time.Duration
+	// SCTP timeouts by association state (nf_conntrack_sctp_timeout_*);
+	// SCTPClosed also applies to an entry still in state NONE.
+	SCTPClosed, SCTPCookieWait, SCTPCookieEchoed, SCTPEstablished              time.Duration
+	SCTPShutdownSent, SCTPShutdownRecd, SCTPShutdownAckSent, SCTPHeartbeatSent time.Duration
+
 	// Generic is the timeout of protocols without their own tracker.
 	Generic time.Duration
 	// Expect is the lifetime of an FTP expectation.
@@ -44,6 +49,15 @@ func DefaultTimeouts() Timeouts {
 		GREStream:      180 * time.Second,
 		Generic:        600 * time.Second,
 		Expect:         300 * time.Second,
+
+		SCTPClosed:          10 * time.Second,
+		SCTPCookieWait:      3 * time.Second,
+		SCTPCookieEchoed:    3 * time.Second,
+		SCTPEstablished:     210 * time.Second,
+		SCTPShutdownSent:    3 * time.Second,
+		SCTPShutdownRecd:    3 * time.Second,
+		SCTPShutdownAckSent: 3 * time.Second,
+		SCTPHeartbeatSent:   30 * time.Second,
 	}
 }
 

@@ -21,6 +21,8 @@ func headerCut(p *pkt) bool {
 		}
 	case flow.ProtoUDP, flow.ProtoUDPLite, flow.ProtoICMP, flow.ProtoICMPv6:
 		need = 8
+	case flow.ProtoSCTP:
+		return sctpCut(p)
 	default:
 		return false
 	}
@@ -35,6 +37,8 @@ func (t *Tracker) l4Packet(c *conn, p *pkt, reply bool) l4Result {
 		return t.tcpPacket(c, p, reply)
 	case flow.ProtoUDP, flow.ProtoUDPLite:
 		return t.udpPacket(c, p, reply)
+	case flow.ProtoSCTP:
+		return t.sctpPacket(c, p, reply)
 	case flow.ProtoICMP:
 		if p.family != flow.FamilyIPv4 {
 			return l4Result{kind: resInvalid, reason: reasonICMPNew}

@@ -515,6 +515,7 @@ type conn struct {
 
 	tcp         tcpConn
 	udpStreamTS int64
+	sctp        sctpConn
 	ftp         ftpState
 	nexpect     int
 
