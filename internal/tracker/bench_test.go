@@ -63,12 +63,13 @@ func loadOracleFrames(b *testing.B) []frame {
 
 // BenchmarkDecodeTrack decodes and tracks the oracle captures' packets
 // (preloaded), round after round with the clock moving on; one op is one
-// packet. Events are drained every 64 packets as a source would.
+// packet. Events are drained every 64 packets as a source would. The router
+// model is on, as in a replay (source/pcap).
 func BenchmarkDecodeTrack(b *testing.B) {
 	frames := loadOracleFrames(b)
 	span := frames[len(frames)-1].at + time.Second
 	dec := decode.New(decode.Config{})
-	tr := New(DefaultConfig())
+	tr := New(routerConfig())
 	var dg decode.Datagram
 	var p Packet
 	evs := make([]source.Event, 0, 1024)

@@ -94,6 +94,18 @@ type Config struct {
 	// FTPLoose accepts PORT/PASV addresses other than the sender's (the
 	// nf_conntrack_ftp module parameter loose).
 	FTPLoose bool
+	// Router models a forwarding router with no addresses of its own, as
+	// the kernel oracle does (testdata/kernel-oracle): a packet that
+	// routing would drop before confirmation (multicast the router has not
+	// joined, TTL or hop limit <= 1, an IPv6 link-local or unspecified
+	// source that is not for the router's link, martian addresses) creates
+	// no entry; a packet of an existing entry is still tracked at
+	// PRE_ROUTING (counters, state), since conntrack runs before routing,
+	// but the FTP helper (run at confirmation) does not see it. Joined
+	// groups, delivered locally: 224.0.0.1, 255.255.255.255, ff02::1,
+	// ff02::2, ff05::2. Off (the host model) every packet is tracked as if
+	// delivered.
+	Router bool
 	// Timeouts are the per-state timeouts.
 	Timeouts Timeouts
 }

@@ -291,11 +291,12 @@ func (l *kernelLab) runKernel(frames []kframe, keepGap time.Duration) (kernelRes
 	return res, sent, nil
 }
 
-// runTracker feeds frames sent at the given times to a fresh tracker and
-// returns its table right after the last one.
+// runTracker feeds frames sent at the given times to a fresh tracker (with
+// the router model, as the harness is a router) and returns its table right
+// after the last one.
 func runTracker(frames []kframe, sent []time.Time) kernelResult {
 	dec := decode.New(decode.Config{})
-	tr := New(DefaultConfig())
+	tr := New(routerConfig())
 	var dg decode.Datagram
 	var last time.Time
 	for i, f := range frames {

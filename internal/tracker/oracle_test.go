@@ -115,7 +115,7 @@ func replay(tb testing.TB, path string) (*Tracker, time.Time) {
 		tb.Fatalf("%s: link type %v, want Ethernet", path, r.LinkType())
 	}
 	dec := decode.New(decode.Config{})
-	tr := New(DefaultConfig())
+	tr := New(routerConfig())
 	var last time.Time
 	var dg decode.Datagram
 	for n := 1; ; n++ {

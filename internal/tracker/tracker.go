@@ -36,16 +36,18 @@ type Verdict struct {
 	CtInfo CtInfo
 	// Reply says the packet went in the flow's reply direction.
 	Reply bool
-	// Reason says why the packet is INVALID (one of a fixed set of
-	// constant strings).
+	// Reason says why the packet is INVALID, or why a packet the router
+	// model routes nowhere is dropped (one of a fixed set of constant
+	// strings).
 	Reason string
 	// Dropped says the kernel would not let the packet through: its IP
 	// layer rejects it before conntrack (not counted in the conntrack
-	// statistics), the table is full, or the FTP helper saw a partial
-	// command.
+	// statistics), the table is full, the FTP helper saw a partial
+	// command, or (Config.Router) routing drops it after conntrack saw it.
 	Dropped bool
 	// Key is the flow the packet belongs to (for RELATED ICMP errors: the
-	// flow it relates to); zero for INVALID packets that match no flow.
+	// flow it relates to); zero for INVALID packets that match no flow and
+	// for new flows routing drops before their entry is confirmed.
 	Key flow.Key
 }
 
@@ -224,6 +226,12 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 		t.invalid(nil, reason)
 		return Verdict{CtInfo: CtInvalid, Reason: reason}
 	}
+	fate, routeReason := routeKeep, ""
+	if t.cfg.Router {
+		if fate, routeReason = routeOf(&p); fate == routeDropEarly {
+			return t.dropped(routeReason)
+		}
+	}
 	p.zone = d.Zone
 	p.csumOK = d.ChecksumOK || !t.cfg.Checksum || p.truncated
 	if (p.proto == flow.ProtoICMP && p.family == flow.FamilyIPv4) ||
@@ -298,6 +306,19 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 		if reply && c.status&flow.StatusSeenReply == 0 {
 			c.status |= flow.StatusSeenReply
 			changed = true
+		}
+		if fate == routeDrop {
+			// Routing drops the packet after PRE_ROUTING: it never
+			// reaches nf_confirm, so a new entry is not confirmed and
+			// the helper (run at confirmation) does not see it.
+			if isNew {
+				t.release(c)
+				v.Key = flow.Key{}
+			} else if changed {
+				t.emit(source.EventUpdate, c)
+			}
+			v.Dropped, v.Reason = true, routeReason
+			return v
 		}
 		if isNew {
 			t.confirm(c)
