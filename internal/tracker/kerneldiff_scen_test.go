@@ -799,6 +799,7 @@ func allScenarios() []scenario {
 	out = append(out, ftpScenarios()...)
 	out = append(out, genericScenarios()...)
 	out = append(out, routeScenarios()...)
+	out = append(out, sctpScenarios()...)
 	return out
 }
 
@@ -807,7 +808,6 @@ func allScenarios() []scenario {
 var knownDivergence = map[string]string{
 	"frag-v4-overlap": "the kernel reassembles this overlapping IPv4 train; internal/decode discards it (RFC 5722 rule)",
 	"frag-v6-atomic":  "the kernel drops an IPv6 atomic fragment before conntrack; internal/decode reassembles it",
-	"proto-sctp-init": "this kernel has an SCTP tracker (CRC32c, chunk checks, states); the tracker treats SCTP as generic",
 	"proto-udplite":   "the kernel verifies UDPLite coverage and checksum (0 is invalid); the tracker does not",
 	// The router's link-local address comes from its MAC, which the
 	// tracker does not know.
