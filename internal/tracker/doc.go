@@ -4,7 +4,8 @@
 //
 // It follows Linux 6.18 (net/netfilter/nf_conntrack_*.c): tuples and
 // directions, the TCP state machine with window tracking (tcp_in_window),
-// loose pickup, RST and reopen handling, UDP streams, ICMP and ICMPv6
+// loose pickup, RST and reopen handling, UDP streams, SCTP associations
+// (CRC32c, chunk checks, verification tags, per-state timeouts), ICMP and ICMPv6
 // request/reply flows and RELATED errors, generic protocols, checksum
 // validation (nf_conntrack_checksum), the FTP helper and its expectations,
 // the table limit with early drop, the kernel's timeouts and statistics.
