@@ -56,6 +56,7 @@ type options struct {
 	noChecksum bool
 	ftpPorts   string
 	maxFlows   int
+	replayHost bool
 
 	// serve.
 	ssh            string
@@ -109,6 +110,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.noChecksum, "no-checksum", false, "tracker: do not validate checksums (nf_conntrack_checksum=0)")
 	fs.StringVar(&o.ftpPorts, "ftp-ports", "21", "tracker: TCP ports where the FTP helper is attached (empty = off)")
 	fs.IntVar(&o.maxFlows, "max", 0, "tracker: table limit (default: this host's nf_conntrack_max)")
+	fs.BoolVar(&o.replayHost, "replay-host", false, "--read: track packets as the capturing host would, not as a router in the path")
 
 	fs.StringVar(&o.ssh, "ssh", "", "serve: serve the TUI over SSH on ADDR (public-key auth only, read-only)")
 	fs.StringVar(&o.authorizedKeys, "authorized-keys", "", "serve: keys allowed in (default ~/.ssh/authorized_keys)")
@@ -254,7 +256,8 @@ Sources:
   --source conntrack           the kernel table over netlink (needs CAP_NET_ADMIN)
   --source capture             AF_PACKET capture + in-process tracker (needs CAP_NET_RAW)
   --source conntrack,capture   both: flows where kernel and wire disagree are marked
-  --read FILE                  replay a pcap/pcapng file through the tracker (- for stdin)
+  --read FILE                  replay a pcap/pcapng file through the tracker (- for stdin), as the
+                               table a conntrack router in the path would keep (see --replay-host)
 
 Flags:
 %s

@@ -99,7 +99,7 @@ func (env *runEnv) captureSource() *capture.Source {
 }
 
 func (env *runEnv) pcapConfig() pcap.Config {
-	return pcap.Config{Pipeline: wiretrack.Config{Tracker: env.trackerConfig()}}
+	return pcap.Config{Pipeline: wiretrack.Config{Tracker: env.trackerConfig()}, Host: env.opts.replayHost}
 }
 
 // chooseSource builds the source the flags ask for. With --source auto it

@@ -152,4 +152,3 @@ func routeScenarios() []scenario {
 	add("v4-igmp-224.0.0.1", ip4(a, "224.0.0.1", 2, []byte{0x11, 0, 0, 0, 0, 0, 0, 0}))
 	return out
 }
-

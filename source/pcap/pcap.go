@@ -23,6 +23,7 @@ import (
 
 	"github.com/conntop/conntop/internal/decode"
 	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/tracker"
 	"github.com/conntop/conntop/internal/wiretrack"
 	"github.com/conntop/conntop/source"
 )
@@ -33,6 +34,28 @@ type Config struct {
 	// reassembly limits, how often statistics are emitted on the packet
 	// clock).
 	Pipeline wiretrack.Config
+	// Host tracks the capture as the host that captured it would have:
+	// every packet reaches conntrack as if delivered to it. By default
+	// (false) a replay keeps the table a conntrack router in the path
+	// would keep, the kernel oracle's topology (testdata/kernel-oracle):
+	// the tracker's router model (tracker.Config.Router) is turned on, so
+	// packets that router would not forward or accept (multicast it has
+	// not joined, TTL or hop limit <= 1, IPv6 link-local sources leaving
+	// the link) create no entry.
+	Host bool
+}
+
+// pipeline returns the pipeline settings with the tracker's router model
+// set as Host says.
+func (cfg Config) pipeline() wiretrack.Config {
+	pc := cfg.Pipeline
+	tc := tracker.DefaultConfig()
+	if pc.Tracker != nil {
+		tc = *pc.Tracker
+	}
+	tc.Router = !cfg.Host
+	pc.Tracker = &tc
+	return pc
 }
 
 // Source replays a capture. It implements source.Source with the name
@@ -130,7 +153,7 @@ func Replay(ctx context.Context, r io.Reader, name string, cfg Config) (*Result,
 // replay runs the capture through a pipeline; send (if not nil) receives
 // events as they are produced.
 func replay(ctx context.Context, r io.Reader, name string, cfg Config, send func([]source.Event) error) (*Result, error) {
-	pl := wiretrack.New(cfg.Pipeline)
+	pl := wiretrack.New(cfg.pipeline())
 	res := &Result{}
 	next, err := openReader(r)
 	if err != nil {
