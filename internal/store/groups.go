@@ -25,19 +25,7 @@ func (s *Store) Detail(k flow.Key) (Detail, bool) {
 // zone), for export.
 func (s *Store) Snapshot(m Matcher) []flow.Flow {
 	idx := make([]uint32, 0, s.live)
-	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
-			continue
-		}
-		if m != nil {
-			e.flow(&s.scratch)
-			if !m.Match(&s.scratch) {
-				continue
-			}
-		}
-		idx = append(idx, i)
-	}
+	s.eachLive(m, func(i uint32, _ *entry) { idx = append(idx, i) })
 	slices.SortFunc(idx, func(a, b uint32) int { return cmpKey(s.tab.at(a), s.tab.at(b)) })
 	out := make([]flow.Flow, len(idx))
 	for j, i := range idx {
