@@ -555,7 +555,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Export):
 		if m.opts.ReadOnly {
-			m.setStatus(true, "export is disabled in a read-only session")
+			m.setStatus(true, "export is disabled in a read-only session; from your machine: ssh -p PORT HOST snapshot --format csv > flows.csv")
 			return nil
 		}
 		m.mode = modeExport
