@@ -26,7 +26,8 @@ type fragQueue struct {
 	nhOff    int  // IPv6: offset in hdr of the next-header byte naming the fragment header
 	nextHdr  byte // IPv6: the fragment header's next header
 	buf      []byte
-	spans    []span // sorted, disjoint, adjacent ones merged
+	spans    []span // runs of fragments, sorted and disjoint
+	meat     int    // payload bytes received
 	qlen     int    // highest end seen, or the total once lastIn
 	lastIn   bool
 	mem      int
@@ -65,7 +66,7 @@ func (r *reassembler) release(q *fragQueue) {
 	q.hdr = q.hdr[:0]
 	q.hasHdr = false
 	q.spans = q.spans[:0]
-	q.qlen, q.lastIn, q.mem, q.nhOff, q.nextHdr = 0, false, 0, 0, 0
+	q.qlen, q.meat, q.lastIn, q.mem, q.nhOff, q.nextHdr = 0, 0, false, 0, 0, 0
 	r.free = append(r.free, q)
 }
 
@@ -142,10 +143,8 @@ func (r *reassembler) add4(now time.Time, data []byte, ihl, offset int, mf bool,
 		r.release(q)
 		return d.drop(dg, DropFragmentCorrupt)
 	}
-	if end > 0xFFFF {
-		r.release(q)
-		return d.drop(dg, DropFragmentTooLarge)
-	}
+	// A train ending past 65535 is kept (ip_frag_queue does not check);
+	// it fails when complete (maybeDone).
 	if st, ok := r.insert(q, offset, end, payload, d, dg); !ok {
 		return st
 	}
@@ -222,63 +221,73 @@ func (r *reassembler) dropFrag6(q *fragQueue, d *Decoder, dg *Datagram) Status {
 	return d.drop(dg, DropFragmentCorrupt)
 }
 
-// insert records payload at [offset, end). A fragment wholly inside received
-// data is a duplicate and dropped; a partial overlap discards the train
-// (RFC 5722, as inet_frag_queue_insert does).
+// insert records payload at [offset, end) as inet_frag_queue_insert does.
+// The queue keeps runs of fragments: a fragment starting where the last run
+// ends extends it; any other fragment is a run of its own, even when it
+// touches its neighbours. A fragment past the last run that starts inside
+// it, or one that overlaps a run without lying wholly inside that one run,
+// is an overlap and discards the train (RFC 5722); one wholly inside a run
+// is a duplicate and only it is dropped.
 func (r *reassembler) insert(q *fragQueue, offset, end int, payload []byte, d *Decoder, dg *Datagram) (Status, bool) {
-	at := len(q.spans)
-	for i, s := range q.spans {
-		if end <= s.start {
-			at = i
-			break
+	n := len(q.spans)
+	switch {
+	case n > 0 && end > q.spans[n-1].end:
+		tail := q.spans[n-1].end
+		if offset < tail {
+			r.release(q)
+			return d.drop(dg, DropFragmentOverlap), false
 		}
-		if offset >= s.end {
-			continue
+		if offset == tail {
+			q.spans[n-1].end = end
+		} else {
+			q.spans = append(q.spans, span{offset, end})
 		}
-		if offset >= s.start && end <= s.end {
-			return d.drop(dg, DropFragmentDuplicate), false
+	default:
+		at := n
+		for i, s := range q.spans {
+			if end <= s.start {
+				at = i
+				break
+			}
+			if offset >= s.end {
+				continue
+			}
+			if offset >= s.start && end <= s.end {
+				return d.drop(dg, DropFragmentDuplicate), false
+			}
+			r.release(q)
+			return d.drop(dg, DropFragmentOverlap), false
 		}
-		r.release(q)
-		return d.drop(dg, DropFragmentOverlap), false
+		q.spans = append(q.spans, span{})
+		copy(q.spans[at+1:], q.spans[at:])
+		q.spans[at] = span{offset, end}
 	}
-	if cap(q.buf) < end {
-		n := 2 * cap(q.buf)
-		if n < end {
-			n = end
+	// Data past 65535 is never reassembled (the train is too large), so
+	// only the range is kept.
+	if end <= 0xFFFF {
+		if cap(q.buf) < end {
+			c := max(2*cap(q.buf), end)
+			c = min(c, 0xFFFF)
+			nb := make([]byte, c)
+			copy(nb, q.buf)
+			q.buf = nb
 		}
-		if n > 0xFFFF {
-			n = 0xFFFF
+		if len(q.buf) < end {
+			q.buf = q.buf[:end]
 		}
-		nb := make([]byte, n)
-		copy(nb, q.buf)
-		q.buf = nb
+		copy(q.buf[offset:end], payload)
 	}
-	if len(q.buf) < end {
-		q.buf = q.buf[:end]
-	}
-	copy(q.buf[offset:end], payload)
-	q.spans = append(q.spans, span{})
-	copy(q.spans[at+1:], q.spans[at:])
-	q.spans[at] = span{offset, end}
-	// Merge with the neighbours when adjacent.
-	if at+1 < len(q.spans) && q.spans[at+1].start == end {
-		q.spans[at].end = q.spans[at+1].end
-		q.spans = append(q.spans[:at+1], q.spans[at+2:]...)
-	}
-	if at > 0 && q.spans[at-1].end == offset {
-		q.spans[at-1].end = q.spans[at].end
-		q.spans = append(q.spans[:at], q.spans[at+1:]...)
-	}
-	n := end - offset
-	q.mem += n
-	r.mem += n
+	l := end - offset
+	q.meat += l
+	q.mem += l
+	r.mem += l
 	d.stats.Fragments++
 	return StatusFragment, true
 }
 
 // maybeDone reassembles the train once it is complete.
 func (r *reassembler) maybeDone(q *fragQueue, d *Decoder, dg *Datagram) Status {
-	if !q.lastIn || !q.hasHdr || len(q.spans) != 1 || q.spans[0].start != 0 || q.spans[0].end != q.qlen {
+	if !q.lastIn || !q.hasHdr || q.meat != q.qlen {
 		return StatusFragment
 	}
 	// The fragments were counted as kept; the datagram replaces them.
