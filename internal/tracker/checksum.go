@@ -27,3 +27,15 @@ func l4ChecksumOK(p *pkt, pseudo bool) bool {
 	}
 	return csum.Valid(seg, acc)
 }
+
+// partialChecksumOK verifies a checksum over the first cov bytes of the L4
+// segment with a pseudo header of protocol proto and the segment's whole
+// length (nf_checksum_partial).
+func partialChecksumOK(p *pkt, proto uint8, cov int) bool {
+	seg := p.data[p.l4:]
+	addrs := p.data[12:20]
+	if p.family == flow.FamilyIPv6 {
+		addrs = p.data[8:40]
+	}
+	return csum.Valid(seg[:cov], pseudoSum(addrs, proto, len(seg)))
+}

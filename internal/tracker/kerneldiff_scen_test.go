@@ -710,6 +710,7 @@ func allScenarios() []scenario {
 	out = append(out, genericScenarios()...)
 	out = append(out, routeScenarios()...)
 	out = append(out, sctpScenarios()...)
+	out = append(out, udpliteScenarios()...)
 	return out
 }
 
@@ -717,7 +718,6 @@ func allScenarios() []scenario {
 // this kernel, and why; they still run and their differences are logged.
 var knownDivergence = map[string]string{
 	"frag-v6-misaligned": "the kernel passes a misaligned non-last IPv6 fragment on unreassembled (conntrack counts it invalid); internal/decode drops it",
-	"proto-udplite":      "the kernel verifies UDPLite coverage and checksum (0 is invalid); the tracker does not",
 	// The router's link-local address comes from its MAC, which the
 	// tracker does not know.
 	"route-v6-fd00:1::1-ff02::1:ff6b:6f01-hl64": "the router model does not know the router's own solicited-node group",

@@ -89,6 +89,8 @@ func (t *Tracker) udpPacket(c *conn, p *pkt, reply bool) l4Result {
 		if binary.BigEndian.Uint16(b[6:]) != 0 && !p.csumOK && !l4ChecksumOK(p, true) {
 			return l4Result{kind: resInvalid, reason: reasonUDPChecksum}
 		}
+	} else if r := udpliteError(p, ulen); r != "" {
+		return l4Result{kind: resInvalid, reason: r}
 	}
 	if !c.confirmed {
 		c.udpStreamTS = t.nowNS + 2e9
@@ -280,4 +282,25 @@ func (t *Tracker) inetError(p *pkt, off int) Verdict {
 		return t.icmpFailure(c, reasonICMPOuterDst)
 	}
 	return Verdict{CtInfo: CtRelated, Reply: reply, Key: c.key}
+}
+
+// udpliteError is udplite_error: the length field is the checksum coverage
+// (0: the whole datagram; below the header or past the datagram: invalid),
+// the checksum is mandatory, and it is verified over the covered bytes.
+// Like this kernel (nf_checksum_partial with IPPROTO_UDP), the pseudo
+// header names protocol 17, not 136, and holds the whole length.
+func udpliteError(p *pkt, cov int) string {
+	l := p.l4Len()
+	if cov == 0 {
+		cov = l
+	} else if cov < 8 || cov > l {
+		return reasonUDPLiteCoverage
+	}
+	if binary.BigEndian.Uint16(p.l4Data()[6:]) == 0 {
+		return reasonUDPLiteNoChecksum
+	}
+	if !p.csumOK && !partialChecksumOK(p, flow.ProtoUDP, cov) {
+		return reasonUDPLiteChecksum
+	}
+	return ""
 }
