@@ -273,6 +273,8 @@ func TestIdleTimeout(t *testing.T) {
 	if want := "no input for 300ms; disconnected"; !strings.Contains(v.text(), want) {
 		t.Errorf("idle session output lacks %q:\n%s", want, tail(v.text(), 1000))
 	}
+	// The client can see its session end before the server has logged it.
+	waitUntil(5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "reason=idle") })
 	if !strings.Contains(ts.logs.String(), "reason=idle") {
 		t.Errorf("logout not logged with reason idle:\n%s", tail(ts.logs.String(), 2000))
 	}
