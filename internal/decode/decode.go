@@ -12,7 +12,8 @@ type Status uint8
 
 // Outcomes of decoding one frame.
 const (
-	// StatusDatagram: the Datagram holds a whole IP datagram for the tracker.
+	// StatusDatagram: the Datagram holds a whole IP datagram for the
+	// tracker (or an IPv6 fragment passed on as it is: Datagram.Fragment).
 	StatusDatagram Status = iota
 	// StatusFragment: a fragment was kept for reassembly; nothing to track yet.
 	StatusFragment
@@ -51,7 +52,7 @@ const (
 	DropTruncatedFragment            // a fragment cut short by the snaplen cannot be reassembled
 	DropFragmentOverlap              // overlapping fragments: the whole train is discarded (RFC 5722)
 	DropFragmentDuplicate            // a fragment wholly inside data already received
-	DropFragmentCorrupt              // inconsistent lengths, empty fragment, misaligned IPv6 fragment
+	DropFragmentCorrupt              // inconsistent lengths or an empty fragment
 	DropFragmentTooLarge             // reassembled datagram over 65535 bytes
 	DropFragmentLimit                // fragment memory or queue limit reached
 	DropFragmentTimeout              // (counted per fragment train) train incomplete when it timed out
@@ -87,6 +88,12 @@ type Datagram struct {
 	Version uint8
 	// Reassembled says the datagram was put together from fragments.
 	Reassembled bool
+	// Fragment says Data is an IPv6 fragment that defragmentation passed
+	// on unreassembled: a non-last fragment whose payload is not a
+	// multiple of 8 bytes makes nf_ct_frag6_gather discard its train and
+	// accept the fragment as it is, so conntrack sees it as it stands
+	// (tracker.Packet.Fragment).
+	Fragment bool
 	// VLANTags is the number of VLAN tags stripped; VLAN is the outermost
 	// tag's VLAN ID.
 	VLANTags uint8
@@ -118,8 +125,11 @@ type Stats struct {
 	Datagrams   uint64 // whole datagrams returned (StatusDatagram)
 	Truncated   uint64 // of which cut short by the capture's snaplen
 	Reassembled uint64 // of which reassembled from fragments
-	Fragments   uint64 // fragments kept for reassembly (StatusFragment)
-	NotIP       uint64 // frames that are not IP
+	// Unreassembled counts the datagrams that are IPv6 fragments passed on
+	// as they are (Datagram.Fragment); their trains were discarded.
+	Unreassembled uint64
+	Fragments     uint64 // fragments kept for reassembly (StatusFragment)
+	NotIP         uint64 // frames that are not IP
 	// Dropped counts dropped frames by reason (index DropReason);
 	// Dropped[DropFragmentTimeout] counts trains that timed out.
 	Dropped [numDropReasons]uint64

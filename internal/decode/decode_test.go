@@ -297,14 +297,23 @@ func TestReassembly6(t *testing.T) {
 			t.Fatalf("destOpts=%v: reassembled differs:\n got %x\nwant %x", destOpts, last[:56], want[:56])
 		}
 	}
-	// A misaligned non-last fragment is dropped; the train survives.
+	// A misaligned non-last fragment discards its train and is passed on
+	// as it is (nf_ct_frag6_gather's -EPROTO): the rest of the train
+	// starts a new one that never completes.
 	d := New(Config{})
-	sts, _ := feed(d, t0,
-		ipv6Fragment(17, "fd00::1", "fd00::2", 5, payload, 0, 1001, true, false),
+	mis := ipv6Fragment(17, "fd00::1", "fd00::2", 5, payload, 1232, 2233, true, false)
+	sts, got := feed(d, t0,
 		ipv6Fragment(17, "fd00::1", "fd00::2", 5, payload, 0, 1232, true, false),
+		mis,
 		ipv6Fragment(17, "fd00::1", "fd00::2", 5, payload, 1232, len(payload), false, false))
-	if sts[0] != StatusDropped || sts[2] != StatusDatagram {
-		t.Fatalf("misaligned: %v", sts)
+	if sts[0] != StatusFragment || sts[1] != StatusDatagram || sts[2] != StatusFragment {
+		t.Fatalf("misaligned: %v, want fragment, datagram, fragment", sts)
+	}
+	if !bytes.Equal(got, mis) {
+		t.Fatalf("misaligned: passed on %x, want the fragment itself", got[:min(len(got), 56)])
+	}
+	if st := d.Stats(); st.Unreassembled != 1 || st.Reassembled != 0 || st.FragQueues != 1 || st.FragBytes != len(payload)-1232 {
+		t.Fatalf("misaligned: stats %+v, want 1 unreassembled and only the last fragment queued", st)
 	}
 	// Atomic fragment (offset 0, no M flag) passes at once.
 	d = New(Config{})

@@ -186,7 +186,12 @@ func (r *reassembler) add6(now time.Time, data []byte, fragOff, nhOff, offset in
 		q.qlen = end
 	} else {
 		if end&7 != 0 {
-			return r.dropFrag6(q, d, dg)
+			// nf_ct_frag6_queue kills the train and returns -EPROTO;
+			// nf_ct_frag6_gather then accepts the fragment as it is.
+			r.release(q)
+			dg.Fragment = true
+			d.stats.Unreassembled++
+			return d.done(dg, data, len(data))
 		}
 		if end > q.qlen {
 			if q.lastIn {

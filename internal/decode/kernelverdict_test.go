@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 )
 
@@ -82,6 +83,62 @@ func TestReassemblyKernelVerdicts(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMisalignedFragment6KernelVerdicts replays IPv6 trains holding a
+// non-last fragment whose payload is not a multiple of 8 bytes, with the
+// outcome this kernel (6.18) gave in the tracker's kernel-oracle harness
+// (frag-v6-misaligned* scenarios): nf_ct_frag6_queue kills the train and
+// nf_ct_frag6_gather accepts the fragment unreassembled, so it alone
+// reaches conntrack; fragments already queued are lost.
+func TestMisalignedFragment6KernelVerdicts(t *testing.T) {
+	pay6 := udp(7000, 7001, seq(100))
+	whole6 := ipv6Packet(17, "fd00:1::1", "fd00:2::2", nil, pay6)
+	p := func(off, end int) fragPiece { return fragPiece{off, end, false} }
+	last := fragPiece{96, 108, true}
+	for _, tc := range []struct {
+		name   string
+		pieces []fragPiece
+		passed []int // indexes of the pieces passed on unreassembled
+		whole  bool  // the train is reassembled at the end
+	}{
+		{"first", []fragPiece{p(0, 30), p(32, 64), p(64, 96), last}, []int{0}, false},
+		{"middle", []fragPiece{p(0, 32), p(32, 62), p(64, 96), last}, []int{1}, false},
+		{"after", []fragPiece{p(0, 32), p(64, 96), last, p(32, 62)}, []int{3}, false},
+		{"then-whole", []fragPiece{p(32, 62), p(0, 32), p(32, 64), p(64, 96), last}, []int{0}, true},
+		{"twice", []fragPiece{p(0, 30), p(0, 30)}, []int{0, 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := New(Config{})
+			var passed []int
+			var got []byte
+			for i, pc := range tc.pieces {
+				frag := ipv6Fragment(17, "fd00:1::1", "fd00:2::2", 9, pay6, pc.off, pc.end, !pc.last, false)
+				f := ether(0x86DD, frag)
+				var dg Datagram
+				if d.Decode(t0, LinkEthernet, f, len(f), &dg) != StatusDatagram {
+					continue
+				}
+				if !dg.Fragment {
+					got = append([]byte(nil), dg.Data...)
+					continue
+				}
+				passed = append(passed, i)
+				if !bytes.Equal(dg.Data, frag) || dg.Length != len(frag) || dg.Reassembled {
+					t.Fatalf("piece %d: passed on %+v, want the fragment as it is", i, dg)
+				}
+			}
+			if !slices.Equal(passed, tc.passed) {
+				t.Fatalf("passed on pieces %v, want %v", passed, tc.passed)
+			}
+			if tc.whole != (got != nil) || (tc.whole && !bytes.Equal(got, whole6)) {
+				t.Fatalf("reassembled %x, want reassembled=%v", got, tc.whole)
+			}
+			if st := d.Stats(); st.Unreassembled != uint64(len(tc.passed)) {
+				t.Fatalf("Unreassembled = %d, want %d", st.Unreassembled, len(tc.passed))
+			}
+		})
 	}
 }
 

@@ -175,6 +175,18 @@ func fragScenarios() []scenario {
 	train6("v6-dstopt", [][]byte{optHdr(60)}, p(0, 32), p(32, 64), p(64, 96), last)
 	train6("v6-hbh-dstopt", [][]byte{optHdr(0), optHdr(60)}, last, p(64, 96), p(32, 64), p(0, 32))
 	train6("v6-misaligned", nil, p(0, 30), p(32, 64), p(64, 96), last)
+	// A misaligned non-last fragment discards the train and goes on to
+	// conntrack unreassembled (nf_ct_frag6_gather's -EPROTO).
+	train6("v6-misaligned-middle", nil, p(0, 32), p(32, 62), p(64, 96), last)
+	train6("v6-misaligned-after", nil, p(0, 32), p(64, 96), last, p(32, 62))
+	train6("v6-misaligned-then-whole", nil, p(32, 62), p(0, 32), p(32, 64), p(64, 96), last)
+	train6("v6-misaligned-hbh", [][]byte{optHdr(0)}, p(0, 32), p(32, 62), p(64, 96), last)
+	train6("v6-misaligned-twice", nil, p(0, 30), p(0, 30))
+	// A misaligned first fragment is parsed past its fragment header: a
+	// protocol without checks is tracked from it.
+	g6 := ip6("fd00:1::1", "fd00:2::2", 253, 64, payload)
+	id6++
+	add("v6-misaligned-first-generic", fr6(g6, id6, 0, 30, true), fr6(g6, id6, 32, 64, true))
 	id6++
 	add("v6-beyond-65535", fr6(u6, id6, 0, 32, true), fr6Raw(u6[:40], id6, 65528, make([]byte, 16), false))
 	id6++

@@ -717,7 +717,6 @@ func allScenarios() []scenario {
 // knownDivergence lists scenarios where the tracker is known to differ from
 // this kernel, and why; they still run and their differences are logged.
 var knownDivergence = map[string]string{
-	"frag-v6-misaligned": "the kernel passes a misaligned non-last IPv6 fragment on unreassembled (conntrack counts it invalid); internal/decode drops it",
 	// The router's link-local address comes from its MAC, which the
 	// tracker does not know.
 	"route-v6-fd00:1::1-ff02::1:ff6b:6f01-hl64": "the router model does not know the router's own solicited-node group",

@@ -304,7 +304,7 @@ func runTracker(frames []kframe, sent []time.Time) kernelResult {
 		if dec.Decode(last, decode.LinkEthernet, f.data, len(f.data), &dg) != decode.StatusDatagram {
 			continue
 		}
-		tr.Handle(last, &Packet{Data: dg.Data, Length: dg.Length})
+		tr.Handle(last, &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
 		tr.AppendEvents(nil)
 	}
 	var res kernelResult

@@ -130,7 +130,7 @@ func replay(tb testing.TB, path string) (*Tracker, time.Time) {
 		if dec.Decode(ci.Timestamp, decode.LinkEthernet, data, ci.Length, &dg) != decode.StatusDatagram {
 			continue
 		}
-		tr.Handle(ci.Timestamp, &Packet{Data: dg.Data, Length: dg.Length})
+		tr.Handle(ci.Timestamp, &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
 		tr.AppendEvents(nil)
 	}
 	return tr, last

@@ -28,6 +28,12 @@ type Packet struct {
 	// (internal/decode checks it for every datagram it returns); the
 	// tracker then does not sum the header again.
 	IPHeaderOK bool
+	// Fragment says Data is an IPv6 fragment that defragmentation passed
+	// on unreassembled (decode.Datagram.Fragment): conntrack parses it as
+	// it stands, a first fragment past its fragment header, while a later
+	// one has no L4 header to find and is invalid. Without it a fragment
+	// is taken to be held by defragmentation and is not tracked.
+	Fragment bool
 	// Zone is the conntrack zone of the packet (0 normally).
 	Zone uint16
 }
@@ -89,7 +95,7 @@ func parseIP(d *Packet, p *pkt) (parseStatus, string) {
 	case 4:
 		return parseIPv4(data, wire, d.IPHeaderOK, p)
 	case 6:
-		return parseIPv6(data, wire, p)
+		return parseIPv6(data, wire, d.Fragment, p)
 	}
 	return parseDropped, reasonIPVersion
 }
@@ -133,7 +139,7 @@ func parseIPv4(data []byte, wire int, headerOK bool, p *pkt) (parseStatus, strin
 	return parseOK, ""
 }
 
-func parseIPv6(data []byte, wire int, p *pkt) (parseStatus, string) {
+func parseIPv6(data []byte, wire int, fragment bool, p *pkt) (parseStatus, string) {
 	if len(data) < 40 {
 		if wire < 40 {
 			return parseDropped, reasonShortIP
@@ -186,10 +192,16 @@ func parseIPv6(data []byte, wire int, p *pkt) (parseStatus, string) {
 		var hl int
 		switch nh {
 		case 44:
-			if binary.BigEndian.Uint16(data[off+2:])&0xFFF9 != 0 {
+			fo := binary.BigEndian.Uint16(data[off+2:])
+			switch {
+			case fo&0xFFF9 != 0 && !fragment:
 				// A fragment (not an atomic one): defragmentation holds
 				// it until the train is whole.
 				return parseDropped, reasonFragment
+			case fo&0xFFF8 != 0:
+				// Passed on unreassembled: ipv6_skip_exthdr stops at a
+				// later fragment's header and get_l4proto fails.
+				return parseInvalid, reasonLaterFragment
 			}
 			hl = 8
 		case 51:

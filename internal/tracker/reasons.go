@@ -16,6 +16,7 @@ const (
 
 	// Counted in the invalid stat.
 	reasonNoUpperLayer      = "ip: no upper-layer header"
+	reasonLaterFragment     = "ip: IPv6 fragment past the first, passed on unreassembled"
 	reasonShortL4           = "short L4 header"
 	reasonNoInverse         = "icmp: type without a reply type"
 	reasonTCPTruncated      = "tcp: truncated packet"

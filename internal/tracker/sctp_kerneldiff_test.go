@@ -155,7 +155,7 @@ func runTrackerFlows(frames []kframe, sent []time.Time, at time.Time) (kernelRes
 		if dec.Decode(sent[i], decode.LinkEthernet, f.data, len(f.data), &dg) != decode.StatusDatagram {
 			continue
 		}
-		tr.Handle(sent[i], &Packet{Data: dg.Data, Length: dg.Length})
+		tr.Handle(sent[i], &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
 		tr.AppendEvents(nil)
 	}
 	var res kernelResult

@@ -105,6 +105,7 @@ func (p *Pipeline) track(now time.Time, checksumOK bool) {
 		// whose checksum cannot be verified from what was kept.
 		ChecksumOK: checksumOK || p.dg.Truncated(),
 		IPHeaderOK: true, // decode verified it
+		Fragment:   p.dg.Fragment,
 	}
 	p.trk.Handle(now, &p.pkt)
 	p.evs = p.trk.AppendEvents(p.evs)

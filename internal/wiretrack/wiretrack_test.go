@@ -81,3 +81,36 @@ func TestPipelineEvents(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// frag6 builds a raw IPv6 fragment of protocol 253 carrying n payload
+// bytes at offset off, more fragments following.
+func frag6(off, n int) []byte {
+	b := make([]byte, 48+n)
+	b[0] = 0x60
+	binary.BigEndian.PutUint16(b[4:], uint16(8+n))
+	b[6], b[7] = 44, 64
+	b[8], b[23] = 0xfd, 1
+	b[24], b[39] = 0xfd, 2
+	b[40] = 253
+	binary.BigEndian.PutUint16(b[42:], uint16(off)|1)
+	binary.BigEndian.PutUint32(b[44:], 7)
+	return b
+}
+
+// TestMisalignedFragment6 checks that a misaligned non-last IPv6 fragment,
+// which the decoder passes on unreassembled, reaches the tracker as the
+// kernel's conntrack sees it: a later fragment is invalid, a first one is
+// tracked from the header after its fragment header.
+func TestMisalignedFragment6(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	pl := New(Config{StatsEvery: -1})
+	for _, f := range [][]byte{frag6(0, 16), frag6(16, 12), frag6(0, 30)} {
+		pl.Frame(t0, decode.LinkRaw, f, len(f), false)
+	}
+	if ds := pl.DecodeStats(); ds.Unreassembled != 2 || ds.FragQueues != 0 {
+		t.Fatalf("decode stats %+v, want 2 unreassembled, no train left", ds)
+	}
+	if st := pl.Stats(); st.Invalid != 1 || pl.Len() != 1 {
+		t.Fatalf("invalid %d with %d flows, want 1 invalid (the later fragment) and the first one tracked", st.Invalid, pl.Len())
+	}
+}
