@@ -20,9 +20,7 @@ package tracker
 // sides see the same clock even when gaps are compressed.
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,7 +32,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/gopacket/gopacket"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
@@ -353,30 +351,14 @@ func (l *kernelLab) compare(frames []kframe, keepGap time.Duration) (string, ker
 // readFrames reads an Ethernet pcap into frames (offsets from the first).
 func readFrames(tb testing.TB, path string) []kframe {
 	tb.Helper()
-	fh, err := os.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer fh.Close()
-	r, err := pcapgo.NewReader(fh)
-	if err != nil {
-		tb.Fatalf("%s: %v", path, err)
-	}
 	var out []kframe
 	var first time.Time
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			tb.Fatalf("%s: %v", path, err)
-		}
+	readPcap(tb, path, func(data []byte, ci gopacket.CaptureInfo) {
 		if first.IsZero() {
 			first = ci.Timestamp
 		}
 		out = append(out, kframe{at: ci.Timestamp.Sub(first), data: slices.Clone(data)})
-	}
+	})
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/conntop/conntop/internal/decode"
@@ -98,9 +99,9 @@ func describeFlow(f flow.Flow) string {
 		strings.Join(st, ","), f.Helper, f.Master != nil)
 }
 
-// replay feeds a pcap file through decode and the tracker with packet
-// timestamps as the clock; it returns the tracker and the last packet time.
-func replay(tb testing.TB, path string) (*Tracker, time.Time) {
+// readPcap calls fn with every packet of the Ethernet capture at path, in
+// order; data is valid only during the call.
+func readPcap(tb testing.TB, path string, fn func(data []byte, ci gopacket.CaptureInfo)) {
 	tb.Helper()
 	fh, err := os.Open(path)
 	if err != nil {
@@ -114,25 +115,34 @@ func replay(tb testing.TB, path string) (*Tracker, time.Time) {
 	if r.LinkType() != 1 {
 		tb.Fatalf("%s: link type %v, want Ethernet", path, r.LinkType())
 	}
-	dec := decode.New(decode.Config{})
-	tr := New(routerConfig())
-	var last time.Time
-	var dg decode.Datagram
 	for n := 1; ; n++ {
 		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {
-			break
+			return
 		}
 		if err != nil {
 			tb.Fatalf("%s: packet %d: %v", path, n, err)
 		}
+		fn(data, ci)
+	}
+}
+
+// replay feeds a pcap file through decode and the tracker with packet
+// timestamps as the clock; it returns the tracker and the last packet time.
+func replay(tb testing.TB, path string) (*Tracker, time.Time) {
+	tb.Helper()
+	dec := decode.New(decode.Config{})
+	tr := New(routerConfig())
+	var last time.Time
+	var dg decode.Datagram
+	readPcap(tb, path, func(data []byte, ci gopacket.CaptureInfo) {
 		last = ci.Timestamp
 		if dec.Decode(ci.Timestamp, decode.LinkEthernet, data, ci.Length, &dg) != decode.StatusDatagram {
-			continue
+			return
 		}
 		tr.Handle(ci.Timestamp, &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
 		tr.AppendEvents(nil)
-	}
+	})
 	return tr, last
 }
 
