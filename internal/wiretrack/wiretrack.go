@@ -45,15 +45,18 @@ type Pipeline struct {
 	nextStats  time.Time
 	ringDrops  uint64
 	packets    uint64
-	// Counter reporting: the packet totals last sent per flow.
+	// Counter reporting: what was last sent per entry, by the tracker's
+	// entry id (unique per entry, cheaper to hash than the flow key, and a
+	// reopened connection is a new entry).
 	flowBuf []flow.Flow
-	sent    map[flow.Key]sentMark
+	sent    map[uint32]sentMark
 	gen     uint32
 }
 
 // sentMark is what EmitCounters last reported of a flow.
 type sentMark struct {
 	packets uint64
+	invalid uint32
 	gen     uint32
 }
 
@@ -69,7 +72,7 @@ func New(cfg Config) *Pipeline {
 	if cfg.StatsEvery == 0 {
 		cfg.StatsEvery = time.Second
 	}
-	return &Pipeline{cfg: cfg, dec: decode.New(cfg.Decode), trk: tracker.New(tc), sent: make(map[flow.Key]sentMark)}
+	return &Pipeline{cfg: cfg, dec: decode.New(cfg.Decode), trk: tracker.New(tc), sent: make(map[uint32]sentMark)}
 }
 
 // Frame decodes a frame of link type link (wireLen is its original length)
@@ -162,12 +165,11 @@ func (p *Pipeline) EmitCounters() {
 	p.flowBuf = p.trk.AppendFlows(p.flowBuf[:0], p.now)
 	for i := range p.flowBuf {
 		f := &p.flowBuf[i]
-		k := f.Key()
 		n := f.Counters.OrigPackets + f.Counters.ReplyPackets
-		m, ok := p.sent[k]
-		p.sent[k] = sentMark{packets: n, gen: p.gen}
-		if ok && m.packets == n {
-			continue
+		m, ok := p.sent[f.ID]
+		p.sent[f.ID] = sentMark{packets: n, invalid: f.Invalid, gen: p.gen}
+		if ok && m.packets == n && m.invalid == f.Invalid {
+			continue // neither counters nor INVALID figures moved
 		}
 		p.evs = append(p.evs, source.Event{Type: source.EventCounters, Time: p.now, Flow: *f})
 	}

@@ -114,3 +114,46 @@ func TestMisalignedFragment6(t *testing.T) {
 		t.Fatalf("invalid %d with %d flows, want 1 invalid (the later fragment) and the first one tracked", st.Invalid, pl.Len())
 	}
 }
+
+// icmpUnreach4 builds an ICMP port-unreachable from src to dst quoting q.
+func icmpUnreach4(src, dst [4]byte, q []byte) []byte {
+	b := make([]byte, 20+8+28)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	b[8], b[9] = 64, 1
+	copy(b[12:], src[:])
+	copy(b[16:], dst[:])
+	binary.BigEndian.PutUint16(b[10:], decode.Checksum(b[:20], 0))
+	b[20], b[21] = 3, 3
+	copy(b[28:], q[:28])
+	binary.BigEndian.PutUint16(b[22:], decode.Checksum(b[20:], 0))
+	return b
+}
+
+// A flow whose only change is its INVALID count still gets a counters
+// event, so the detail view can show it.
+func TestCountersCarryInvalidChanges(t *testing.T) {
+	a, b, other := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 9}
+	req := udp4(a, b, 1000, 53)
+	t0 := time.Unix(1e9, 0)
+	pl := New(Config{StatsEvery: time.Second})
+	pl.Frame(t0, decode.LinkRaw, req, len(req), false)
+	pl.Advance(t0.Add(1100 * time.Millisecond))
+	pl.Reset()
+	// An error about the flow sent to the wrong host: INVALID, on the flow.
+	bad := icmpUnreach4(b, other, req)
+	pl.Frame(t0.Add(1200*time.Millisecond), decode.LinkRaw, bad, len(bad), false)
+	pl.Advance(t0.Add(2200 * time.Millisecond))
+	var got *source.Event
+	for i, e := range pl.Events() {
+		if e.Type == source.EventCounters {
+			got = &pl.Events()[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no counters event after an INVALID packet of the flow: %v", types(pl.Events()))
+	}
+	if got.Flow.Invalid != 1 || got.Flow.InvalidReason == "" || got.Flow.Counters.OrigPackets != 1 {
+		t.Errorf("counters event %+v, want invalid 1 with a reason and unchanged packets", got.Flow)
+	}
+}
