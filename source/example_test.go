@@ -21,20 +21,20 @@ func Example() {
 	f.Reply = f.Orig.Reverse(f.Proto)
 	gone := f
 	gone.TCPState = flow.TCPTimeWait
-	var src source.Source = sourcetest.New("conntrack", []source.Event{
-		{Type: source.EventNew, Time: t0, Flow: f},
-		{Type: source.EventSynced, Time: t0},
-		{Type: source.EventDestroy, Time: t0.Add(time.Minute), Flow: gone},
+	var src source.Source = sourcetest.New("conntrack", []flow.Event{
+		{Type: flow.EventNew, Time: t0, Flow: f},
+		{Type: flow.EventSynced, Time: t0},
+		{Type: flow.EventDestroy, Time: t0.Add(time.Minute), Flow: gone},
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan source.Event, 16)
+	out := make(chan flow.Event, 16)
 	go func() { _ = src.Run(ctx, out) }()
 	for range 3 {
 		ev := <-out
 		switch ev.Type {
-		case source.EventSynced:
+		case flow.EventSynced:
 			fmt.Println("-- table listed; changes follow")
 		default:
 			fmt.Println(ev.Type, ev.Flow.Orig.Src, "->", ev.Flow.Orig.Dst, ev.Flow.State(), ev.Flow.TCPState)

@@ -1,12 +1,12 @@
 // Package source defines where flow events come from: the Source interface
 // that the kernel conntrack, packet-capture and pcap-replay sources
-// implement, and the events and table statistics they emit. It has no kernel
-// imports; the adapters live in its sub-packages.
+// implement. The events and table statistics they emit are part of the flow
+// model (internal/flow). It has no kernel imports; the adapters live in its
+// sub-packages.
 package source
 
 import (
 	"context"
-	"time"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -21,89 +21,7 @@ import (
 type Source interface {
 	// Name returns the snapshot's "source" name: "conntrack", "capture" or "pcap".
 	Name() string
-	Run(ctx context.Context, out chan<- Event) error
-}
-
-// EventType says what an Event reports.
-type EventType uint8
-
-// Event types.
-const (
-	// EventNew reports a flow that entered the table (or was listed by a dump).
-	EventNew EventType = iota
-	// EventUpdate reports a change of a flow's state, status, timeout or mark.
-	EventUpdate
-	// EventDestroy reports a flow that left the table; Flow carries its final
-	// counters when known.
-	EventDestroy
-	// EventCounters carries refreshed packet/byte counters (and timeout) of a
-	// flow from a periodic poll; it is not a state change and is not shown in
-	// the event stream.
-	EventCounters
-	// EventResync reports that Lost events were lost (receive-buffer overrun)
-	// and that a full listing of the table follows: EventNew for every flow
-	// now present, then EventSynced. Flows not listed are gone.
-	EventResync
-	// EventSynced ends a full listing of the table (the initial dump or a
-	// resync).
-	EventSynced
-	// EventStats carries fresh table statistics in Stats.
-	EventStats
-)
-
-var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats"}
-
-// String returns the NDJSON name of the event type ("new", "update", …).
-func (t EventType) String() string {
-	if int(t) < len(eventTypeNames) {
-		return eventTypeNames[t]
-	}
-	return "unknown"
-}
-
-// Event is one thing a Source reports. It is a value; safe to hand across
-// goroutines.
-type Event struct {
-	Type EventType
-	// Time is when the event happened: wall clock for live sources, the
-	// packet timestamp for pcap replay.
-	Time time.Time
-	// Flow is set for EventNew, EventUpdate, EventDestroy and EventCounters.
-	Flow flow.Flow
-	// Lost is the number of events lost, for EventResync.
-	Lost uint64
-	// Stats is set for EventStats.
-	Stats *TableStats
-}
-
-// TableStats are the table-pressure figures of a source: entry count and
-// limit, the kernel's per-CPU statistics summed over CPUs, and conntop's own
-// loss counters. Fields a source cannot know stay zero and their Has flag
-// false.
-type TableStats struct {
-	Time time.Time
-	// Count is the number of entries; Max the limit (nf_conntrack_max).
-	Count, Max uint64
-	// Kernel statistics (struct ip_conntrack_stat), summed over CPUs.
-	Found, Invalid, Ignore, Insert, InsertFailed uint64
-	Drop, EarlyDrop, Error, SearchRestart        uint64
-	// ClashResolve and ChainTooLong exist on newer kernels only.
-	ClashResolve, ChainTooLong uint64
-	HasClashResolve            bool
-	// EventsLost counts events lost to receive-buffer overruns; Resyncs the
-	// full re-listings done because of them.
-	EventsLost, Resyncs uint64
-	// RingDrops counts packets the capture ring dropped (capture source).
-	RingDrops uint64
-	// Undecodable counts messages from the kernel that could not be decoded
-	// and were skipped (kernel source): entries missing from the table.
-	Undecodable uint64
-	// Accounting says whether byte/packet counters are kept
-	// (nf_conntrack_acct for the kernel; always true for the tracker).
-	Accounting bool
-	// InvalidReasons counts INVALID packets by reason (tracker only); nil
-	// for the kernel source.
-	InvalidReasons map[string]uint64
+	Run(ctx context.Context, out chan<- flow.Event) error
 }
 
 // Deleter is implemented by sources that can remove flows from their table

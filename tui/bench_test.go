@@ -12,7 +12,6 @@ import (
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 const benchFlows = 262144
@@ -22,7 +21,7 @@ const benchFlows = 262144
 func bigEngine(b *testing.B, n int) *engine.Engine {
 	b.Helper()
 	eng := engine.New(nil, engine.Options{Now: func() time.Time { return t0 }})
-	evs := make([]source.Event, 0, 8192)
+	evs := make([]flow.Event, 0, 8192)
 	for i := 0; i < n; i++ {
 		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		f := flow.Flow{ID: uint32(i + 1), Family: flow.FamilyIPv4, Proto: flow.ProtoTCP, TCPState: flow.TCPEstablished,
@@ -30,14 +29,14 @@ func bigEngine(b *testing.B, n int) *engine.Engine {
 			Orig:        flow.Tuple{Src: src, Dst: netip.AddrFrom4([4]byte{10, 255, 0, byte(i % 7)}), SrcPort: uint16(1024 + i%60000), DstPort: uint16(80 + i%5)},
 			HasCounters: true, Counters: flow.Counters{OrigPackets: uint64(i % 1000), OrigBytes: uint64(i % 100000), ReplyPackets: 3, ReplyBytes: 900}}
 		f.Reply = f.Orig.Reverse(f.Proto)
-		evs = append(evs, source.Event{Type: source.EventNew, Time: t0.Add(-time.Duration(n-i) * time.Millisecond), Flow: f})
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0.Add(-time.Duration(n-i) * time.Millisecond), Flow: f})
 		if len(evs) == cap(evs) {
 			eng.Apply(evs)
 			evs = evs[:0]
 		}
 	}
-	evs = append(evs, source.Event{Type: source.EventSynced, Time: t0},
-		source.Event{Type: source.EventStats, Time: t0, Stats: &source.TableStats{Time: t0, Count: uint64(n), Max: 262144, Accounting: true}})
+	evs = append(evs, flow.Event{Type: flow.EventSynced, Time: t0},
+		flow.Event{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: uint64(n), Max: 262144, Accounting: true}})
 	eng.Apply(evs)
 	eng.Tick(t0)
 	return eng

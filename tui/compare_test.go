@@ -7,14 +7,13 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // compareScenario is a table from the compare source (--source
 // conntrack,capture): one flow both sides agree on, one only the kernel
 // has, one only the wire shows, one in different states, and one still
 // within the grace period (wire only, not yet marked).
-func compareScenario() []source.Event {
+func compareScenario() []flow.Event {
 	est := flow.StatusSeenReply | flow.StatusAssured
 	both := withCounters(tcpFlow(1, "10.99.1.2", 40000, "10.99.1.1", 8080, flow.TCPEstablished, est), 6, 398, 4, 292)
 	both.Compare = flow.Compare{Seen: flow.SeenKernel | flow.SeenWire}
@@ -27,12 +26,12 @@ func compareScenario() []source.Event {
 		WireState: flow.StateNew, WireTCPState: flow.TCPSynSent}
 	pend := tcpFlow(5, "10.99.1.2", 40004, "10.99.1.1", 8080, flow.TCPSynSent, 0)
 	pend.Compare = flow.Compare{Seen: flow.SeenWire}
-	var evs []source.Event
+	var evs []flow.Event
 	for _, f := range []flow.Flow{both, kern, wire, state, pend} {
-		evs = append(evs, source.Event{Type: source.EventNew, Time: t0.Add(-10e9), Flow: f})
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0.Add(-10e9), Flow: f})
 	}
-	return append(evs, source.Event{Type: source.EventSynced, Time: t0.Add(-10e9)},
-		source.Event{Type: source.EventStats, Time: t0, Stats: &source.TableStats{Time: t0, Count: 4, Max: 65536, Accounting: true}})
+	return append(evs, flow.Event{Type: flow.EventSynced, Time: t0.Add(-10e9)},
+		flow.Event{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: 4, Max: 65536, Accounting: true}})
 }
 
 // TestCompareMarks: the K/W column appears only for the compare source and

@@ -11,7 +11,6 @@ import (
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 )
 
 // t0 is the fixed clock of the golden views.
@@ -39,7 +38,7 @@ func withCounters(f flow.Flow, op, ob, rp, rb uint64) flow.Flow {
 // scenario is a small table with one of everything: NAT, IPv6, ICMP, UDP,
 // a RELATED flow with its master, a helper name with an escape sequence,
 // a destroyed (lingering) flow, marks and zones, and table statistics.
-func scenario() []source.Event {
+func scenario() []flow.Event {
 	est := flow.StatusSeenReply | flow.StatusAssured
 	ftp := withCounters(tcpFlow(1, "10.0.0.1", 40000, "10.0.0.2", 21, flow.TCPEstablished, est), 12, 800, 10, 1200)
 	ftp.Helper = "ftp\x1b[31m"
@@ -61,9 +60,9 @@ func scenario() []source.Event {
 	refused := tcpFlow(7, "10.0.0.1", 52000, "10.0.0.2", 9, flow.TCPSynSent, 0)
 
 	at := func(d time.Duration) time.Time { return t0.Add(-60 * time.Second).Add(d) }
-	evs := []source.Event{
-		{Type: source.EventStats, Time: at(0), Stats: &source.TableStats{Time: at(0), Count: 0, Max: 8, Accounting: true}},
-		{Type: source.EventSynced, Time: at(0)},
+	evs := []flow.Event{
+		{Type: flow.EventStats, Time: at(0), Stats: &flow.TableStats{Time: at(0), Count: 0, Max: 8, Accounting: true}},
+		{Type: flow.EventSynced, Time: at(0)},
 	}
 	for i, f := range []flow.Flow{ftp, data, nat, v6, udp, icmp, refused} {
 		ev := f
@@ -71,35 +70,35 @@ func scenario() []source.Event {
 		if ev.Proto == flow.ProtoTCP && ev.Status&flow.StatusSeenReply != 0 {
 			first.TCPState, first.Status, first.HasCounters = flow.TCPSynSent, flow.StatusConfirmed|(ev.Status&flow.StatusExpected), false
 		}
-		evs = append(evs, source.Event{Type: source.EventNew, Time: at(time.Duration(i) * time.Second), Flow: first})
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: at(time.Duration(i) * time.Second), Flow: first})
 		if first.TCPState != ev.TCPState {
 			mid := first
 			mid.TCPState, mid.Status = flow.TCPSynRecv, first.Status|flow.StatusSeenReply
 			evs = append(evs,
-				source.Event{Type: source.EventUpdate, Time: at(time.Duration(i)*time.Second + 10*time.Millisecond), Flow: mid},
-				source.Event{Type: source.EventUpdate, Time: at(time.Duration(i)*time.Second + 20*time.Millisecond), Flow: ev})
+				flow.Event{Type: flow.EventUpdate, Time: at(time.Duration(i)*time.Second + 10*time.Millisecond), Flow: mid},
+				flow.Event{Type: flow.EventUpdate, Time: at(time.Duration(i)*time.Second + 20*time.Millisecond), Flow: ev})
 		}
 	}
 	evs = append(evs,
-		source.Event{Type: source.EventStats, Time: at(30 * time.Second), Stats: &source.TableStats{Time: at(30 * time.Second), Count: 7, Max: 8, Accounting: true}},
-		source.Event{Type: source.EventDestroy, Time: t0.Add(-2 * time.Second), Flow: refused},
+		flow.Event{Type: flow.EventStats, Time: at(30 * time.Second), Stats: &flow.TableStats{Time: at(30 * time.Second), Count: 7, Max: 8, Accounting: true}},
+		flow.Event{Type: flow.EventDestroy, Time: t0.Add(-2 * time.Second), Flow: refused},
 	)
 	return evs
 }
 
 // pressure adds statistics showing a full table that drops packets.
-func pressure() []source.Event {
-	return []source.Event{
-		{Type: source.EventStats, Time: t0.Add(-time.Second), Stats: &source.TableStats{Time: t0.Add(-time.Second), Count: 8, Max: 8,
+func pressure() []flow.Event {
+	return []flow.Event{
+		{Type: flow.EventStats, Time: t0.Add(-time.Second), Stats: &flow.TableStats{Time: t0.Add(-time.Second), Count: 8, Max: 8,
 			Accounting: true, Drop: 10, EarlyDrop: 5, Invalid: 3, InsertFailed: 1, EventsLost: 12, Resyncs: 1}},
-		{Type: source.EventStats, Time: t0, Stats: &source.TableStats{Time: t0, Count: 8, Max: 8,
+		{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: 8, Max: 8,
 			Accounting: true, Drop: 30, EarlyDrop: 9, Invalid: 4, InsertFailed: 1, EventsLost: 12, Resyncs: 1}},
 	}
 }
 
 // newEngine returns an engine fed with evs, its store clock ticked through
 // the last minute (so rates and the sparkline have samples).
-func newEngine(t testing.TB, evs []source.Event) *engine.Engine {
+func newEngine(t testing.TB, evs []flow.Event) *engine.Engine {
 	t.Helper()
 	eng := engine.New(nil, engine.Options{Now: func() time.Time { return t0 }})
 	i := 0

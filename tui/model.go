@@ -17,7 +17,6 @@ import (
 	"github.com/conntop/conntop/internal/procs"
 	"github.com/conntop/conntop/internal/services"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/tui/widget"
 )
 
@@ -133,7 +132,7 @@ type Model struct {
 	sum       store.Summary
 	version   uint64
 	refreshed bool
-	prevStats source.TableStats
+	prevStats flow.TableStats
 	statRate  [6]float64 // drop, early_drop, insert_failed, invalid, search_restart, error per second
 	dropAt    time.Time
 	paused    bool

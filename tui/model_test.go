@@ -13,7 +13,6 @@ import (
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
@@ -110,7 +109,7 @@ func TestSelectionFollowsFlow(t *testing.T) {
 		t.Fatal("no selection")
 	}
 	early := tcpFlow(99, "10.0.0.0", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
-	eng.Apply([]source.Event{{Type: source.EventNew, Time: t0, Flow: early}})
+	eng.Apply([]flow.Event{{Type: flow.EventNew, Time: t0, Flow: early}})
 	m.Update(tickMsg(t0))
 	after, ok := m.selectedRow()
 	if !ok || after.Flow.Key() != before.Flow.Key() {
@@ -132,7 +131,7 @@ func TestPauseCatchesUp(t *testing.T) {
 		t.Fatalf("paused frame:\n%s", ansi.Strip(frame))
 	}
 	extra := tcpFlow(99, "10.0.0.9", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
-	eng.Apply([]source.Event{{Type: source.EventNew, Time: t0, Flow: extra}})
+	eng.Apply([]flow.Event{{Type: flow.EventNew, Time: t0, Flow: extra}})
 	m.Update(tickMsg(t0))
 	if got := m.View().Content; got != frame {
 		t.Fatal("the frame changed while paused")
@@ -195,9 +194,9 @@ func TestDelete(t *testing.T) {
 	f1 := tcpFlow(1, "10.0.0.1", 1000, "10.0.0.2", 80, flow.TCPEstablished, flow.StatusSeenReply)
 	f2 := tcpFlow(2, "10.0.0.1", 1001, "10.0.0.2", 80, flow.TCPEstablished, flow.StatusSeenReply)
 	f3 := tcpFlow(3, "10.0.0.1", 1002, "10.0.0.3", 443, flow.TCPEstablished, flow.StatusSeenReply)
-	evs := []source.Event{
-		{Type: source.EventNew, Time: t0, Flow: f1}, {Type: source.EventNew, Time: t0, Flow: f2},
-		{Type: source.EventNew, Time: t0, Flow: f3}, {Type: source.EventSynced, Time: t0},
+	evs := []flow.Event{
+		{Type: flow.EventNew, Time: t0, Flow: f1}, {Type: flow.EventNew, Time: t0, Flow: f2},
+		{Type: flow.EventNew, Time: t0, Flow: f3}, {Type: flow.EventSynced, Time: t0},
 	}
 	src := sourcetest.New("test", evs, sourcetest.WithClock(func() time.Time { return t0 }))
 	eng := engine.New(src, engine.Options{Now: func() time.Time { return t0 }, Tick: 10 * time.Millisecond})

@@ -9,7 +9,6 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/internal/termsafe"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/tui/widget"
 )
 
@@ -198,13 +197,13 @@ func (m *Model) eventLine(e *store.EventRecord) string {
 	st := &m.st
 	var typ string
 	switch e.Type {
-	case source.EventNew:
+	case flow.EventNew:
 		typ = st.evNew.Render("[NEW]    ")
-	case source.EventUpdate:
+	case flow.EventUpdate:
 		typ = st.evUpdate.Render("[UPDATE] ")
-	case source.EventDestroy:
+	case flow.EventDestroy:
 		typ = st.evDestroy.Render("[DESTROY]")
-	case source.EventResync:
+	case flow.EventResync:
 		return e.Time.Format(stamp) + " " + st.evResync.Render(fmt.Sprintf("[RESYNC]  %d events lost; table re-listed", e.Lost))
 	default:
 		typ = widget.Fit("["+strings.ToUpper(e.Type.String())+"]", 9, false, st.ellipsis)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/export"
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/source"
 )
 
@@ -26,32 +27,32 @@ func (env *runEnv) events(ctx context.Context) error {
 		defer cancel()
 	}
 	return env.writeOut(func(w io.Writer) error {
-		return streamEvents(ctx, cs.src, w, format, func(ev *source.Event) bool {
-			return ev.Type == source.EventResync || flt.Match(&ev.Flow)
+		return streamEvents(ctx, cs.src, w, format, func(ev *flow.Event) bool {
+			return ev.Type == flow.EventResync || flt.Match(&ev.Flow)
 		}, o.count)
 	})
 }
 
 // streamEvents runs src and writes the events keep accepts, until ctx ends,
 // the source ends or count events (0: no limit) were written.
-func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.Format, keep func(*source.Event) bool, count int) error {
+func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.Format, keep func(*flow.Event) bool, count int) error {
 	ch, done, stop := startSource(ctx, src, 65536)
 	defer stop()
 	ew := export.NewEventWriter(w, f)
 	listing := true // the initial table listing is not news
 	written := 0
-	write := func(ev *source.Event) error {
+	write := func(ev *flow.Event) error {
 		switch ev.Type {
-		case source.EventSynced:
+		case flow.EventSynced:
 			listing = false
 			return nil
-		case source.EventResync:
+		case flow.EventResync:
 			listing = true // the re-listing that follows is not news either
-		case source.EventNew:
+		case flow.EventNew:
 			if listing {
 				return nil
 			}
-		case source.EventUpdate, source.EventDestroy:
+		case flow.EventUpdate, flow.EventDestroy:
 		default:
 			return nil
 		}
@@ -96,9 +97,9 @@ func streamEvents(ctx context.Context, src source.Source, w io.Writer, f export.
 // capacity buf; done receives Run's result. stop cancels the source and waits
 // (at most 5 s) for it to end, so that its sockets are closed when a command
 // returns.
-func startSource(ctx context.Context, src source.Source, buf int) (ch chan source.Event, done chan error, stop func()) {
+func startSource(ctx context.Context, src source.Source, buf int) (ch chan flow.Event, done chan error, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	ch = make(chan source.Event, buf)
+	ch = make(chan flow.Event, buf)
 	done = make(chan error, 1)
 	ended := make(chan struct{})
 	go func() {

@@ -165,7 +165,7 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 		select {
 		case ev := <-ch:
 			switch ev.Type {
-			case source.EventNew:
+			case flow.EventNew:
 				if synced || !f.Match(&ev.Flow) {
 					continue
 				}
@@ -174,10 +174,10 @@ func streamDump(ctx context.Context, src source.Source, w io.Writer, format expo
 				} else if err := sw.Write(&ev.Flow); err != nil {
 					return err
 				}
-			case source.EventSynced:
+			case flow.EventSynced:
 				synced = true
 				statsWait.Reset(5 * time.Second)
-			case source.EventStats:
+			case flow.EventStats:
 				if synced {
 					statsAfter = true
 					undecodable = ev.Stats.Undecodable

@@ -118,14 +118,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch := make(chan source.Event, e.opts.Buffer)
+	ch := make(chan flow.Event, e.opts.Buffer)
 	srcDone := make(chan error, 1)
 	e.setStatus(func(s *Status) { s.Live = true })
 	go func() { srcDone <- e.src.Run(ctx, ch) }()
 
 	ticker := time.NewTicker(e.opts.Tick)
 	defer ticker.Stop()
-	batch := make([]source.Event, 0, e.opts.MaxBatch)
+	batch := make([]flow.Event, 0, e.opts.MaxBatch)
 	var srcErr error
 	finished := false
 	for !finished {
@@ -163,7 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // drain appends up to max-len(batch) events already waiting in ch.
-func drain(ch <-chan source.Event, batch []source.Event, max int) []source.Event {
+func drain(ch <-chan flow.Event, batch []flow.Event, max int) []flow.Event {
 	for len(batch) < max {
 		select {
 		case ev := <-ch:
@@ -176,18 +176,18 @@ func drain(ch <-chan source.Event, batch []source.Event, max int) []source.Event
 }
 
 // Apply applies a batch of events to the store.
-func (e *Engine) Apply(evs []source.Event) {
+func (e *Engine) Apply(evs []flow.Event) {
 	if len(evs) == 0 {
 		return
 	}
 	synced := false
 	latest := e.eventTime.Load()
 	for i := range evs {
-		if evs[i].Type == source.EventSynced {
+		if evs[i].Type == flow.EventSynced {
 			synced = true
 		}
 		switch evs[i].Type {
-		case source.EventNew, source.EventUpdate, source.EventDestroy, source.EventCounters:
+		case flow.EventNew, flow.EventUpdate, flow.EventDestroy, flow.EventCounters:
 			// Flow events carry the source's own clock (packet time for a
 			// replay); markers such as EventSynced may not.
 			if t := evs[i].Time.UnixNano(); !evs[i].Time.IsZero() && t > latest {

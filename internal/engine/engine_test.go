@@ -10,18 +10,17 @@ import (
 
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
 // finiteSource emits its events, then ends like a finished replay.
 type finiteSource struct {
-	evs []source.Event
+	evs []flow.Event
 	err error
 }
 
 func (s *finiteSource) Name() string { return "pcap" }
-func (s *finiteSource) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *finiteSource) Run(ctx context.Context, out chan<- flow.Event) error {
 	for _, ev := range s.evs {
 		select {
 		case out <- ev:
@@ -42,10 +41,10 @@ func udpFlow(sport uint16) flow.Flow {
 
 func TestRunAppliesEverythingAndReportsStatus(t *testing.T) {
 	t0 := time.Date(2009, 11, 3, 6, 0, 0, 0, time.UTC)
-	var evs []source.Event
-	evs = append(evs, source.Event{Type: source.EventSynced, Time: time.Now()})
+	var evs []flow.Event
+	evs = append(evs, flow.Event{Type: flow.EventSynced, Time: time.Now()})
 	for i := 0; i < 20000; i++ {
-		evs = append(evs, source.Event{Type: source.EventNew, Time: t0.Add(time.Duration(i) * time.Millisecond), Flow: udpFlow(uint16(1000 + i))})
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0.Add(time.Duration(i) * time.Millisecond), Flow: udpFlow(uint16(1000 + i))})
 	}
 	src := &finiteSource{evs: evs}
 	eng := New(src, Options{EventClock: true, MaxBatch: 100})
@@ -81,9 +80,9 @@ func TestRunReturnsSourceError(t *testing.T) {
 
 func TestRunStopsOnCancelAndReadersSeeProgress(t *testing.T) {
 	clock := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	evs := []source.Event{
-		{Type: source.EventNew, Time: clock, Flow: udpFlow(1)},
-		{Type: source.EventSynced, Time: clock},
+	evs := []flow.Event{
+		{Type: flow.EventNew, Time: clock, Flow: udpFlow(1)},
+		{Type: flow.EventSynced, Time: clock},
 	}
 	src := sourcetest.New("conntrack", evs)
 	eng := New(src, Options{Now: func() time.Time { return clock }, Tick: 10 * time.Millisecond})

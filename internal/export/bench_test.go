@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // benchTable returns n flows shaped like a busy table: mostly IPv4 TCP with
@@ -114,7 +113,7 @@ func BenchmarkEventWriter(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				ev := source.Event{Type: source.EventUpdate, Time: time.Unix(1, 0), Flow: flows[i%len(flows)]}
+				ev := flow.Event{Type: flow.EventUpdate, Time: time.Unix(1, 0), Flow: flows[i%len(flows)]}
 				if err := ew.Write(ev); err != nil {
 					b.Fatal(err)
 				}

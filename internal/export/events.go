@@ -5,7 +5,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 )
 
 // EventWriter writes a stream of source events, one line each, as NDJSON
@@ -36,9 +36,9 @@ func NewEventWriter(w io.Writer, f Format) *EventWriter {
 //
 // and text lines are those of `conntrack -E` ("    [NEW] tcp      6 120
 // SYN_SENT src=…"), with a resync written as " [RESYNC] lost=N".
-func (ew *EventWriter) Write(ev source.Event) error {
+func (ew *EventWriter) Write(ev flow.Event) error {
 	switch ev.Type {
-	case source.EventNew, source.EventUpdate, source.EventDestroy, source.EventResync:
+	case flow.EventNew, flow.EventUpdate, flow.EventDestroy, flow.EventResync:
 	default:
 		return nil
 	}
@@ -49,7 +49,7 @@ func (ew *EventWriter) Write(ev source.Event) error {
 		b = appendTime(b, ev.Time)
 		b = append(b, `","type":"`...)
 		b = append(b, ev.Type.String()...)
-		if ev.Type == source.EventResync {
+		if ev.Type == flow.EventResync {
 			b = append(b, `","lost":`...)
 			b = strconv.AppendUint(b, ev.Lost, 10)
 		} else {
@@ -59,13 +59,13 @@ func (ew *EventWriter) Write(ev source.Event) error {
 		b = append(b, "}\n"...)
 	case FormatText:
 		switch ev.Type {
-		case source.EventNew:
+		case flow.EventNew:
 			b = appendTextLine(b, &ev.Flow, lineNew)
-		case source.EventUpdate:
+		case flow.EventUpdate:
 			b = appendTextLine(b, &ev.Flow, lineUpdate)
-		case source.EventDestroy:
+		case flow.EventDestroy:
 			b = appendTextLine(b, &ev.Flow, lineDestroy)
-		case source.EventResync:
+		case flow.EventResync:
 			b = append(b, " [RESYNC] lost="...)
 			b = strconv.AppendUint(b, ev.Lost, 10)
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 func exampleFlow() flow.Flow {
@@ -33,11 +32,11 @@ func ExampleWriteText() {
 func ExampleEventWriter() {
 	ew := export.NewEventWriter(os.Stdout, export.FormatText)
 	f := exampleFlow()
-	_ = ew.Write(source.Event{Type: source.EventDestroy, Flow: f})
-	_ = ew.Write(source.Event{Type: source.EventResync, Lost: 12})
+	_ = ew.Write(flow.Event{Type: flow.EventDestroy, Flow: f})
+	_ = ew.Write(flow.Event{Type: flow.EventResync, Lost: 12})
 
 	ew = export.NewEventWriter(os.Stdout, export.FormatNDJSON)
-	_ = ew.Write(source.Event{Type: source.EventResync, Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Lost: 12})
+	_ = ew.Write(flow.Event{Type: flow.EventResync, Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Lost: 12})
 	// Output:
 	// [DESTROY] tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=47494 dport=8080 packets=6 bytes=398 src=10.0.0.2 dst=10.0.0.1 sport=8080 dport=47494 packets=4 bytes=292 [ASSURED]
 	//  [RESYNC] lost=12

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -173,7 +172,7 @@ func TestWriteJSONMatchesDesign(t *testing.T) {
 	s := &Snapshot{
 		Time:   time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.UTC),
 		Source: "conntrack",
-		Table:  source.TableStats{Count: 2, Max: 262144},
+		Table:  flow.TableStats{Count: 2, Max: 262144},
 		Flows:  []flow.Flow{designExample()},
 	}
 	var got bytes.Buffer
@@ -187,7 +186,7 @@ func TestWriteJSONMatchesDesign(t *testing.T) {
 
 func TestWriteJSON(t *testing.T) {
 	loc := time.FixedZone("CET", 3600)
-	stats := source.TableStats{Count: 3, Max: 65536, Found: 1, Invalid: 2, Ignore: 3, Insert: 4, InsertFailed: 5,
+	stats := flow.TableStats{Count: 3, Max: 65536, Found: 1, Invalid: 2, Ignore: 3, Insert: 4, InsertFailed: 5,
 		Drop: 6, EarlyDrop: 7, Error: 8, SearchRestart: 9, EventsLost: 10}
 	head := `{"version":1,"time":"2026-11-25T12:00:00.5Z","source":"pcap","table":{"count":3,"max":65536,` +
 		`"stats":{"found":1,"invalid":2,"ignore":3,"insert":4,"insert_failed":5,"drop":6,"early_drop":7,"error":8,"search_restart":9},` +
@@ -330,30 +329,30 @@ func TestEventWriter(t *testing.T) {
 	// Lines printed by `conntrack -E` on Linux 6.18 for the same entries
 	// (the [USERSPACE] suffix of user-space deletions left out).
 	evs := []struct {
-		ev         source.Event
+		ev         flow.Event
 		text, json string
 	}{
-		{source.Event{Type: source.EventNew, Time: when, Flow: syn},
+		{flow.Event{Type: flow.EventNew, Time: when, Flow: syn},
 			"    [NEW] tcp      6 120 SYN_SENT src=10.99.0.1 dst=10.99.0.1 sport=42436 dport=8080 [UNREPLIED] src=10.99.0.1 dst=10.99.0.1 sport=8080 dport=42436",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"new","flow":` + FlowJSON(&syn) + `}`},
-		{source.Event{Type: source.EventUpdate, Time: when, Flow: est},
+		{flow.Event{Type: flow.EventUpdate, Time: when, Flow: est},
 			" [UPDATE] tcp      6 432000 ESTABLISHED src=10.99.0.1 dst=10.99.0.1 sport=42436 dport=8080 src=10.99.0.1 dst=10.99.0.1 sport=8080 dport=42436 [ASSURED]",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"update","flow":` + FlowJSON(&est) + `}`},
-		{source.Event{Type: source.EventCounters, Time: when, Flow: est}, "", ""},
-		{source.Event{Type: source.EventDestroy, Time: when, Flow: udp},
+		{flow.Event{Type: flow.EventCounters, Time: when, Flow: est}, "", ""},
+		{flow.Event{Type: flow.EventDestroy, Time: when, Flow: udp},
 			"[DESTROY] udp      17 29 src=10.99.0.1 dst=10.99.0.1 sport=48940 dport=9999 packets=1 bytes=31 [UNREPLIED] src=10.99.0.1 dst=10.99.0.1 sport=9999 dport=48940 packets=0 bytes=0",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"destroy","flow":` + FlowJSON(&udp) + `}`},
-		{source.Event{Type: source.EventDestroy, Time: when, Flow: marked},
+		{flow.Event{Type: flow.EventDestroy, Time: when, Flow: marked},
 			"[DESTROY] tcp      6 116 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=47494 dport=8080 src=10.0.0.2 dst=10.0.0.1 sport=8080 dport=47494 [ASSURED] mark=5 zone=3",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"destroy","flow":` + FlowJSON(&marked) + `}`},
-		{source.Event{Type: source.EventDestroy, Time: when, Flow: expired},
+		{flow.Event{Type: flow.EventDestroy, Time: when, Flow: expired},
 			"[DESTROY] tcp      6 ESTABLISHED src=10.99.0.1 dst=10.99.0.1 sport=42436 dport=8080 src=10.99.0.1 dst=10.99.0.1 sport=8080 dport=42436 [ASSURED]",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"destroy","flow":` + FlowJSON(&expired) + `}`},
-		{source.Event{Type: source.EventResync, Time: when, Lost: 4242},
+		{flow.Event{Type: flow.EventResync, Time: when, Lost: 4242},
 			" [RESYNC] lost=4242",
 			`{"time":"2026-11-26T18:47:29.123Z","type":"resync","lost":4242}`},
-		{source.Event{Type: source.EventSynced, Time: when}, "", ""},
-		{source.Event{Type: source.EventStats, Time: when, Stats: &source.TableStats{}}, "", ""},
+		{flow.Event{Type: flow.EventSynced, Time: when}, "", ""},
+		{flow.Event{Type: flow.EventStats, Time: when, Stats: &flow.TableStats{}}, "", ""},
 	}
 	for _, f := range []Format{FormatText, FormatNDJSON, FormatJSON} {
 		t.Run(f.String(), func(t *testing.T) {
@@ -421,7 +420,7 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 	ew := NewEventWriter(&failWriter{}, FormatNDJSON)
-	if err := ew.Write(source.Event{Type: source.EventNew}); !errors.Is(err, errDiskFull) {
+	if err := ew.Write(flow.Event{Type: flow.EventNew}); !errors.Is(err, errDiskFull) {
 		t.Errorf("event write error = %v", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // Format is an output format.
@@ -51,7 +50,7 @@ type Snapshot struct {
 	Source string
 	// Table holds the table statistics (count, max, kernel counters,
 	// events lost).
-	Table source.TableStats
+	Table flow.TableStats
 	// Flows are the entries, in the order they are written.
 	Flows []flow.Flow
 }

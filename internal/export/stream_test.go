@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 )
 
 func TestSnapshotWriterStreamsTheSameDocument(t *testing.T) {
 	flows := sampleFlows()
 	head := &Snapshot{Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Source: "conntrack",
-		Table: source.TableStats{Count: uint64(len(flows)), Max: 262144, Drop: 3}}
+		Table: flow.TableStats{Count: uint64(len(flows)), Max: 262144, Drop: 3}}
 	for _, f := range []Format{FormatJSON, FormatNDJSON, FormatCSV, FormatText} {
 		for _, n := range []int{0, 1, len(flows)} {
 			whole := *head

@@ -1,8 +1,8 @@
 // Package flow is conntop's model of one connection-tracking entry: its
 // tuples, netfilter and TCP state, status bits, counters and the names the
 // kernel and conntrack-tools give them. Every source (kernel netlink, packet
-// capture, pcap replay) produces these values and every consumer (store,
-// filter, exporters, TUI) reads them.
+// capture, pcap replay) produces these values, as Events and TableStats, and
+// every consumer (store, filter, exporters, TUI) reads them.
 package flow
 
 import (

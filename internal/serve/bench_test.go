@@ -8,7 +8,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/engine"
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/tui"
 )
 
@@ -55,7 +55,7 @@ func BenchmarkIdleViewerBytes(b *testing.B) {
 func churn(ctx context.Context, eng *engine.Engine, flows, perSec int) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	batch := make([]source.Event, perSec/100)
+	batch := make([]flow.Event, perSec/100)
 	n := 0
 	for {
 		select {
@@ -68,7 +68,7 @@ func churn(ctx context.Context, eng *engine.Engine, flows, perSec int) {
 				f.HasCounters = true
 				f.Counters.OrigPackets, f.Counters.OrigBytes = uint64(n), uint64(n)*100
 				f.Timeout = uint32(431999 - n%1000)
-				batch[i] = source.Event{Type: source.EventCounters, Time: now, Flow: f}
+				batch[i] = flow.Event{Type: flow.EventCounters, Time: now, Flow: f}
 			}
 			eng.Apply(batch)
 		}

@@ -25,7 +25,6 @@ import (
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 )
 
 // testFlow is an established TCP flow 10.9.x.y:40000+i -> 10.8.0.1:1000+i.
@@ -46,11 +45,11 @@ func newTestEngine(tb testing.TB, n int) *engine.Engine {
 	tb.Helper()
 	eng := engine.New(nil, engine.Options{})
 	now := time.Now()
-	evs := make([]source.Event, 0, n+1)
+	evs := make([]flow.Event, 0, n+1)
 	for i := range n {
-		evs = append(evs, source.Event{Type: source.EventNew, Time: now, Flow: testFlow(i)})
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: now, Flow: testFlow(i)})
 	}
-	evs = append(evs, source.Event{Type: source.EventSynced, Time: now})
+	evs = append(evs, flow.Event{Type: flow.EventSynced, Time: now})
 	for len(evs) > 0 {
 		k := min(len(evs), 8192)
 		eng.Apply(evs[:k])

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conntop/conntop/internal/flow"
 	gossh "golang.org/x/crypto/ssh"
-
-	"github.com/conntop/conntop/source"
 )
 
 func TestAuthRefusesUnknownKeysAndPasswords(t *testing.T) {
@@ -107,7 +106,7 @@ func TestViewerSeesFlows(t *testing.T) {
 		t.Fatalf("screen does not show the flows:\n%s", v.scr.String())
 	}
 	// A new flow appears on the screen at the next refresh.
-	eng.Apply([]source.Event{{Type: source.EventNew, Time: time.Now(), Flow: testFlow(7)}})
+	eng.Apply([]flow.Event{{Type: flow.EventNew, Time: time.Now(), Flow: testFlow(7)}})
 	if !v.waitFor("10.9.0.7:40007 > 10.8.0.1:1007", 5*time.Second) {
 		t.Fatalf("screen does not show the new flow:\n%s", v.scr.String())
 	}
@@ -244,7 +243,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	second.Orig.SrcPort = 50003
 	second.Reply = second.Orig.Reverse(second.Proto)
 	go func() {
-		eng.Apply([]source.Event{{Type: source.EventNew, Time: time.Now(), Flow: second}})
+		eng.Apply([]flow.Event{{Type: flow.EventNew, Time: time.Now(), Flow: second}})
 		close(applied)
 	}()
 	select {

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // Options configure a Store. Zero values mean the defaults.
@@ -143,10 +142,10 @@ type Summary struct {
 	Unassured int
 	// NewRate and DestroyRate are events per second over the last seconds.
 	NewRate, DestroyRate, UpdateRate float64
-	// Events counts events applied, by source.EventType.
+	// Events counts events applied, by flow.EventType.
 	Events [8]uint64
 	// Table is the source's latest table statistics.
-	Table source.TableStats
+	Table flow.TableStats
 	// CountHistory is one sample per second, oldest first.
 	CountHistory []CountSample
 	// Transitions[from][to] counts phase changes.
@@ -157,7 +156,7 @@ type Summary struct {
 type EventRecord struct {
 	Seq      uint64
 	Time     time.Time
-	Type     source.EventType
+	Type     flow.EventType
 	Flow     flow.Flow
 	From, To Phase
 	Lost     uint64 // EventResync

@@ -9,7 +9,6 @@ import (
 
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // bigFlow returns flow n of a large realistic table: IPv4 TCP (70%, in
@@ -51,14 +50,14 @@ func bigFlow(n int) flow.Flow {
 func loadBig(n int) *Store {
 	s := New(Options{})
 	s.Tick(t0)
-	batch := make([]source.Event, 0, 1024)
+	batch := make([]flow.Event, 0, 1024)
 	flush := func() { s.Apply(batch); batch = batch[:0] }
 	for i := range n {
 		f := bigFlow(i)
 		if f.Proto == flow.ProtoTCP && i%2 == 0 {
 			f.TCPState = flow.TCPSynSent
 		}
-		batch = append(batch, ev(source.EventNew, t0, f))
+		batch = append(batch, ev(flow.EventNew, t0, f))
 		if len(batch) == cap(batch) {
 			flush()
 		}
@@ -73,9 +72,9 @@ func loadBig(n int) *Store {
 		}
 		g := f
 		g.TCPState = flow.TCPSynRecv
-		batch = append(batch, ev(source.EventUpdate, t1, g), ev(source.EventUpdate, t1, f))
+		batch = append(batch, ev(flow.EventUpdate, t1, g), ev(flow.EventUpdate, t1, f))
 		f.Counters.OrigBytes += uint64(i % 5000)
-		batch = append(batch, ev(source.EventCounters, t1, f))
+		batch = append(batch, ev(flow.EventCounters, t1, f))
 		if len(batch) >= 1020 {
 			flush()
 		}
@@ -133,7 +132,7 @@ func BenchmarkQuery(b *testing.B) {
 			defer reportCPU(b)()
 			for i := 0; b.Loop(); i++ {
 				churn.Timeout = uint32(i)
-				s.Apply([]source.Event{ev(source.EventUpdate, at(3*time.Second), churn)})
+				s.Apply([]flow.Event{ev(flow.EventUpdate, at(3*time.Second), churn)})
 				if r := s.Query(q); len(r.Rows) != 50 {
 					b.Fatalf("%d rows", len(r.Rows))
 				}
@@ -156,7 +155,7 @@ func BenchmarkQuery(b *testing.B) {
 // Tick). It reports events per second.
 func BenchmarkApply(b *testing.B) {
 	s := loadBig(65536)
-	batch := make([]source.Event, 0, 256)
+	batch := make([]flow.Event, 0, 256)
 	now := at(3 * time.Second)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
@@ -171,7 +170,7 @@ func BenchmarkApply(b *testing.B) {
 			g.TCPState, g.Status = flow.TCPEstablished, g.Status|flow.StatusSeenReply|flow.StatusAssured
 			h := withCounters(g, 10, 1000, 8, 4000)
 			h.TCPState = flow.TCPTimeWait
-			batch = append(batch, ev(source.EventNew, now, f), ev(source.EventUpdate, now, g), ev(source.EventUpdate, now, h), ev(source.EventDestroy, now, h))
+			batch = append(batch, ev(flow.EventNew, now, f), ev(flow.EventUpdate, now, g), ev(flow.EventUpdate, now, h), ev(flow.EventDestroy, now, h))
 		}
 		s.Apply(batch)
 		events += len(batch)

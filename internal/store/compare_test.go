@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // TestCompareMarkKept: the compare source's kernel-versus-wire mark
@@ -27,7 +26,7 @@ func TestCompareMarkKept(t *testing.T) {
 		for i, m := range marks {
 			f := base
 			f.Compare = m
-			s.Apply([]source.Event{ev(source.EventUpdate, at(time.Duration(i)*time.Second), f)})
+			s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Duration(i)*time.Second), f)})
 			d, ok := s.Detail(f.Key())
 			if !ok {
 				t.Fatalf("flow %v not found", f.Key())

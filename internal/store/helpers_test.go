@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // t0 is the fake clock's start.
@@ -55,19 +54,19 @@ func udp6Flow(n int, dport uint16, replied bool) flow.Flow {
 }
 
 // ev builds an event.
-func ev(typ source.EventType, t time.Time, f flow.Flow) source.Event {
-	return source.Event{Type: typ, Time: t, Flow: f}
+func ev(typ flow.EventType, t time.Time, f flow.Flow) flow.Event {
+	return flow.Event{Type: typ, Time: t, Flow: f}
 }
 
 // synced returns an EventSynced at t.
-func synced(t time.Time) source.Event { return source.Event{Type: source.EventSynced, Time: t} }
+func synced(t time.Time) flow.Event { return flow.Event{Type: flow.EventSynced, Time: t} }
 
 // newSynced returns a store whose initial (empty) listing is done, with
 // its clock at t0.
 func newSynced(opts Options) *Store {
 	s := New(opts)
 	s.Tick(t0)
-	s.Apply([]source.Event{synced(t0)})
+	s.Apply([]flow.Event{synced(t0)})
 	return s
 }
 

@@ -5,23 +5,22 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 func TestCountersRefreshOnlyCounters(t *testing.T) {
 	s := newSynced(Options{Linger: 5 * time.Second})
 	est := tcpFlow(1, 443, flow.TCPEstablished)
-	s.Apply([]source.Event{ev(source.EventNew, at(time.Second), est)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(time.Second), est)})
 
 	// A poll read before a state change but applied after it must not undo
 	// the change: only counters, timeout and INVALID figures are taken.
 	fin := est
 	fin.TCPState = flow.TCPFinWait
-	s.Apply([]source.Event{ev(source.EventUpdate, at(2*time.Second), fin)})
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(2*time.Second), fin)})
 	poll := withCounters(est, 10, 1000, 8, 800)
 	poll.Timeout = 77
 	poll.Invalid, poll.InvalidReason = 2, "tcp: ack above upper bound"
-	s.Apply([]source.Event{ev(source.EventCounters, at(3*time.Second), poll)})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(3*time.Second), poll)})
 	d, ok := s.Detail(keyOf(est))
 	if !ok {
 		t.Fatal("flow gone")
@@ -36,12 +35,12 @@ func TestCountersRefreshOnlyCounters(t *testing.T) {
 	// Counters for an unknown key, or for a destroyed one, are ignored: a
 	// poll that raced the flow's end must not resurrect it.
 	other := withCounters(tcpFlow(2, 443, flow.TCPEstablished), 1, 1, 1, 1)
-	s.Apply([]source.Event{ev(source.EventCounters, at(4*time.Second), other)})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(4*time.Second), other)})
 	if _, ok := s.Detail(keyOf(other)); ok {
 		t.Error("a counters event created a flow")
 	}
-	s.Apply([]source.Event{ev(source.EventDestroy, at(5*time.Second), est)})
-	s.Apply([]source.Event{ev(source.EventCounters, at(5500*time.Millisecond), poll)})
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(5*time.Second), est)})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(5500*time.Millisecond), poll)})
 	d, ok = s.Detail(keyOf(est))
 	if !ok || !d.Destroyed {
 		t.Errorf("after destroy + late poll: ok %v destroyed %v (want still destroyed)", ok, d.Destroyed)
@@ -55,12 +54,12 @@ func TestDestroyKeepsLastKnownState(t *testing.T) {
 	s := newSynced(Options{Linger: 5 * time.Second})
 	f := tcpFlow(1, 21, flow.TCPTimeWait)
 	f.Helper = "ftp"
-	s.Apply([]source.Event{ev(source.EventNew, at(time.Second), f)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(time.Second), f)})
 	// The kernel's DESTROY event carries tuples, status and counters, but no
 	// TCP state and no helper.
 	bare := withCounters(f, 5, 300, 4, 200)
 	bare.TCPState, bare.Helper, bare.Timeout = flow.TCPNone, "", 0
-	s.Apply([]source.Event{ev(source.EventDestroy, at(2*time.Second), bare)})
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(2*time.Second), bare)})
 	d, ok := s.Detail(keyOf(f))
 	if !ok || !d.Destroyed {
 		t.Fatalf("destroyed flow not lingering: %v %+v", ok, d)
@@ -70,7 +69,7 @@ func TestDestroyKeepsLastKnownState(t *testing.T) {
 	}
 	evs := s.Events(0, 10, nil)
 	last := evs[len(evs)-1]
-	if last.Type != source.EventDestroy || last.Flow.TCPState != flow.TCPTimeWait {
+	if last.Type != flow.EventDestroy || last.Flow.TCPState != flow.TCPTimeWait {
 		t.Errorf("destroy record %+v, want the last TCP state", last)
 	}
 	if last.From != PhaseTCP+Phase(flow.TCPTimeWait) || last.To != PhaseDestroyed {

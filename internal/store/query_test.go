@@ -11,7 +11,6 @@ import (
 
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // rng is a small deterministic generator for tests.
@@ -76,14 +75,14 @@ func buildRandom(t testing.TB, n int, seed uint64) (*Store, []flow.Key) {
 		seen[k] = true
 		keys = append(keys, k)
 		tm := at(time.Duration(r.intn(1000)) * time.Millisecond)
-		s.Apply([]source.Event{ev(source.EventNew, tm, f)})
+		s.Apply([]flow.Event{ev(flow.EventNew, tm, f)})
 		if r.intn(2) == 0 {
 			p, b := uint64(r.intn(50)), uint64(r.intn(5000))
-			s.Apply([]source.Event{ev(source.EventCounters, tm.Add(time.Second), withCounters(f, p, b, p/2, b/3))})
-			s.Apply([]source.Event{ev(source.EventCounters, tm.Add(2*time.Second), withCounters(f, 2*p, 2*b+uint64(r.intn(9)), p, b))})
+			s.Apply([]flow.Event{ev(flow.EventCounters, tm.Add(time.Second), withCounters(f, p, b, p/2, b/3))})
+			s.Apply([]flow.Event{ev(flow.EventCounters, tm.Add(2*time.Second), withCounters(f, 2*p, 2*b+uint64(r.intn(9)), p, b))})
 		}
 		if r.intn(8) == 0 {
-			s.Apply([]source.Event{ev(source.EventDestroy, tm.Add(3*time.Second), f)})
+			s.Apply([]flow.Event{ev(flow.EventDestroy, tm.Add(3*time.Second), f)})
 		}
 	}
 	if s.Len()+s.lingering != n {
@@ -266,7 +265,7 @@ func TestQuerySelectAbsent(t *testing.T) {
 	}
 	// A selected flow that the filter hides is not selected either.
 	f := tcpFlow(1, 80, flow.TCPEstablished)
-	s.Apply([]source.Event{ev(source.EventNew, at(0), f)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), f)})
 	k = f.Key()
 	res = s.Query(Query{Limit: 10, Filter: filter.MustParse("udp"), Select: &k})
 	if res.SelectedIndex != -1 {
@@ -282,7 +281,7 @@ func TestQuerySelectAbsent(t *testing.T) {
 func TestQueryCacheInvalidation(t *testing.T) {
 	s := newSynced(Options{})
 	for i := range 50 {
-		s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(i)), tcpFlow(i, 80, flow.TCPEstablished))})
+		s.Apply([]flow.Event{ev(flow.EventNew, at(time.Duration(i)), tcpFlow(i, 80, flow.TCPEstablished))})
 	}
 	q := Query{Sort: SortAge, Desc: true, Limit: 3}
 	v := s.Version()
@@ -292,7 +291,7 @@ func TestQueryCacheInvalidation(t *testing.T) {
 	if s.Version() != v {
 		t.Fatal("Query changed Version")
 	}
-	s.Apply([]source.Event{ev(source.EventNew, at(time.Second), tcpFlow(77, 80, flow.TCPSynSent))})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(time.Second), tcpFlow(77, 80, flow.TCPSynSent))})
 	if s.Version() == v {
 		t.Fatal("Apply did not change Version")
 	}
@@ -324,9 +323,9 @@ func TestEvents(t *testing.T) {
 		} else {
 			f = udp6Flow(i, 53, false)
 		}
-		s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(i)*time.Second), f)})
+		s.Apply([]flow.Event{ev(flow.EventNew, at(time.Duration(i)*time.Second), f)})
 	}
-	s.Apply([]source.Event{{Type: source.EventResync, Time: at(9 * time.Second), Lost: 3}})
+	s.Apply([]flow.Event{{Type: flow.EventResync, Time: at(9 * time.Second), Lost: 3}})
 	seqs := func(rs []EventRecord) []uint64 {
 		var out []uint64
 		for _, r := range rs {
@@ -365,31 +364,31 @@ func TestEvents(t *testing.T) {
 	if d := diff([]uint64{7, 9}, seqs(s.EventsTail(2, tcp))); d != "" {
 		t.Errorf("EventsTail filtered (-want +got):\n%s", d)
 	}
-	if r := s.Events(8, 1, nil); r[0].Type != source.EventResync || r[0].Lost != 3 {
+	if r := s.Events(8, 1, nil); r[0].Type != flow.EventResync || r[0].Lost != 3 {
 		t.Errorf("resync record = %+v", r[0])
 	}
-	if r := s.Events(4, 1, nil); r[0].Type != source.EventNew || r[0].To != PhaseTCP+Phase(flow.TCPSynSent) || r[0].Flow.Orig.SrcPort != 40004 {
+	if r := s.Events(4, 1, nil); r[0].Type != flow.EventNew || r[0].To != PhaseTCP+Phase(flow.TCPSynSent) || r[0].Flow.Orig.SrcPort != 40004 {
 		t.Errorf("record 5 = %+v", r[0])
 	}
 }
 
 func TestGroups(t *testing.T) {
 	s := newSynced(Options{})
-	var evs []source.Event
+	var evs []flow.Event
 	for i := range 6 {
-		evs = append(evs, ev(source.EventNew, at(0), withCounters(tcpFlow(i, 443, flow.TCPEstablished), 1, 100, 1, 50)))
+		evs = append(evs, ev(flow.EventNew, at(0), withCounters(tcpFlow(i, 443, flow.TCPEstablished), 1, 100, 1, 50)))
 	}
 	for i := range 3 {
-		evs = append(evs, ev(source.EventNew, at(0), tcpFlow(i+10, 22, flow.TCPSynSent)))
+		evs = append(evs, ev(flow.EventNew, at(0), tcpFlow(i+10, 22, flow.TCPSynSent)))
 	}
 	for i := range 4 {
-		evs = append(evs, ev(source.EventNew, at(0), udp6Flow(i, 53, i%2 == 0)))
+		evs = append(evs, ev(flow.EventNew, at(0), udp6Flow(i, 53, i%2 == 0)))
 	}
 	gre := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoGRE, Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}}
 	gre.Reply = gre.Orig.Reverse(gre.Proto)
-	evs = append(evs, ev(source.EventNew, at(0), gre))
+	evs = append(evs, ev(flow.EventNew, at(0), gre))
 	// A destroyed flow is not grouped.
-	evs = append(evs, ev(source.EventNew, at(0), tcpFlow(50, 443, flow.TCPEstablished)), ev(source.EventDestroy, at(0), tcpFlow(50, 443, flow.TCPClose)))
+	evs = append(evs, ev(flow.EventNew, at(0), tcpFlow(50, 443, flow.TCPEstablished)), ev(flow.EventDestroy, at(0), tcpFlow(50, 443, flow.TCPClose)))
 	s.Apply(evs)
 
 	type g struct {
@@ -490,15 +489,15 @@ func TestQueryAfterChanges(t *testing.T) {
 		}
 		for range n {
 			f := randomFlow(&r, 70000+r.intn(3000))
-			var typ source.EventType
+			var typ flow.EventType
 			switch r.intn(4) {
 			case 0:
-				typ = source.EventDestroy
+				typ = flow.EventDestroy
 			case 1:
-				typ = source.EventCounters
+				typ = flow.EventCounters
 				f = withCounters(f, uint64(r.intn(100)), uint64(r.intn(100000)), 1, 1)
 			default:
-				typ = source.EventNew
+				typ = flow.EventNew
 			}
 			if r.intn(2) == 0 {
 				// touch an existing flow instead
@@ -508,7 +507,7 @@ func TestQueryAfterChanges(t *testing.T) {
 					f.Mark = uint32(r.intn(3))
 				}
 			}
-			s.Apply([]source.Event{ev(typ, now, f)})
+			s.Apply([]flow.Event{ev(typ, now, f)})
 			if k := f.Key(); !known[k] {
 				known[k] = true
 				keys = append(keys, k)

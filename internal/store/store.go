@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // Defaults for zero Options fields.
@@ -34,7 +33,7 @@ type Store struct {
 	live, lingering int
 	sum             counts
 	rates           rateRing
-	table           source.TableStats
+	table           flow.TableStats
 	samples         sampleRing
 	matrix          [NumPhases][NumPhases]uint64
 	events          [8]uint64
@@ -106,7 +105,7 @@ func (s *Store) Synced() bool { return s.synced }
 
 // Apply applies a batch of source events in order.
 //
-// Semantics (see source.Event): EventNew for a known key is an update;
+// Semantics (see flow.Event): EventNew for a known key is an update;
 // EventUpdate for an unknown key adds the flow; EventNew for a destroyed
 // (lingering) key starts a new flow; EventDestroy for an unknown key is
 // logged but keeps nothing. EventCounters refreshes only the counters,
@@ -126,14 +125,14 @@ func (s *Store) Synced() bool { return s.synced }
 // EventSynced every live flow neither listed nor touched by an event since
 // the resync is destroyed (and recorded as such); listed flows that changed
 // are recorded as updates, listed flows that were unknown as new.
-func (s *Store) Apply(evs []source.Event) {
+func (s *Store) Apply(evs []flow.Event) {
 	for i := range evs {
 		s.apply(&evs[i])
 	}
 }
 
 // apply applies one event.
-func (s *Store) apply(ev *source.Event) {
+func (s *Store) apply(ev *flow.Event) {
 	if int(ev.Type) < len(s.events) {
 		s.events[ev.Type]++
 	}
@@ -142,23 +141,23 @@ func (s *Store) apply(ev *source.Event) {
 		at = s.now
 	}
 	switch ev.Type {
-	case source.EventNew, source.EventUpdate:
+	case flow.EventNew, flow.EventUpdate:
 		s.upsert(ev.Type, at, &ev.Flow)
-	case source.EventCounters:
+	case flow.EventCounters:
 		s.refreshCounters(at, &ev.Flow)
-	case source.EventDestroy:
+	case flow.EventDestroy:
 		s.destroyKey(at, &ev.Flow)
-	case source.EventResync:
+	case flow.EventResync:
 		s.epoch++
 		s.resync = true
-		s.log.add(EventRecord{Time: unixTime(at), Type: source.EventResync, Lost: ev.Lost})
-	case source.EventSynced:
+		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventResync, Lost: ev.Lost})
+	case flow.EventSynced:
 		if s.resync {
 			s.reconcile(at)
 			s.resync = false
 		}
 		s.synced = true
-	case source.EventStats:
+	case flow.EventStats:
 		if ev.Stats != nil {
 			st := *ev.Stats
 			st.InvalidReasons = maps.Clone(st.InvalidReasons)
@@ -168,7 +167,7 @@ func (s *Store) apply(ev *source.Event) {
 }
 
 // upsert handles new, update and counters events.
-func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
+func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	k := fl.Key()
 	i, ok := s.tab.lookup(&k)
 	counted := s.synced // the initial listing does not count
@@ -200,7 +199,7 @@ func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
 		if counted {
 			s.rates.cur.new++
 			s.transition(PhaseNone, to)
-			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventNew, Flow: *fl, From: PhaseNone, To: to})
+			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventNew, Flow: *fl, From: PhaseNone, To: to})
 		}
 		return
 	}
@@ -228,10 +227,10 @@ func (s *Store) upsert(typ source.EventType, at int64, fl *flow.Flow) {
 	}
 	// A listed flow that did not change is not an update; counters are
 	// polls, not changes.
-	if typ == source.EventUpdate || (typ == source.EventNew && from != to) {
+	if typ == flow.EventUpdate || (typ == flow.EventNew && from != to) {
 		if counted {
 			s.rates.cur.update++
-			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventUpdate, Flow: *fl, From: from, To: to})
+			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventUpdate, Flow: *fl, From: from, To: to})
 		}
 	}
 }
@@ -289,7 +288,7 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 			s.rates.cur.destroy++
 			from := flowPhase(fl)
 			s.transition(from, PhaseDestroyed)
-			s.log.add(EventRecord{Time: unixTime(at), Type: source.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
+			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
 		}
 		return
 	}
@@ -363,7 +362,7 @@ func (s *Store) destroy(i uint32, e *entry, at int64, from Phase, fl *flow.Flow)
 	if s.synced {
 		s.rates.cur.destroy++
 		s.transition(from, PhaseDestroyed)
-		s.log.add(EventRecord{Time: unixTime(at), Type: source.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
+		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
 	}
 	if s.opts.Linger < 0 {
 		s.tab.remove(i)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -15,12 +14,12 @@ func TestLifecycle(t *testing.T) {
 	f := tcpFlow(1, 443, flow.TCPSynSent)
 	k := f.Key()
 
-	s.Apply([]source.Event{ev(source.EventNew, at(0), f)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), f)})
 	f.TCPState, f.Status = flow.TCPSynRecv, f.Status|flow.StatusSeenReply
-	s.Apply([]source.Event{ev(source.EventUpdate, at(10*time.Millisecond), f)})
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(10*time.Millisecond), f)})
 	f.TCPState, f.Status = flow.TCPEstablished, f.Status|flow.StatusAssured
 	f.Timeout = 432000
-	s.Apply([]source.Event{ev(source.EventUpdate, at(20*time.Millisecond), f)})
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(20*time.Millisecond), f)})
 
 	if s.Len() != 1 {
 		t.Fatalf("Len = %d, want 1", s.Len())
@@ -50,7 +49,7 @@ func TestLifecycle(t *testing.T) {
 	// Destroy with final counters; the flow lingers, then goes.
 	s.Tick(at(1 * time.Second))
 	fin := withCounters(f, 6, 398, 4, 292)
-	s.Apply([]source.Event{ev(source.EventDestroy, at(1*time.Second), fin)})
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(1*time.Second), fin)})
 	if s.Len() != 0 {
 		t.Fatalf("Len after destroy = %d", s.Len())
 	}
@@ -83,7 +82,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Lingering = %d after expiry", sm.Lingering)
 	}
 	// Destroy of an already removed flow is harmless.
-	s.Apply([]source.Event{ev(source.EventDestroy, at(7*time.Second), fin)})
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(7*time.Second), fin)})
 	if s.Len() != 0 {
 		t.Fatal("Len changed")
 	}
@@ -92,60 +91,60 @@ func TestLifecycle(t *testing.T) {
 func TestEventSemantics(t *testing.T) {
 	tests := []struct {
 		name      string
-		evs       func() []source.Event
+		evs       func() []flow.Event
 		wantLen   int
-		wantLog   []source.EventType
+		wantLog   []flow.EventType
 		wantPhase Phase // of flow 1, PhaseNone when absent
 	}{
 		{
 			name: "new for a known key is an update",
-			evs: func() []source.Event {
+			evs: func() []flow.Event {
 				a, b := tcpFlow(1, 80, flow.TCPSynSent), tcpFlow(1, 80, flow.TCPEstablished)
-				return []source.Event{ev(source.EventNew, at(0), a), ev(source.EventNew, at(1), b)}
+				return []flow.Event{ev(flow.EventNew, at(0), a), ev(flow.EventNew, at(1), b)}
 			},
-			wantLen: 1, wantLog: []source.EventType{source.EventNew, source.EventUpdate},
+			wantLen: 1, wantLog: []flow.EventType{flow.EventNew, flow.EventUpdate},
 			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
 		},
 		{
 			name: "update for an unknown key adds it",
-			evs: func() []source.Event {
-				return []source.Event{ev(source.EventUpdate, at(0), tcpFlow(1, 80, flow.TCPEstablished))}
+			evs: func() []flow.Event {
+				return []flow.Event{ev(flow.EventUpdate, at(0), tcpFlow(1, 80, flow.TCPEstablished))}
 			},
-			wantLen: 1, wantLog: []source.EventType{source.EventNew},
+			wantLen: 1, wantLog: []flow.EventType{flow.EventNew},
 			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
 		},
 		{
 			name: "counters are not logged",
-			evs: func() []source.Event {
+			evs: func() []flow.Event {
 				f := tcpFlow(1, 80, flow.TCPEstablished)
-				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventCounters, at(1), withCounters(f, 1, 2, 3, 4))}
+				return []flow.Event{ev(flow.EventNew, at(0), f), ev(flow.EventCounters, at(1), withCounters(f, 1, 2, 3, 4))}
 			},
-			wantLen: 1, wantLog: []source.EventType{source.EventNew},
+			wantLen: 1, wantLog: []flow.EventType{flow.EventNew},
 			wantPhase: PhaseTCP + Phase(flow.TCPEstablished),
 		},
 		{
 			name: "destroy of an unknown flow is logged, not kept",
-			evs: func() []source.Event {
-				return []source.Event{ev(source.EventDestroy, at(0), udp6Flow(1, 53, false))}
+			evs: func() []flow.Event {
+				return []flow.Event{ev(flow.EventDestroy, at(0), udp6Flow(1, 53, false))}
 			},
-			wantLen: 0, wantLog: []source.EventType{source.EventDestroy},
+			wantLen: 0, wantLog: []flow.EventType{flow.EventDestroy},
 		},
 		{
 			name: "new for a lingering key starts a new flow",
-			evs: func() []source.Event {
+			evs: func() []flow.Event {
 				f := tcpFlow(1, 80, flow.TCPSynSent)
-				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(1), f), ev(source.EventNew, at(2), f)}
+				return []flow.Event{ev(flow.EventNew, at(0), f), ev(flow.EventDestroy, at(1), f), ev(flow.EventNew, at(2), f)}
 			},
-			wantLen: 1, wantLog: []source.EventType{source.EventNew, source.EventDestroy, source.EventNew},
+			wantLen: 1, wantLog: []flow.EventType{flow.EventNew, flow.EventDestroy, flow.EventNew},
 			wantPhase: PhaseTCP + Phase(flow.TCPSynSent),
 		},
 		{
 			name: "second destroy is ignored",
-			evs: func() []source.Event {
+			evs: func() []flow.Event {
 				f := tcpFlow(1, 80, flow.TCPSynSent)
-				return []source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(1), f), ev(source.EventDestroy, at(2), f)}
+				return []flow.Event{ev(flow.EventNew, at(0), f), ev(flow.EventDestroy, at(1), f), ev(flow.EventDestroy, at(2), f)}
 			},
-			wantLen: 0, wantLog: []source.EventType{source.EventNew, source.EventDestroy},
+			wantLen: 0, wantLog: []flow.EventType{flow.EventNew, flow.EventDestroy},
 			wantPhase: PhaseDestroyed,
 		},
 	}
@@ -156,7 +155,7 @@ func TestEventSemantics(t *testing.T) {
 			if s.Len() != tt.wantLen {
 				t.Errorf("Len = %d, want %d", s.Len(), tt.wantLen)
 			}
-			var got []source.EventType
+			var got []flow.EventType
 			for _, r := range s.Events(0, 0, nil) {
 				got = append(got, r.Type)
 			}
@@ -181,9 +180,9 @@ func TestEventSemantics(t *testing.T) {
 func TestInitialListingNotCounted(t *testing.T) {
 	s := New(Options{})
 	s.Tick(t0)
-	var evs []source.Event
+	var evs []flow.Event
 	for i := range 100 {
-		evs = append(evs, ev(source.EventNew, t0, tcpFlow(i, 443, flow.TCPEstablished)))
+		evs = append(evs, ev(flow.EventNew, t0, tcpFlow(i, 443, flow.TCPEstablished)))
 	}
 	evs = append(evs, synced(t0))
 	s.Apply(evs)
@@ -201,7 +200,7 @@ func TestInitialListingNotCounted(t *testing.T) {
 	if n := len(s.Events(0, 0, nil)); n != 0 {
 		t.Errorf("listing logged %d events", n)
 	}
-	if sm.Events[source.EventNew] != 100 || sm.Events[source.EventSynced] != 1 {
+	if sm.Events[flow.EventNew] != 100 || sm.Events[flow.EventSynced] != 1 {
 		t.Errorf("Events by type = %v", sm.Events)
 	}
 	d, _ := s.Detail(keyOf(tcpFlow(5, 443, 0)))
@@ -213,7 +212,7 @@ func TestInitialListingNotCounted(t *testing.T) {
 func TestResync(t *testing.T) {
 	s := newSynced(Options{})
 	a, b, c := tcpFlow(1, 22, flow.TCPEstablished), tcpFlow(2, 22, flow.TCPEstablished), udp6Flow(3, 53, true)
-	s.Apply([]source.Event{ev(source.EventNew, at(0), a), ev(source.EventNew, at(0), b), ev(source.EventNew, at(0), c)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), a), ev(flow.EventNew, at(0), b), ev(flow.EventNew, at(0), c)})
 	seq := s.LastSeq()
 
 	// Events were lost: b was destroyed, a moved on, d appeared, c unchanged.
@@ -221,11 +220,11 @@ func TestResync(t *testing.T) {
 	a2.TCPState = flow.TCPTimeWait
 	d := udp6Flow(4, 53, false)
 	s.Tick(at(time.Second))
-	s.Apply([]source.Event{
-		{Type: source.EventResync, Time: at(time.Second), Lost: 42},
-		ev(source.EventNew, at(time.Second), a2),
-		ev(source.EventNew, at(time.Second), c),
-		ev(source.EventNew, at(time.Second), d),
+	s.Apply([]flow.Event{
+		{Type: flow.EventResync, Time: at(time.Second), Lost: 42},
+		ev(flow.EventNew, at(time.Second), a2),
+		ev(flow.EventNew, at(time.Second), c),
+		ev(flow.EventNew, at(time.Second), d),
 		synced(at(time.Second)),
 	})
 	if s.Len() != 3 {
@@ -235,7 +234,7 @@ func TestResync(t *testing.T) {
 		t.Fatalf("b not destroyed: %+v %v", r.Row, ok)
 	}
 	type rec struct {
-		Type     source.EventType
+		Type     flow.EventType
 		ID       uint32
 		Lost     uint64
 		From, To Phase
@@ -246,10 +245,10 @@ func TestResync(t *testing.T) {
 	}
 	tw, est := PhaseTCP+Phase(flow.TCPTimeWait), PhaseTCP+Phase(flow.TCPEstablished)
 	want := []rec{
-		{source.EventResync, 0, 42, 0, 0},
-		{source.EventUpdate, a.ID, 0, est, tw},
-		{source.EventNew, d.ID, 0, PhaseNone, PhaseNew},
-		{source.EventDestroy, b.ID, 0, est, PhaseDestroyed},
+		{flow.EventResync, 0, 42, 0, 0},
+		{flow.EventUpdate, a.ID, 0, est, tw},
+		{flow.EventNew, d.ID, 0, PhaseNone, PhaseNew},
+		{flow.EventDestroy, b.ID, 0, est, PhaseDestroyed},
 	}
 	if diff := diff(want, got); diff != "" {
 		t.Errorf("events after resync (-want +got):\n%s", diff)
@@ -259,8 +258,8 @@ func TestResync(t *testing.T) {
 		t.Errorf("summary after resync: %+v", sm.ByTCP)
 	}
 	// A second resync with everything listed destroys nothing.
-	s.Apply([]source.Event{{Type: source.EventResync, Lost: 1}, ev(source.EventNew, at(2*time.Second), a2),
-		ev(source.EventNew, at(2*time.Second), c), ev(source.EventNew, at(2*time.Second), d), synced(at(2 * time.Second))})
+	s.Apply([]flow.Event{{Type: flow.EventResync, Lost: 1}, ev(flow.EventNew, at(2*time.Second), a2),
+		ev(flow.EventNew, at(2*time.Second), c), ev(flow.EventNew, at(2*time.Second), d), synced(at(2 * time.Second))})
 	if s.Len() != 3 {
 		t.Errorf("Len after a clean resync = %d", s.Len())
 	}
@@ -272,7 +271,7 @@ func TestHistoryBound(t *testing.T) {
 	states := []flow.TCPState{flow.TCPSynSent, flow.TCPSynRecv, flow.TCPEstablished, flow.TCPFinWait, flow.TCPTimeWait}
 	for i, st := range states {
 		f.TCPState = st
-		s.Apply([]source.Event{ev(source.EventUpdate, at(time.Duration(i)*time.Second), f)})
+		s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Duration(i)*time.Second), f)})
 	}
 	d, _ := s.Detail(f.Key())
 	want := []Transition{
@@ -288,14 +287,14 @@ func TestHistoryBound(t *testing.T) {
 func TestFlowRates(t *testing.T) {
 	s := newSynced(Options{})
 	f := tcpFlow(1, 80, flow.TCPEstablished)
-	s.Apply([]source.Event{ev(source.EventNew, at(0), f)})
-	s.Apply([]source.Event{ev(source.EventCounters, at(time.Second), withCounters(f, 10, 1000, 5, 500))})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), f)})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(time.Second), withCounters(f, 10, 1000, 5, 500))})
 	row := func() Row { d, _ := s.Detail(f.Key()); return d.Row }
 	if r := row(); r.OrigBPS != 0 || r.Flow.Counters.OrigBytes != 1000 {
 		t.Fatalf("first sample: %+v", r)
 	}
 	// 2 s later: +200 packets, +20000 bytes orig; +100 packets, +4000 bytes reply.
-	s.Apply([]source.Event{ev(source.EventCounters, at(3*time.Second), withCounters(f, 210, 21000, 105, 4500))})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(3*time.Second), withCounters(f, 210, 21000, 105, 4500))})
 	r := row()
 	want := [4]float64{100, 10000, 50, 2000}
 	got := [4]float64{r.OrigPPS, r.OrigBPS, r.ReplyPPS, r.ReplyBPS}
@@ -303,17 +302,17 @@ func TestFlowRates(t *testing.T) {
 		t.Fatalf("rates = %v, want %v", got, want)
 	}
 	// A sample 0.5 s later moves the rate half way towards the new one.
-	s.Apply([]source.Event{ev(source.EventCounters, at(3500*time.Millisecond), withCounters(f, 210, 21000+15000, 105, 4500))})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(3500*time.Millisecond), withCounters(f, 210, 21000+15000, 105, 4500))})
 	if r := row(); math.Abs(r.OrigBPS-(10000+(30000-10000)*0.5)) > 0.5 || r.OrigPPS != 50 {
 		t.Fatalf("smoothed rates = %v %v", r.OrigBPS, r.OrigPPS)
 	}
 	// Counters going backwards give zero, not a huge number.
-	s.Apply([]source.Event{ev(source.EventCounters, at(5*time.Second), withCounters(f, 1, 1, 1, 1))})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(5*time.Second), withCounters(f, 1, 1, 1, 1))})
 	if r := row(); r.OrigBPS != 0 || r.ReplyPPS != 0 {
 		t.Fatalf("rates after reset = %+v", r)
 	}
 	// An update without counters keeps them.
-	s.Apply([]source.Event{ev(source.EventUpdate, at(6*time.Second), f)})
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(6*time.Second), f)})
 	if r := row(); !r.Flow.HasCounters || r.Flow.Counters.OrigPackets != 1 {
 		t.Fatalf("counters lost on update: %+v", r.Flow)
 	}
@@ -327,16 +326,16 @@ func TestSummaryRatesAndMatrix(t *testing.T) {
 	for sec := range 6 {
 		now := at(time.Duration(sec) * time.Second)
 		s.Tick(now)
-		var evs []source.Event
+		var evs []flow.Event
 		for range 10 {
 			f := tcpFlow(n, 443, flow.TCPSynSent)
 			g := tcpFlow(n, 443, flow.TCPEstablished)
-			evs = append(evs, ev(source.EventNew, now, f), ev(source.EventUpdate, now, g))
+			evs = append(evs, ev(flow.EventNew, now, f), ev(flow.EventUpdate, now, g))
 			n++
 		}
 		if sec >= 2 {
 			for j := range 4 {
-				evs = append(evs, ev(source.EventDestroy, now, tcpFlow((sec-2)*4+j, 443, flow.TCPEstablished)))
+				evs = append(evs, ev(flow.EventDestroy, now, tcpFlow((sec-2)*4+j, 443, flow.TCPEstablished)))
 			}
 		}
 		s.Apply(evs)
@@ -389,8 +388,8 @@ func TestSummaryRatesAndMatrix(t *testing.T) {
 
 func TestStatsEvent(t *testing.T) {
 	s := newSynced(Options{})
-	st := &source.TableStats{Count: 3, Max: 262144, Drop: 7, InvalidReasons: map[string]uint64{"bad": 1}}
-	s.Apply([]source.Event{{Type: source.EventStats, Stats: st}})
+	st := &flow.TableStats{Count: 3, Max: 262144, Drop: 7, InvalidReasons: map[string]uint64{"bad": 1}}
+	s.Apply([]flow.Event{{Type: flow.EventStats, Stats: st}})
 	st.InvalidReasons["bad"] = 99 // the store keeps its own copy
 	sm := s.Summary()
 	if sm.Table.Max != 262144 || sm.Table.Drop != 7 || sm.Table.InvalidReasons["bad"] != 1 {
@@ -419,7 +418,7 @@ func TestOddTuplesRoundTrip(t *testing.T) {
 	noFamily := flow.Flow{Proto: 99}
 	all := []flow.Flow{icmp, weird, icmpPorts, nat, v6mapped, noFamily}
 	for i, f := range all {
-		s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(i)), f)})
+		s.Apply([]flow.Event{ev(flow.EventNew, at(time.Duration(i)), f)})
 	}
 	if s.Len() != len(all) {
 		t.Fatalf("Len = %d, want %d", s.Len(), len(all))
@@ -450,10 +449,10 @@ func TestIndexChurn(t *testing.T) {
 		n := next()
 		f := tcpFlow(n, 80, flow.TCPEstablished)
 		if live[n] {
-			s.Apply([]source.Event{ev(source.EventDestroy, at(time.Duration(step)), f)})
+			s.Apply([]flow.Event{ev(flow.EventDestroy, at(time.Duration(step)), f)})
 			delete(live, n)
 		} else {
-			s.Apply([]source.Event{ev(source.EventNew, at(time.Duration(step)), f)})
+			s.Apply([]flow.Event{ev(flow.EventNew, at(time.Duration(step)), f)})
 			live[n] = true
 		}
 	}
@@ -477,9 +476,9 @@ func TestUpdateDoesNotAllocate(t *testing.T) {
 	nat.Reply.Src = netip.MustParseAddr("192.0.2.1")
 	nat.Helper = "ftp"
 	plain := tcpFlow(2, 80, flow.TCPEstablished)
-	s.Apply([]source.Event{ev(source.EventNew, at(0), nat), ev(source.EventNew, at(0), plain)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), nat), ev(flow.EventNew, at(0), plain)})
 	for _, f := range []flow.Flow{nat, plain} {
-		evs := []source.Event{ev(source.EventUpdate, at(time.Second), f)}
+		evs := []flow.Event{ev(flow.EventUpdate, at(time.Second), f)}
 		if n := testing.AllocsPerRun(50, func() { s.Apply(evs) }); n != 0 {
 			t.Errorf("update of %v allocated %v times", f.Orig, n)
 		}
@@ -489,7 +488,7 @@ func TestUpdateDoesNotAllocate(t *testing.T) {
 func TestClockAndLingerEdges(t *testing.T) {
 	s := newSynced(Options{Linger: -1})
 	f := tcpFlow(1, 80, flow.TCPEstablished)
-	s.Apply([]source.Event{ev(source.EventNew, at(0), f), ev(source.EventDestroy, at(time.Second), f)})
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), f), ev(flow.EventDestroy, at(time.Second), f)})
 	if _, ok := s.Detail(f.Key()); ok {
 		t.Fatal("Linger < 0: destroyed flow still held")
 	}
@@ -503,7 +502,7 @@ func TestClockAndLingerEdges(t *testing.T) {
 	if got := s.Summary().Now; !got.Equal(at(10 * time.Second)) {
 		t.Fatalf("Now = %v after a backwards Tick", got)
 	}
-	s.Apply([]source.Event{{Type: source.EventNew, Flow: f}})
+	s.Apply([]flow.Event{{Type: flow.EventNew, Flow: f}})
 	if d, _ := s.Detail(f.Key()); !d.FirstSeen.Equal(at(10 * time.Second)) {
 		t.Fatalf("FirstSeen of an untimed event = %v", d.FirstSeen)
 	}
@@ -512,7 +511,7 @@ func TestClockAndLingerEdges(t *testing.T) {
 	s2 := newSynced(Options{})
 	s2.Tick(at(time.Hour))
 	old := at(-24 * time.Hour)
-	s2.Apply([]source.Event{ev(source.EventNew, old, f), ev(source.EventDestroy, old, f)})
+	s2.Apply([]flow.Event{ev(flow.EventNew, old, f), ev(flow.EventDestroy, old, f)})
 	s2.Tick(at(time.Hour + time.Second))
 	if _, ok := s2.Detail(f.Key()); !ok {
 		t.Fatal("flow with an old destroy time vanished before its linger time on the store clock")

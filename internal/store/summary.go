@@ -3,7 +3,7 @@ package store
 import (
 	"time"
 
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 )
 
 // rateBucket counts what happened during one second.
@@ -199,7 +199,7 @@ func (s *Store) EventsTail(max int, m Matcher) []EventRecord {
 
 // recordPasses applies m to a record's flow.
 func (s *Store) recordPasses(r *EventRecord, m Matcher) bool {
-	if m == nil || r.Type == source.EventResync {
+	if m == nil || r.Type == flow.EventResync {
 		return true
 	}
 	return m.Match(&r.Flow)

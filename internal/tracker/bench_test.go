@@ -13,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/conntop/conntop/internal/decode"
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 )
 
 type frame struct {
@@ -72,7 +72,7 @@ func BenchmarkDecodeTrack(b *testing.B) {
 	tr := New(routerConfig())
 	var dg decode.Datagram
 	var p Packet
-	evs := make([]source.Event, 0, 1024)
+	evs := make([]flow.Event, 0, 1024)
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.ResetTimer()

@@ -37,9 +37,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntop/conntop/internal/decode"
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
-	"github.com/conntop/conntop/source"
-	conntracksrc "github.com/conntop/conntop/source/conntrack"
+	"github.com/conntop/conntop/source/conntrack/conntracktest"
 )
 
 // routerMAC is the MAC of the router's veth end; the replay captures are
@@ -180,12 +180,12 @@ func newKernelLab(t testing.TB) *kernelLab {
 }
 
 // kernelStats sums the per-CPU conntrack statistics.
-func (l *kernelLab) stats() (source.TableStats, error) {
+func (l *kernelLab) stats() (flow.TableStats, error) {
 	per, err := l.ct.Stats()
 	if err != nil {
-		return source.TableStats{}, fmt.Errorf("conntrack stats: %w", err)
+		return flow.TableStats{}, fmt.Errorf("conntrack stats: %w", err)
 	}
-	var s source.TableStats
+	var s flow.TableStats
 	for _, c := range per {
 		s.Invalid += uint64(c.Invalid)
 		s.Error += uint64(c.Error)
@@ -280,7 +280,7 @@ func (l *kernelLab) runKernel(frames []kframe, keepGap time.Duration) (kernelRes
 	}
 	var res kernelResult
 	for i := range flows {
-		f := conntracksrc.FromLib(&flows[i])
+		f := conntracktest.FromLib(&flows[i])
 		res.lines = append(res.lines, describeFlow(f))
 	}
 	sort.Strings(res.lines)

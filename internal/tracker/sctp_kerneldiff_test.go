@@ -11,7 +11,7 @@ import (
 
 	"github.com/conntop/conntop/internal/decode"
 	"github.com/conntop/conntop/internal/flow"
-	conntracksrc "github.com/conntop/conntop/source/conntrack"
+	"github.com/conntop/conntop/source/conntrack/conntracktest"
 )
 
 // sctpScenarios are SCTP associations and malformed packets for the
@@ -125,7 +125,7 @@ func TestKernelDiffSCTP(t *testing.T) {
 		}
 		kto := map[string]uint32{}
 		for i := range flows {
-			f := conntracksrc.FromLib(&flows[i])
+			f := conntracktest.FromLib(&flows[i])
 			kto[describeFlow(f)] = f.Timeout
 		}
 		ours, oflows := runTrackerFlows(sc.frames, sent, dumpAt)

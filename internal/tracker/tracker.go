@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // CtInfo is what the kernel's state match (`ct state`) sees for a packet.
@@ -70,8 +69,8 @@ type Tracker struct {
 
 	expects []expectation
 
-	events  []source.Event
-	stats   source.TableStats
+	events  []flow.Event
+	stats   flow.TableStats
 	reasons map[string]uint64
 
 	now   time.Time
@@ -127,7 +126,7 @@ func (t *Tracker) Len() int { return t.count }
 // every INVALID verdict by reason, including those the kernel counts as
 // error and those its IP layer drops before conntrack, so its sum can
 // exceed Invalid.
-func (t *Tracker) Stats() source.TableStats {
+func (t *Tracker) Stats() flow.TableStats {
 	s := t.stats
 	s.Time = t.now
 	s.Count = uint64(t.count)
@@ -141,7 +140,7 @@ func (t *Tracker) Stats() source.TableStats {
 // AppendEvents appends the events that happened since the last call to dst
 // and returns it; the tracker forgets them. Call it regularly: events
 // accumulate until then.
-func (t *Tracker) AppendEvents(dst []source.Event) []source.Event {
+func (t *Tracker) AppendEvents(dst []flow.Event) []flow.Event {
 	dst = append(dst, t.events...)
 	clear(t.events)
 	t.events = t.events[:0]
@@ -315,7 +314,7 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 				t.release(c)
 				v.Key = flow.Key{}
 			} else if changed {
-				t.emit(source.EventUpdate, c)
+				t.emit(flow.EventUpdate, c)
 			}
 			v.Dropped, v.Reason = true, routeReason
 			return v
@@ -323,7 +322,7 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 		if isNew {
 			t.confirm(c)
 		} else if changed {
-			t.emit(source.EventUpdate, c)
+			t.emit(flow.EventUpdate, c)
 		}
 		if c.helper && t.ftpHelp(c, &p, reply, info) {
 			v.Dropped = true
@@ -429,7 +428,7 @@ func (t *Tracker) confirm(c *conn) {
 	if c.status&flow.StatusAssured == 0 {
 		t.uaPush(c)
 	}
-	t.emit(source.EventNew, c)
+	t.emit(flow.EventNew, c)
 }
 
 // destroy removes a confirmed entry (emitting its destroy event) or releases
@@ -439,7 +438,7 @@ func (t *Tracker) destroy(c *conn) {
 		t.release(c)
 		return
 	}
-	t.emit(source.EventDestroy, c)
+	t.emit(flow.EventDestroy, c)
 	t.table.remove(c)
 	t.count--
 	if c.allPrev != nil {
@@ -512,8 +511,8 @@ func (t *Tracker) account(c *conn, p *pkt, reply bool) {
 }
 
 // emit queues an event about c.
-func (t *Tracker) emit(typ source.EventType, c *conn) {
-	t.events = append(t.events, source.Event{Type: typ, Time: t.now, Flow: c.flow(t.nowNS)})
+func (t *Tracker) emit(typ flow.EventType, c *conn) {
+	t.events = append(t.events, flow.Event{Type: typ, Time: t.now, Flow: c.flow(t.nowNS)})
 }
 
 // conn is one entry.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/conntop/conntop/internal/csum"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 const (
@@ -77,7 +76,7 @@ func TestTCPLifecycle(t *testing.T) {
 	run(t, tr, []step{{at: 4 * s, data: c2s(90000, 0, fSYN, ""), want: CtNew,
 		check: expectFlow(flow.TCPSynSent, 0, 120)}})
 	evs := tr.AppendEvents(nil)
-	if len(evs) != 2 || evs[0].Type != source.EventDestroy || evs[1].Type != source.EventNew {
+	if len(evs) != 2 || evs[0].Type != flow.EventDestroy || evs[1].Type != flow.EventNew {
 		t.Fatalf("reopen events: %+v", evs)
 	}
 	if evs[0].Flow.TCPState != flow.TCPTimeWait || evs[0].Flow.Counters.OrigPackets != 5 {
@@ -89,11 +88,11 @@ func TestTCPEvents(t *testing.T) {
 	tr := New(DefaultConfig())
 	run(t, tr, handshake)
 	evs := tr.AppendEvents(nil)
-	var types []source.EventType
+	var types []flow.EventType
 	for _, e := range evs {
 		types = append(types, e.Type)
 	}
-	want := []source.EventType{source.EventNew, source.EventUpdate, source.EventUpdate}
+	want := []flow.EventType{flow.EventNew, flow.EventUpdate, flow.EventUpdate}
 	if len(types) != len(want) {
 		t.Fatalf("events %v, want %v", types, want)
 	}
@@ -120,7 +119,7 @@ func TestTCPRefused(t *testing.T) {
 		{at: s / 10, data: s2c(0, 1001, fRSTACK, ""), want: CtEstablished, reply: true, check: empty},
 	})
 	evs := tr.AppendEvents(nil)
-	if len(evs) != 2 || evs[1].Type != source.EventDestroy || evs[1].Flow.Counters.ReplyPackets != 1 {
+	if len(evs) != 2 || evs[1].Type != flow.EventDestroy || evs[1].Flow.Counters.ReplyPackets != 1 {
 		t.Fatalf("events %+v", evs)
 	}
 }
@@ -421,7 +420,7 @@ func TestExpire(t *testing.T) {
 	if tr.Len() != 0 {
 		t.Fatal("not expired")
 	}
-	if evs := tr.AppendEvents(nil); len(evs) != 1 || evs[0].Type != source.EventDestroy {
+	if evs := tr.AppendEvents(nil); len(evs) != 1 || evs[0].Type != flow.EventDestroy {
 		t.Fatalf("events %+v", evs)
 	}
 	// A lookup of an expired entry starts a new one.

@@ -14,7 +14,6 @@ import (
 	"github.com/conntop/conntop/internal/decode"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/tracker"
-	"github.com/conntop/conntop/source"
 )
 
 // Config configures a Pipeline.
@@ -39,7 +38,7 @@ type Pipeline struct {
 	trk        *tracker.Tracker
 	dg         decode.Datagram
 	pkt        tracker.Packet
-	evs        []source.Event
+	evs        []flow.Event
 	now        time.Time
 	nextExpire time.Time
 	nextStats  time.Time
@@ -171,7 +170,7 @@ func (p *Pipeline) EmitCounters() {
 		if ok && m.packets == n && m.invalid == f.Invalid {
 			continue // neither counters nor INVALID figures moved
 		}
-		p.evs = append(p.evs, source.Event{Type: source.EventCounters, Time: p.now, Flow: *f})
+		p.evs = append(p.evs, flow.Event{Type: flow.EventCounters, Time: p.now, Flow: *f})
 	}
 	for k, m := range p.sent {
 		if m.gen != p.gen {
@@ -184,7 +183,7 @@ func (p *Pipeline) EmitCounters() {
 // EmitStats appends an EventStats with the current table statistics.
 func (p *Pipeline) EmitStats() {
 	st := p.Stats()
-	p.evs = append(p.evs, source.Event{Type: source.EventStats, Time: p.now, Stats: &st})
+	p.evs = append(p.evs, flow.Event{Type: flow.EventStats, Time: p.now, Stats: &st})
 }
 
 // SetRingDrops records the capture ring's drop count (cumulative), reported
@@ -193,7 +192,7 @@ func (p *Pipeline) SetRingDrops(n uint64) { p.ringDrops = n }
 
 // Events returns the events collected since the last Reset. The slice is
 // reused: send or copy the events, then call Reset.
-func (p *Pipeline) Events() []source.Event { return p.evs }
+func (p *Pipeline) Events() []flow.Event { return p.evs }
 
 // Reset forgets the collected events.
 func (p *Pipeline) Reset() {
@@ -205,7 +204,7 @@ func (p *Pipeline) Reset() {
 func (p *Pipeline) Now() time.Time { return p.now }
 
 // Stats returns the tracker's table statistics with the ring drops.
-func (p *Pipeline) Stats() source.TableStats {
+func (p *Pipeline) Stats() flow.TableStats {
 	st := p.trk.Stats()
 	st.Time = p.now
 	st.RingDrops = p.ringDrops

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/decode"
-	"github.com/conntop/conntop/source"
+	"github.com/conntop/conntop/internal/flow"
 )
 
 // udp4 builds a raw IPv4/UDP datagram (UDP checksum 0: none).
@@ -24,8 +24,8 @@ func udp4(src, dst [4]byte, sport, dport uint16) []byte {
 	return b
 }
 
-func types(evs []source.Event) map[source.EventType]int {
-	m := map[source.EventType]int{}
+func types(evs []flow.Event) map[flow.EventType]int {
+	m := map[flow.EventType]int{}
 	for _, e := range evs {
 		m[e.Type]++
 	}
@@ -41,21 +41,21 @@ func TestPipelineEvents(t *testing.T) {
 	steps := []struct {
 		name  string
 		do    func()
-		want  map[source.EventType]int
+		want  map[flow.EventType]int
 		flows int
 	}{
 		{"request", func() { pl.Frame(t0, decode.LinkRaw, req, len(req), false) },
-			map[source.EventType]int{source.EventNew: 1}, 1},
+			map[flow.EventType]int{flow.EventNew: 1}, 1},
 		{"reply", func() { pl.Frame(t0.Add(500*time.Millisecond), decode.LinkRaw, rep, len(rep), false) },
-			map[source.EventType]int{source.EventUpdate: 1}, 1},
+			map[flow.EventType]int{flow.EventUpdate: 1}, 1},
 		{"first tick: counters and stats", func() { pl.Advance(t0.Add(1100 * time.Millisecond)) },
-			map[source.EventType]int{source.EventCounters: 1, source.EventStats: 1}, 1},
+			map[flow.EventType]int{flow.EventCounters: 1, flow.EventStats: 1}, 1},
 		{"quiet tick: stats only", func() { pl.Advance(t0.Add(2200 * time.Millisecond)) },
-			map[source.EventType]int{source.EventStats: 1}, 1},
+			map[flow.EventType]int{flow.EventStats: 1}, 1},
 		{"not a datagram", func() { pl.Frame(t0.Add(2300*time.Millisecond), decode.LinkRaw, []byte{0x10}, 1, false) },
-			map[source.EventType]int{}, 1},
+			map[flow.EventType]int{}, 1},
 		{"expiry after 30 s", func() { pl.Finish(t0.Add(40 * time.Second)) },
-			map[source.EventType]int{source.EventDestroy: 1, source.EventStats: 1}, 0},
+			map[flow.EventType]int{flow.EventDestroy: 1, flow.EventStats: 1}, 0},
 	}
 	for _, s := range steps {
 		s.do()
@@ -144,9 +144,9 @@ func TestCountersCarryInvalidChanges(t *testing.T) {
 	bad := icmpUnreach4(b, other, req)
 	pl.Frame(t0.Add(1200*time.Millisecond), decode.LinkRaw, bad, len(bad), false)
 	pl.Advance(t0.Add(2200 * time.Millisecond))
-	var got *source.Event
+	var got *flow.Event
 	for i, e := range pl.Events() {
-		if e.Type == source.EventCounters {
+		if e.Type == flow.EventCounters {
 			got = &pl.Events()[i]
 		}
 	}

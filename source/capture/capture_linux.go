@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/netns"
 	"github.com/conntop/conntop/internal/termsafe"
 	"github.com/conntop/conntop/internal/wiretrack"
@@ -129,7 +130,7 @@ func (s *Source) open(ctx context.Context) ([]*ring, error) {
 // in-process table starts empty), then tracks packets until ctx is done,
 // sending the tracker's events and, every StatsEvery, the table statistics
 // with the rings' drop count.
-func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	rings, err := s.open(ctx)
 	if err != nil {
 		return err
@@ -143,7 +144,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 	pcfg.StatsEvery = -1
 	pl := wiretrack.New(pcfg)
 	c := &capturer{rings: rings, pl: pl, out: out}
-	if err := c.send(ctx, []source.Event{{Type: source.EventSynced, Time: time.Now()}}); err != nil {
+	if err := c.send(ctx, []flow.Event{{Type: flow.EventSynced, Time: time.Now()}}); err != nil {
 		return nil
 	}
 	err = c.loop(ctx, s.cfg.StatsEvery)
@@ -157,14 +158,14 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 type capturer struct {
 	rings []*ring
 	pl    *wiretrack.Pipeline
-	out   chan<- source.Event
+	out   chan<- flow.Event
 	pfds  []unix.PollFd
 	pkt   ringPacket
 	// Counters for tests and benchmarks.
 	seen, skippedLoop uint64
 }
 
-func (c *capturer) send(ctx context.Context, evs []source.Event) error {
+func (c *capturer) send(ctx context.Context, evs []flow.Event) error {
 	for _, ev := range evs {
 		select {
 		case c.out <- ev:

@@ -20,9 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntop/conntop/internal/csum"
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
 	"github.com/conntop/conntop/internal/wiretrack"
-	"github.com/conntop/conntop/source"
 )
 
 // flooder sends prebuilt Ethernet frames out of one interface through an
@@ -234,7 +234,7 @@ func floodCapture(b *testing.B, rate int) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan source.Event, 1<<16)
+	out := make(chan flow.Event, 1<<16)
 	done := make(chan error, 1)
 	go func() {
 		done <- New(Config{Interfaces: []string{link.IfA}, NetNS: srv.Name, StatsEvery: 100 * time.Millisecond}).Run(ctx, out)
@@ -252,12 +252,12 @@ func floodCapture(b *testing.B, rate int) {
 		for ev := range out {
 			mu.Lock()
 			switch ev.Type {
-			case source.EventSynced:
+			case flow.EventSynced:
 				close(synced)
-			case source.EventStats:
+			case flow.EventStats:
 				drops = ev.Stats.RingDrops
 				nstats++
-			case source.EventCounters, source.EventNew, source.EventUpdate, source.EventDestroy:
+			case flow.EventCounters, flow.EventNew, flow.EventUpdate, flow.EventDestroy:
 				if ev.Flow.Orig.DstPort == dport {
 					counted[ev.Flow.Orig.SrcPort] = ev.Flow.Counters.OrigPackets
 				}
@@ -413,7 +413,7 @@ func BenchmarkCaptureDrain(b *testing.B) {
 	defer r.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan source.Event, 1<<16)
+	out := make(chan flow.Event, 1<<16)
 	go func() {
 		for range out { // the events (one per flow and per stats tick) are not the subject
 		}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
-	"github.com/conntop/conntop/source"
 )
 
 // entry is what the live oracle compares of one conntrack entry.
@@ -178,7 +177,7 @@ func kernelTable(t *testing.T, ns *labtest.NS) []entry {
 type liveCapture struct {
 	mu     sync.Mutex
 	table  map[flow.Key]flow.Flow
-	stats  *source.TableStats
+	stats  *flow.TableStats
 	nstats int
 	synced chan struct{}
 	done   chan error
@@ -189,19 +188,19 @@ func startCapture(t *testing.T, cfg Config) *liveCapture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	lc := &liveCapture{table: map[flow.Key]flow.Flow{}, synced: make(chan struct{}), done: make(chan error, 1), cancel: cancel}
-	out := make(chan source.Event, 4096)
+	out := make(chan flow.Event, 4096)
 	go func() { lc.done <- New(cfg).Run(ctx, out) }()
 	go func() {
 		for ev := range out {
 			lc.mu.Lock()
 			switch ev.Type {
-			case source.EventSynced:
+			case flow.EventSynced:
 				close(lc.synced)
-			case source.EventNew, source.EventUpdate, source.EventCounters:
+			case flow.EventNew, flow.EventUpdate, flow.EventCounters:
 				lc.table[ev.Flow.Key()] = ev.Flow
-			case source.EventDestroy:
+			case flow.EventDestroy:
 				delete(lc.table, ev.Flow.Key())
-			case source.EventStats:
+			case flow.EventStats:
 				lc.stats = ev.Stats
 				lc.nstats++
 			}
@@ -231,7 +230,7 @@ func startCapture(t *testing.T, cfg Config) *liveCapture {
 
 // settle waits for two more statistics events (the counters are sent with
 // them) and returns the table and the last statistics.
-func (lc *liveCapture) settle(t *testing.T) ([]entry, source.TableStats) {
+func (lc *liveCapture) settle(t *testing.T) ([]entry, flow.TableStats) {
 	t.Helper()
 	lc.mu.Lock()
 	n := lc.nstats
@@ -261,7 +260,7 @@ func (lc *liveCapture) settle(t *testing.T) ([]entry, source.TableStats) {
 // a loaded machine do not fail the comparison; after a bounded number of
 // tries it returns the last pair, and the caller's comparison reports the
 // difference.
-func (lc *liveCapture) matchKernel(t *testing.T, ns *labtest.NS) (want, got []entry, st source.TableStats) {
+func (lc *liveCapture) matchKernel(t *testing.T, ns *labtest.NS) (want, got []entry, st flow.TableStats) {
 	t.Helper()
 	for try := 0; ; try++ {
 		time.Sleep(500 * time.Millisecond) // let the last FINs and ACKs land

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
-	"github.com/conntop/conntop/source"
 )
 
 // TestLoopbackCountedOnce: on lo every packet is delivered to the socket
@@ -48,11 +48,11 @@ func TestLoopbackCountedOnce(t *testing.T) {
 func TestInterfaceNotFound(t *testing.T) {
 	labtest.RequireRoot(t)
 	ns := labtest.NewNS(t, "capnf")
-	err := New(Config{Interfaces: []string{"nosuch0"}, NetNS: ns.Name}).Run(context.Background(), make(chan source.Event, 1))
+	err := New(Config{Interfaces: []string{"nosuch0"}, NetNS: ns.Name}).Run(context.Background(), make(chan flow.Event, 1))
 	if err == nil || !contains(err.Error(), "nosuch0", "not found", ns.Name) {
 		t.Fatalf("error %v", err)
 	}
-	err = New(Config{Filter: "port port"}).Run(context.Background(), make(chan source.Event, 1))
+	err = New(Config{Filter: "port port"}).Run(context.Background(), make(chan flow.Event, 1))
 	if err == nil || !contains(err.Error(), "port port") {
 		t.Fatalf("bad filter: %v", err)
 	}
@@ -80,12 +80,12 @@ func BenchmarkLiveCapture(b *testing.B) {
 	srv.Nft(b, "table inet capbench {\n\tchain in {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tudp dport 7777 drop\n\t}\n}\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan source.Event, 1<<16)
+	out := make(chan flow.Event, 1<<16)
 	done := make(chan error, 1)
 	go func() {
 		done <- New(Config{Interfaces: []string{link.IfA}, NetNS: srv.Name, StatsEvery: 100 * time.Millisecond}).Run(ctx, out)
 	}()
-	var last *source.TableStats
+	var last *flow.TableStats
 	var counted uint64
 	collected := make(chan struct{})
 	synced := make(chan struct{})
@@ -93,11 +93,11 @@ func BenchmarkLiveCapture(b *testing.B) {
 		defer close(collected)
 		for ev := range out {
 			switch ev.Type {
-			case source.EventSynced:
+			case flow.EventSynced:
 				close(synced)
-			case source.EventStats:
+			case flow.EventStats:
 				last = ev.Stats
-			case source.EventCounters, source.EventNew, source.EventUpdate, source.EventDestroy:
+			case flow.EventCounters, flow.EventNew, flow.EventUpdate, flow.EventDestroy:
 				if ev.Flow.Orig.DstPort == 7777 {
 					counted = ev.Flow.Counters.OrigPackets
 				}
@@ -145,7 +145,7 @@ func BenchmarkLiveCapture(b *testing.B) {
 	b.Logf("sent %d, tracked %d, ring drops %d", sent, counted, ringDrops(last))
 }
 
-func ringDrops(s *source.TableStats) uint64 {
+func ringDrops(s *flow.TableStats) uint64 {
 	if s == nil {
 		return 0
 	}

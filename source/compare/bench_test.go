@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // BenchmarkMergerApply measures the merge of one event (each flow's
@@ -13,7 +12,7 @@ import (
 func BenchmarkMergerApply(b *testing.B) {
 	const n = 1 << 16
 	m := NewMerger(time.Second)
-	var buf []source.Event
+	var buf []flow.Event
 	flows := make([]flow.Flow, n)
 	for i := range flows {
 		flows[i] = tcp(i, flow.TCPEstablished, uint32(i))
@@ -23,7 +22,7 @@ func BenchmarkMergerApply(b *testing.B) {
 		}
 		flows[i].Reply = flows[i].Orig.Reverse(flows[i].Proto)
 		for _, s := range []Side{Kernel, Wire} {
-			ev := source.Event{Type: source.EventNew, Flow: flows[i]}
+			ev := flow.Event{Type: flow.EventNew, Flow: flows[i]}
 			buf = m.Apply(buf[:0], s, &ev, t0)
 		}
 	}
@@ -31,7 +30,7 @@ func BenchmarkMergerApply(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		f := &flows[i%n]
-		ev := source.Event{Type: source.EventUpdate, Flow: *f}
+		ev := flow.Event{Type: flow.EventUpdate, Flow: *f}
 		buf = m.Apply(buf[:0], Side(i&1), &ev, t0)
 		i++
 	}

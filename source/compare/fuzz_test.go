@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // FuzzMerger feeds arbitrary interleavings of both sides' events (eight
@@ -25,17 +24,17 @@ func FuzzMerger(f *testing.F) {
 		m := NewMerger(time.Second)
 		now := t0
 		live := map[flow.Key]bool{} // announced downstream, not destroyed
-		var buf []source.Event
-		check := func(evs []source.Event) {
+		var buf []flow.Event
+		check := func(evs []flow.Event) {
 			for i := range evs {
 				ev := &evs[i]
 				switch ev.Type {
-				case source.EventNew, source.EventUpdate, source.EventCounters:
+				case flow.EventNew, flow.EventUpdate, flow.EventCounters:
 					if ev.Flow.Compare.Seen == 0 {
 						t.Fatalf("%v event without sides: %+v", ev.Type, ev.Flow.Compare)
 					}
 					live[ev.Flow.Key()] = true
-				case source.EventDestroy:
+				case flow.EventDestroy:
 					k := ev.Flow.Key()
 					if !live[k] {
 						t.Fatalf("destroy of a flow not announced (or destroyed twice): %v", k)
@@ -57,20 +56,20 @@ func FuzzMerger(f *testing.F) {
 		for i, b := range ops {
 			now = now.Add(time.Duration(b&3) * 400 * time.Millisecond)
 			side := Side(b >> 7)
-			var ev source.Event
+			var ev flow.Event
 			switch (b >> 5) & 3 {
 			case 0:
-				ev = source.Event{Type: source.EventNew, Flow: mk(ops[(i+1)%len(ops)])}
+				ev = flow.Event{Type: flow.EventNew, Flow: mk(ops[(i+1)%len(ops)])}
 			case 1:
-				ev = source.Event{Type: source.EventUpdate, Flow: mk(b)}
+				ev = flow.Event{Type: flow.EventUpdate, Flow: mk(b)}
 			case 2:
-				ev = source.Event{Type: source.EventDestroy, Flow: mk(b)}
+				ev = flow.Event{Type: flow.EventDestroy, Flow: mk(b)}
 			case 3:
 				switch b & 3 {
 				case 0:
-					ev = source.Event{Type: source.EventResync, Lost: 1}
+					ev = flow.Event{Type: flow.EventResync, Lost: 1}
 				case 1:
-					ev = source.Event{Type: source.EventSynced}
+					ev = flow.Event{Type: flow.EventSynced}
 				default:
 					buf = m.Tick(buf[:0], now)
 					check(buf)
@@ -82,8 +81,8 @@ func FuzzMerger(f *testing.F) {
 		}
 		// Both sides let everything go (a resync listing nothing).
 		for _, s := range []Side{Kernel, Wire} {
-			for _, typ := range []source.EventType{source.EventSynced, source.EventResync, source.EventSynced} {
-				ev := source.Event{Type: typ}
+			for _, typ := range []flow.EventType{flow.EventSynced, flow.EventResync, flow.EventSynced} {
+				ev := flow.Event{Type: typ}
 				buf = m.Apply(buf[:0], s, &ev, now)
 				check(buf)
 			}

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // Side names one of the two compared sources.
@@ -117,7 +116,7 @@ type Merger struct {
 	epoch      [2]uint32
 	lost       uint64 // events lost by the sides since the last merged resync
 
-	stats [2]*source.TableStats
+	stats [2]*flow.TableStats
 }
 
 // NewMerger returns an empty Merger publishing differences that last grace
@@ -139,23 +138,23 @@ func (m *Merger) Pending() int { return len(m.pending) }
 
 // Apply applies one event of side s, at time now, and appends the merged
 // events it causes to dst.
-func (m *Merger) Apply(dst []source.Event, s Side, ev *source.Event, now time.Time) []source.Event {
+func (m *Merger) Apply(dst []flow.Event, s Side, ev *flow.Event, now time.Time) []flow.Event {
 	if s > Wire {
 		return dst
 	}
 	switch ev.Type {
-	case source.EventNew, source.EventUpdate, source.EventCounters:
+	case flow.EventNew, flow.EventUpdate, flow.EventCounters:
 		return m.upsert(dst, s, ev, now)
-	case source.EventDestroy:
+	case flow.EventDestroy:
 		return m.remove(dst, s, &ev.Flow, now)
-	case source.EventResync:
+	case flow.EventResync:
 		m.resync[s] = true
 		m.epoch[s]++
 		m.lost += ev.Lost
 		return dst
-	case source.EventSynced:
+	case flow.EventSynced:
 		return m.synced1(dst, s, now)
-	case source.EventStats:
+	case flow.EventStats:
 		if ev.Stats == nil {
 			return dst
 		}
@@ -169,19 +168,19 @@ func (m *Merger) Apply(dst []source.Event, s Side, ev *source.Event, now time.Ti
 // Tick re-evaluates the flows whose difference is in its grace period, at
 // time now: those whose difference lasted long enough are published (an
 // EventUpdate each).
-func (m *Merger) Tick(dst []source.Event, now time.Time) []source.Event {
+func (m *Merger) Tick(dst []flow.Event, now time.Time) []flow.Event {
 	for k, e := range m.pending {
 		before := e.mark()
 		m.evaluate(k, e, now)
 		if e.mark() != before {
-			dst = append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
+			dst = append(dst, flow.Event{Type: flow.EventUpdate, Time: now, Flow: e.merged()})
 		}
 	}
 	return dst
 }
 
 // upsert applies a new, update or counters event of side s.
-func (m *Merger) upsert(dst []source.Event, s Side, ev *source.Event, now time.Time) []source.Event {
+func (m *Merger) upsert(dst []flow.Event, s Side, ev *flow.Event, now time.Time) []flow.Event {
 	fl := ev.Flow
 	k := fl.Key()
 	e := m.flows[k]
@@ -213,27 +212,27 @@ func (m *Merger) upsert(dst []source.Event, s Side, ev *source.Event, now time.T
 
 // emitUpsert appends the merged event for an upsert of side s into e, if
 // the merged flow changed.
-func (m *Merger) emitUpsert(dst []source.Event, s Side, ev *source.Event, e *entry, created, had bool,
-	prevShown Side, prevMark flow.Compare, now time.Time) []source.Event {
+func (m *Merger) emitUpsert(dst []flow.Event, s Side, ev *flow.Event, e *entry, created, had bool,
+	prevShown Side, prevMark flow.Compare, now time.Time) []flow.Event {
 	shown, _ := e.shown()
-	typ := source.EventUpdate
+	typ := flow.EventUpdate
 	switch {
 	case created:
-		typ = source.EventNew
-	case shown == s && ev.Type == source.EventCounters && e.mark() == prevMark && prevShown == s:
-		typ = source.EventCounters
-	case shown == s && ev.Type == source.EventNew && had:
-		typ = source.EventNew // a re-listing: the store tells whether anything changed
+		typ = flow.EventNew
+	case shown == s && ev.Type == flow.EventCounters && e.mark() == prevMark && prevShown == s:
+		typ = flow.EventCounters
+	case shown == s && ev.Type == flow.EventNew && had:
+		typ = flow.EventNew // a re-listing: the store tells whether anything changed
 	case shown == s:
 		// the shown flow changed
 	case e.mark() == prevMark:
 		return dst // the hidden side changed, the mark did not
 	}
-	return append(dst, source.Event{Type: typ, Time: eventTime(ev.Time, now), Flow: e.merged()})
+	return append(dst, flow.Event{Type: typ, Time: eventTime(ev.Time, now), Flow: e.merged()})
 }
 
 // remove applies a destroy of side s.
-func (m *Merger) remove(dst []source.Event, s Side, final *flow.Flow, now time.Time) []source.Event {
+func (m *Merger) remove(dst []flow.Event, s Side, final *flow.Flow, now time.Time) []flow.Event {
 	k := final.Key()
 	e := m.flows[k]
 	bit := s.seen()
@@ -252,10 +251,10 @@ func (m *Merger) remove(dst []source.Event, s Side, final *flow.Flow, now time.T
 		delete(m.flows, k)
 		delete(m.pending, k)
 		fl.Compare = mark
-		dst = append(dst, source.Event{Type: source.EventDestroy, Time: now, Flow: fl})
+		dst = append(dst, flow.Event{Type: flow.EventDestroy, Time: now, Flow: fl})
 	} else {
 		m.evaluate(k, e, now)
-		dst = append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
+		dst = append(dst, flow.Event{Type: flow.EventUpdate, Time: now, Flow: e.merged()})
 	}
 	if hadLeg {
 		dst = m.relinkLeg(dst, k, e, leg, true, now)
@@ -302,7 +301,7 @@ func (m *Merger) settle(k flow.Key, e *entry) {
 }
 
 // synced1 handles the end of a side's listing.
-func (m *Merger) synced1(dst []source.Event, s Side, now time.Time) []source.Event {
+func (m *Merger) synced1(dst []flow.Event, s Side, now time.Time) []flow.Event {
 	if m.resync[s] {
 		// Entries the side did not list again are gone from it.
 		bit := s.seen()
@@ -314,25 +313,25 @@ func (m *Merger) synced1(dst []source.Event, s Side, now time.Time) []source.Eve
 		}
 		m.resync[s] = false
 		if m.downSynced {
-			dst = append(dst, source.Event{Type: source.EventResync, Time: now, Lost: m.lost})
+			dst = append(dst, flow.Event{Type: flow.EventResync, Time: now, Lost: m.lost})
 			m.lost = 0
 			for _, e := range m.flows {
-				dst = append(dst, source.Event{Type: source.EventNew, Time: now, Flow: e.merged()})
+				dst = append(dst, flow.Event{Type: flow.EventNew, Time: now, Flow: e.merged()})
 			}
-			dst = append(dst, source.Event{Type: source.EventSynced, Time: now})
+			dst = append(dst, flow.Event{Type: flow.EventSynced, Time: now})
 		}
 	}
 	m.synced[s] = true
 	if !m.downSynced && m.synced[Kernel] && m.synced[Wire] {
 		m.downSynced = true
-		dst = append(dst, source.Event{Type: source.EventSynced, Time: now})
+		dst = append(dst, flow.Event{Type: flow.EventSynced, Time: now})
 	}
 	return dst
 }
 
 // emitStats appends the merged table statistics: the kernel's, with the
 // capture's ring drops.
-func (m *Merger) emitStats(dst []source.Event, now time.Time) []source.Event {
+func (m *Merger) emitStats(dst []flow.Event, now time.Time) []flow.Event {
 	k := m.stats[Kernel]
 	if k == nil {
 		return dst
@@ -344,7 +343,7 @@ func (m *Merger) emitStats(dst []source.Event, now time.Time) []source.Event {
 	if st.Time.IsZero() {
 		st.Time = now
 	}
-	return append(dst, source.Event{Type: source.EventStats, Time: now, Stats: &st})
+	return append(dst, flow.Event{Type: flow.EventStats, Time: now, Stats: &st})
 }
 
 // eventTime is the side's event time, or now when it has none.
@@ -368,7 +367,7 @@ func natLeg(e *entry, s Side) (flow.Key, bool) {
 // relinkLeg updates the NAT-leg index after the kernel's flow in e (key k)
 // changed or left, given its previous leg, and re-evaluates the wire flows
 // that became, or stopped being, such a leg.
-func (m *Merger) relinkLeg(dst []source.Event, k flow.Key, e *entry, old flow.Key, hadOld bool, now time.Time) []source.Event {
+func (m *Merger) relinkLeg(dst []flow.Event, k flow.Key, e *entry, old flow.Key, hadOld bool, now time.Time) []flow.Event {
 	cur, hasCur := natLeg(e, Kernel)
 	if hadOld == hasCur && old == cur {
 		return dst
@@ -386,7 +385,7 @@ func (m *Merger) relinkLeg(dst []source.Event, k flow.Key, e *entry, old flow.Ke
 
 // reevaluate re-evaluates the flow with key k, if any, and appends an
 // update when its mark changed.
-func (m *Merger) reevaluate(dst []source.Event, k flow.Key, now time.Time) []source.Event {
+func (m *Merger) reevaluate(dst []flow.Event, k flow.Key, now time.Time) []flow.Event {
 	e := m.flows[k]
 	if e == nil {
 		return dst
@@ -394,7 +393,7 @@ func (m *Merger) reevaluate(dst []source.Event, k flow.Key, now time.Time) []sou
 	before := e.mark()
 	m.evaluate(k, e, now)
 	if e.mark() != before {
-		dst = append(dst, source.Event{Type: source.EventUpdate, Time: now, Flow: e.merged()})
+		dst = append(dst, flow.Event{Type: flow.EventUpdate, Time: now, Flow: e.merged()})
 	}
 	return dst
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/source"
 )
 
@@ -63,16 +64,16 @@ type sideResult struct {
 // events until ctx is done. If a side fails, the other is stopped and the
 // error returned, naming the side. A side that ends without error (a
 // finite source) leaves the other running.
-func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	if s.sides[Kernel] == nil || s.sides[Wire] == nil {
 		return errNoSides
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var in [2]chan source.Event
+	var in [2]chan flow.Event
 	done := make(chan sideResult, 2)
 	for i := range s.sides {
-		in[i] = make(chan source.Event, 4096)
+		in[i] = make(chan flow.Event, 4096)
 		go func() { done <- sideResult{Side(i), s.sides[i].Run(ctx, in[i])} }()
 	}
 	running := 2
@@ -92,7 +93,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 	m := NewMerger(s.opts.Grace)
 	tk := time.NewTicker(s.opts.Tick)
 	defer tk.Stop()
-	var buf []source.Event
+	var buf []flow.Event
 	for {
 		buf = buf[:0]
 		select {
@@ -130,7 +131,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 }
 
 // send hands evs to out, giving up when ctx is done.
-func (s *Source) send(ctx context.Context, out chan<- source.Event, evs []source.Event) error {
+func (s *Source) send(ctx context.Context, out chan<- flow.Event, evs []flow.Event) error {
 	for i := range evs {
 		select {
 		case out <- evs[i]:

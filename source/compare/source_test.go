@@ -9,7 +9,6 @@ import (
 
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
@@ -37,19 +36,19 @@ func (c *clock) set(t time.Time) {
 // marked; after it (on the Source's own ticker) exactly the three
 // differences are.
 func TestSourceScripted(t *testing.T) {
-	kernel := sourcetest.New("conntrack", []source.Event{
-		{Type: source.EventNew, Flow: tcp(1, flow.TCPEstablished, 101)},
-		{Type: source.EventNew, Flow: tcp(2, flow.TCPEstablished, 102)},
-		{Type: source.EventNew, Flow: tcp(4, flow.TCPSynRecv, 104)},
-		{Type: source.EventSynced},
-		{Type: source.EventStats, Stats: &source.TableStats{Count: 3, Max: 1024}},
+	kernel := sourcetest.New("conntrack", []flow.Event{
+		{Type: flow.EventNew, Flow: tcp(1, flow.TCPEstablished, 101)},
+		{Type: flow.EventNew, Flow: tcp(2, flow.TCPEstablished, 102)},
+		{Type: flow.EventNew, Flow: tcp(4, flow.TCPSynRecv, 104)},
+		{Type: flow.EventSynced},
+		{Type: flow.EventStats, Stats: &flow.TableStats{Count: 3, Max: 1024}},
 	})
-	wire := sourcetest.New("capture", []source.Event{
-		{Type: source.EventSynced},
-		{Type: source.EventNew, Flow: tcp(1, flow.TCPEstablished, 201)},
-		{Type: source.EventNew, Flow: tcp(3, flow.TCPEstablished, 203)},
-		{Type: source.EventNew, Flow: tcp(4, flow.TCPSynSent, 204)},
-		{Type: source.EventStats, Stats: &source.TableStats{Count: 3, RingDrops: 2}},
+	wire := sourcetest.New("capture", []flow.Event{
+		{Type: flow.EventSynced},
+		{Type: flow.EventNew, Flow: tcp(1, flow.TCPEstablished, 201)},
+		{Type: flow.EventNew, Flow: tcp(3, flow.TCPEstablished, 203)},
+		{Type: flow.EventNew, Flow: tcp(4, flow.TCPSynSent, 204)},
+		{Type: flow.EventStats, Stats: &flow.TableStats{Count: 3, RingDrops: 2}},
 	})
 	clk := &clock{t: t0}
 	src := New(kernel, wire, Options{Grace: 2 * time.Second, Tick: 2 * time.Millisecond, Now: clk.now})
@@ -58,7 +57,7 @@ func TestSourceScripted(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan source.Event, 64)
+	out := make(chan flow.Event, 64)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()
 
@@ -70,7 +69,7 @@ func TestSourceScripted(t *testing.T) {
 		for !cond() {
 			select {
 			case ev := <-out:
-				st.Apply([]source.Event{ev})
+				st.Apply([]flow.Event{ev})
 			case err := <-done:
 				t.Fatalf("Run returned early: %v", err)
 			case <-deadline:
@@ -146,17 +145,17 @@ func marks(st *store.Store) map[uint16]flow.Compare {
 type failing struct{}
 
 func (failing) Name() string { return "capture" }
-func (failing) Run(context.Context, chan<- source.Event) error {
+func (failing) Run(context.Context, chan<- flow.Event) error {
 	return errors.New("socket: operation not permitted")
 }
 
 // TestSourceSideFails: a side's failure stops the other and is returned,
 // naming the side.
 func TestSourceSideFails(t *testing.T) {
-	kernel := sourcetest.New("conntrack", []source.Event{{Type: source.EventSynced}})
+	kernel := sourcetest.New("conntrack", []flow.Event{{Type: flow.EventSynced}})
 	src := New(kernel, failing{}, Options{})
 	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), make(chan source.Event, 8)) }()
+	go func() { done <- src.Run(context.Background(), make(chan flow.Event, 8)) }()
 	select {
 	case err := <-done:
 		if err == nil || err.Error() != "compare: wire side (capture): socket: operation not permitted" {

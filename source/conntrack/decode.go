@@ -446,7 +446,7 @@ func addCPUStats(data []byte, s *statsSum) error {
 	return a.err
 }
 
-// statsSum accumulates the table statistics fields of source.TableStats.
+// statsSum accumulates the table statistics fields of flow.TableStats.
 type statsSum struct {
 	Found, Invalid, Ignore, Insert, InsertFailed uint64
 	Drop, EarlyDrop, Error, SearchRestart        uint64

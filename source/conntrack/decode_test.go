@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/conntop/conntop/source/conntrack/conntracktest"
+
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/netlink"
@@ -120,7 +122,7 @@ func libDecode(t testing.TB, data []byte) flow.Flow {
 	if err := ev.Unmarshal(m); err != nil {
 		t.Fatalf("ti-mo decode: %v", err)
 	}
-	return FromLib(ev.Flow)
+	return conntracktest.FromLib(ev.Flow)
 }
 
 // TestDecodeKernelMessages checks this package's decoder against

@@ -18,8 +18,8 @@
 //
 // Messages are decoded by this package directly from the netlink bytes, with
 // no allocation per entry (ti-mo/conntrack's Dump builds several objects per
-// flow); [FromLib] converts a github.com/ti-mo/conntrack Flow for callers
-// that use that library.
+// flow); tests check it against that library through
+// source/conntrack/conntracktest.
 //
 // With Options.NetNS, every socket is created inside another network
 // namespace (see internal/netns). Probe tells whether conntrack is active in

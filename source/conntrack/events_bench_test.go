@@ -18,7 +18,6 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +61,7 @@ type queuedSource struct{ r *run }
 
 func (q queuedSource) Name() string { return "conntrack" }
 
-func (q queuedSource) Run(ctx context.Context, out chan<- source.Event) error {
+func (q queuedSource) Run(ctx context.Context, out chan<- flow.Event) error {
 	q.r.out = out
 	return q.r.eventLoop(ctx)
 }
@@ -101,7 +100,7 @@ func BenchmarkEventDrain(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		r := queuedRun(b, drainBurst)
-		out := make(chan source.Event, 4096)
+		out := make(chan flow.Event, 4096)
 		r.out = out
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -113,7 +112,7 @@ func BenchmarkEventDrain(b *testing.B) {
 		for got < drainBurst {
 			select {
 			case ev := <-out:
-				if ev.Type != source.EventNew {
+				if ev.Type != flow.EventNew {
 					b.Fatalf("event %d is %v, want new", got, ev.Type)
 				}
 				got++
@@ -172,10 +171,10 @@ func BenchmarkEventDrainEngine(b *testing.B) {
 
 // flowEvents returns the flow events (new, update, destroy) e's store has
 // applied, and its latest table statistics.
-func flowEvents(e *engine.Engine) (n uint64, stats source.TableStats) {
+func flowEvents(e *engine.Engine) (n uint64, stats flow.TableStats) {
 	e.View(func(s *store.Store) {
 		sum := s.Summary()
-		n = sum.Events[source.EventNew] + sum.Events[source.EventUpdate] + sum.Events[source.EventDestroy]
+		n = sum.Events[flow.EventNew] + sum.Events[flow.EventUpdate] + sum.Events[flow.EventDestroy]
 		stats = sum.Table
 	})
 	return n, stats
@@ -391,7 +390,7 @@ func churnOnce(b *testing.B, buffer, prefill int, spec churnSpec) (offered, rece
 	var cr result
 	var got uint64
 	var last time.Time
-	var stats source.TableStats
+	var stats flow.TableStats
 	for finished, idle := false, 0; ; time.Sleep(2 * time.Millisecond) {
 		if !finished {
 			select {

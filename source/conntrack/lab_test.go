@@ -17,7 +17,6 @@ import (
 
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
-	"github.com/conntop/conntop/source"
 )
 
 // entry is the comparable part of a conntrack entry: what both
@@ -161,42 +160,42 @@ type table struct {
 	synced  int
 	resyncs int
 	lost    uint64
-	stats   *source.TableStats
+	stats   *flow.TableStats
 	// listed collects keys listed since the last resync.
 	listing bool
 	listed  map[flow.Key]bool
-	history map[flow.Key][]source.Event
+	history map[flow.Key][]flow.Event
 	keepLog bool
 }
 
 func newTable() *table {
-	return &table{flows: map[flow.Key]flow.Flow{}, listed: map[flow.Key]bool{}, history: map[flow.Key][]source.Event{}}
+	return &table{flows: map[flow.Key]flow.Flow{}, listed: map[flow.Key]bool{}, history: map[flow.Key][]flow.Event{}}
 }
 
-func (tb *table) apply(ev source.Event) {
+func (tb *table) apply(ev flow.Event) {
 	k := ev.Flow.Key()
-	if tb.keepLog && ev.Type <= source.EventDestroy {
+	if tb.keepLog && ev.Type <= flow.EventDestroy {
 		tb.history[k] = append(tb.history[k], ev)
 	}
 	switch ev.Type {
-	case source.EventNew, source.EventUpdate:
+	case flow.EventNew, flow.EventUpdate:
 		tb.flows[k] = ev.Flow
 		if tb.listing {
 			tb.listed[k] = true
 		}
-	case source.EventCounters:
+	case flow.EventCounters:
 		if f, ok := tb.flows[k]; ok {
 			f.HasCounters, f.Counters = true, ev.Flow.Counters
 			tb.flows[k] = f
 		}
-	case source.EventDestroy:
+	case flow.EventDestroy:
 		delete(tb.flows, k)
-	case source.EventResync:
+	case flow.EventResync:
 		tb.resyncs++
 		tb.lost += ev.Lost
 		tb.listing = true
 		clear(tb.listed)
-	case source.EventSynced:
+	case flow.EventSynced:
 		tb.synced++
 		if tb.listing {
 			for k := range tb.flows {
@@ -206,7 +205,7 @@ func (tb *table) apply(ev source.Event) {
 			}
 			tb.listing = false
 		}
-	case source.EventStats:
+	case flow.EventStats:
 		tb.stats = ev.Stats
 	}
 }
@@ -222,7 +221,7 @@ func (tb *table) entries(counters bool) []entry {
 // runner runs a Source in the background and feeds a table.
 type runner struct {
 	t      testing.TB
-	events chan source.Event
+	events chan flow.Event
 	done   chan error
 	cancel context.CancelFunc
 	tb     *table
@@ -231,7 +230,7 @@ type runner struct {
 func startSource(t testing.TB, opts Options) *runner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{t: t, events: make(chan source.Event, 4096), done: make(chan error, 1), cancel: cancel, tb: newTable()}
+	r := &runner{t: t, events: make(chan flow.Event, 4096), done: make(chan error, 1), cancel: cancel, tb: newTable()}
 	src := New(opts)
 	go func() { r.done <- src.Run(ctx, r.events) }()
 	t.Cleanup(func() {

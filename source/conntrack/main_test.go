@@ -17,7 +17,6 @@ import (
 
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,7 +124,7 @@ func loadAndPrint(ns string, w io.Writer) error {
 func load(opts Options, capacity int) ([]flow.Flow, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	evs := make(chan source.Event, 1024)
+	evs := make(chan flow.Event, 1024)
 	done := make(chan error, 1)
 	go func() { done <- New(opts).Run(ctx, evs) }()
 	flows := make([]flow.Flow, 0, capacity)
@@ -133,9 +132,9 @@ func load(opts Options, capacity int) ([]flow.Flow, error) {
 		select {
 		case ev := <-evs:
 			switch ev.Type {
-			case source.EventNew:
+			case flow.EventNew:
 				flows = append(flows, ev.Flow)
-			case source.EventSynced:
+			case flow.EventSynced:
 				cancel()
 				for {
 					select {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 // pollLoop emits EventStats every StatsInterval and, with a dump at most
@@ -38,7 +37,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.send(ctx, source.Event{Type: source.EventStats, Time: st.Time, Stats: st}); err != nil {
+		if err := r.send(ctx, flow.Event{Type: flow.EventStats, Time: st.Time, Stats: st}); err != nil {
 			return err
 		}
 		counters := r.opts.CountersInterval >= 0 && st.Accounting
@@ -65,11 +64,11 @@ func (r *run) emitStats(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.send(ctx, source.Event{Type: source.EventStats, Time: st.Time, Stats: st})
+	return r.send(ctx, flow.Event{Type: flow.EventStats, Time: st.Time, Stats: st})
 }
 
 // stats collects the table statistics.
-func (r *run) stats() (*source.TableStats, error) {
+func (r *run) stats() (*flow.TableStats, error) {
 	st, err := tableStats(r.poll, r.proc)
 	if err != nil {
 		return nil, err
@@ -83,8 +82,8 @@ func (r *run) stats() (*source.TableStats, error) {
 
 // tableStats queries count, max and the per-CPU statistics through s and
 // completes them from the namespace's procfs files.
-func tableStats(s *sock, p *procFiles) (*source.TableStats, error) {
-	st := &source.TableStats{}
+func tableStats(s *sock, p *procFiles) (*flow.TableStats, error) {
+	st := &flow.TableStats{}
 	s.begin(subsysCT, msgCTStats, flagRequest|flagAck, 0)
 	err := s.transact(func(m message) error {
 		var err error
@@ -141,7 +140,7 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 		if old, ok := prev[f.ID]; ok && old == sig {
 			return nil
 		}
-		return r.send(ctx, source.Event{Type: source.EventCounters, Time: now, Flow: *f})
+		return r.send(ctx, flow.Event{Type: flow.EventCounters, Time: now, Flow: *f})
 	})
 	if err != nil {
 		return classify("poll conntrack table", err)
@@ -158,7 +157,7 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 		delete(r.silent, k)
 		gone := flow.Flow{Family: st.family, Proto: k.Proto, Zone: k.Zone, Orig: k.Orig,
 			Reply: k.Orig.Reverse(k.Proto), Status: st.status, TCPState: st.tcp, Mark: st.mark}
-		if err := r.send(ctx, source.Event{Type: source.EventDestroy, Time: now, Flow: gone}); err != nil {
+		if err := r.send(ctx, flow.Event{Type: flow.EventDestroy, Time: now, Flow: gone}); err != nil {
 			return err
 		}
 	}
@@ -181,5 +180,5 @@ func (r *run) reconcile(ctx context.Context, now time.Time, gen uint32, f *flow.
 	if !changed {
 		return nil
 	}
-	return r.send(ctx, source.Event{Type: source.EventUpdate, Time: now, Flow: *f})
+	return r.send(ctx, flow.Event{Type: flow.EventUpdate, Time: now, Flow: *f})
 }

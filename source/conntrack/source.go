@@ -92,7 +92,7 @@ func (s *Source) Name() string { return "conntrack" }
 // run is the state of one Run.
 type run struct {
 	opts    Options
-	out     chan<- source.Event
+	out     chan<- flow.Event
 	events  *sock  // subscribed to NEW/UPDATE/DESTROY
 	rx      *mrecv // batch receiver of events
 	query   *sock  // dumps and gets on behalf of the event loop
@@ -136,7 +136,7 @@ type silentState struct {
 // dump every few seconds (the counters poll), emitting EventUpdate when one
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set.
-func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
 	if !s.opts.OneShot {
 		r.silent = make(map[flow.Key]silentState)
@@ -222,7 +222,7 @@ func (r *run) close() {
 }
 
 // send delivers ev unless ctx ends first.
-func (r *run) send(ctx context.Context, ev source.Event) error {
+func (r *run) send(ctx context.Context, ev flow.Event) error {
 	// Fast path: a non-blocking send costs a fraction of a two-way select.
 	select {
 	case r.out <- ev:
@@ -251,12 +251,12 @@ func (r *run) dump(ctx context.Context) error {
 			r.silent[f.Key()] = silentState{family: f.Family, tcp: f.TCPState, status: f.Status, mark: f.Mark}
 			r.nsilent.Store(int64(len(r.silent)))
 		}
-		return r.send(ctx, source.Event{Type: source.EventNew, Time: now, Flow: *f})
+		return r.send(ctx, flow.Event{Type: flow.EventNew, Time: now, Flow: *f})
 	})
 	if err != nil {
 		return classify("dump conntrack table", err)
 	}
-	return r.send(ctx, source.Event{Type: source.EventSynced, Time: r.opts.Now()})
+	return r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()})
 }
 
 // dumpFlows dumps all entries (IPv4 and IPv6) through s, calling fn with each
@@ -382,15 +382,15 @@ func (r *run) handleDatagram(ctx context.Context, now time.Time, b []byte, f *fl
 		if m.typ>>8 != subsysCT {
 			continue
 		}
-		var typ source.EventType
+		var typ flow.EventType
 		switch uint8(m.typ) {
 		case msgCTNew:
-			typ = source.EventUpdate
+			typ = flow.EventUpdate
 			if m.flags&(flagCreate|flagExcl) != 0 {
-				typ = source.EventNew
+				typ = flow.EventNew
 			}
 		case msgCTDelete:
-			typ = source.EventDestroy
+			typ = flow.EventDestroy
 		default:
 			continue
 		}
@@ -406,7 +406,7 @@ func (r *run) handleDatagram(ctx context.Context, now time.Time, b []byte, f *fl
 		if !ok {
 			continue
 		}
-		if err := r.sendEvent(ctx, source.Event{Type: typ, Time: now, Flow: *f}); err != nil {
+		if err := r.sendEvent(ctx, flow.Event{Type: typ, Time: now, Flow: *f}); err != nil {
 			return err
 		}
 	}
@@ -416,7 +416,7 @@ func (r *run) handleDatagram(ctx context.Context, now time.Time, b []byte, f *fl
 // sendEvent sends a conntrack event; an entry that reports one leaves the
 // silent set (under the lock, so that the reconciler's events for it and
 // this one stay in order).
-func (r *run) sendEvent(ctx context.Context, ev source.Event) error {
+func (r *run) sendEvent(ctx context.Context, ev flow.Event) error {
 	if r.nsilent.Load() == 0 {
 		return r.send(ctx, ev)
 	}
@@ -432,19 +432,19 @@ func (r *run) sendEvent(ctx context.Context, ev source.Event) error {
 // NEW/UPDATE without protocol info, the current entry from the kernel. It
 // returns false when the event should be dropped (the entry vanished; its
 // DESTROY event follows).
-func (r *run) complete(typ source.EventType, h have, f *flow.Flow) (bool, error) {
-	if f.Status&flow.StatusExpected != 0 || (typ == source.EventDestroy && len(r.masters) != 0) {
+func (r *run) complete(typ flow.EventType, h have, f *flow.Flow) (bool, error) {
+	if f.Status&flow.StatusExpected != 0 || (typ == flow.EventDestroy && len(r.masters) != 0) {
 		k := f.Key()
 		if h&haveMaster != 0 {
 			r.masters[k] = f.Master
 		} else if m, ok := r.masters[k]; ok {
 			f.Master = m
 		}
-		if typ == source.EventDestroy {
+		if typ == flow.EventDestroy {
 			delete(r.masters, k)
 		}
 	}
-	if typ == source.EventDestroy || f.Proto != flow.ProtoTCP || h&haveProtoInfo != 0 {
+	if typ == flow.EventDestroy || f.Proto != flow.ProtoTCP || h&haveProtoInfo != 0 {
 		return true, nil
 	}
 	g, found, err := getFlow(r.query, f.Key())
@@ -495,7 +495,7 @@ func (r *run) resync(ctx context.Context, discarded uint64) error {
 	lost = max(lost, 1)
 	r.lost.Add(lost)
 	r.resyncs.Add(1)
-	if err := r.send(ctx, source.Event{Type: source.EventResync, Time: r.opts.Now(), Lost: lost}); err != nil {
+	if err := r.send(ctx, flow.Event{Type: flow.EventResync, Time: r.opts.Now(), Lost: lost}); err != nil {
 		return err
 	}
 	return r.dump(ctx)

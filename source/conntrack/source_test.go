@@ -13,7 +13,6 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
 	"github.com/conntop/conntop/internal/netns"
-	"github.com/conntop/conntop/source"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -104,12 +103,12 @@ func TestTCPEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := tb.history[key]
-		return h[len(h)-1].Type == source.EventDestroy
+		return h[len(h)-1].Type == flow.EventDestroy
 	})
 	var seq []string
 	for _, ev := range r.tb.history[key] {
 		s := ev.Type.String()
-		if ev.Type != source.EventDestroy {
+		if ev.Type != flow.EventDestroy {
 			s += ":" + ev.Flow.TCPState.String()
 		}
 		if len(seq) == 0 || seq[len(seq)-1] != s {
@@ -144,7 +143,7 @@ func TestNetNSSpecs(t *testing.T) {
 	snap := func(t *testing.T, opts Options, inside bool) []string {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		evs := make(chan source.Event, 1024)
+		evs := make(chan flow.Event, 1024)
 		done := make(chan error, 1)
 		run := func() error { return New(opts).Run(ctx, evs) }
 		if inside {
@@ -195,7 +194,7 @@ func TestErrors(t *testing.T) {
 	run := func(opts Options) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return New(opts).Run(ctx, make(chan source.Event, 64))
+		return New(opts).Run(ctx, make(chan flow.Event, 64))
 	}
 	t.Run("not active", func(t *testing.T) {
 		err := run(Options{NetNS: empty.Name})
@@ -224,15 +223,15 @@ func TestErrors(t *testing.T) {
 		// AllowInactive starts anyway.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		evs := make(chan source.Event, 16)
+		evs := make(chan flow.Event, 16)
 		done := make(chan error, 1)
 		go func() { done <- New(Options{NetNS: empty.Name}).Run(ctx, evs) }()
 		select {
 		case ev := <-evs:
-			if ev.Type == source.EventStats { // the table's figures come first
+			if ev.Type == flow.EventStats { // the table's figures come first
 				ev = <-evs
 			}
-			if ev.Type != source.EventSynced {
+			if ev.Type != flow.EventSynced {
 				t.Errorf("first event after the stats %v, want synced", ev.Type)
 			}
 		case err := <-done:

@@ -86,13 +86,13 @@ func (s *Source) Name() string { return "pcap" }
 // EventStats, applies timeouts at the last packet's time, sends a final
 // EventStats and returns nil at the end of the capture. A read error ends
 // the replay with an error naming the packet number.
-func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	r, closer, err := s.open()
 	if err != nil {
 		return err
 	}
 	defer closer()
-	send := func(evs []source.Event) error {
+	send := func(evs []flow.Event) error {
 		for _, ev := range evs {
 			select {
 			case out <- ev:
@@ -102,7 +102,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 		}
 		return nil
 	}
-	if err := send([]source.Event{{Type: source.EventSynced, Time: time.Now()}}); err != nil {
+	if err := send([]flow.Event{{Type: flow.EventSynced, Time: time.Now()}}); err != nil {
 		return nil
 	}
 	_, err = replay(ctx, r, s.path, s.cfg, send)
@@ -132,7 +132,7 @@ type Result struct {
 	// EndTime), ordered as the tracker lists them.
 	Flows []flow.Flow
 	// Stats are the tracker's table statistics at the end.
-	Stats source.TableStats
+	Stats flow.TableStats
 	// Decode counts what the decoder did with the frames.
 	Decode decode.Stats
 	// Packets is the number of records read.
@@ -152,7 +152,7 @@ func Replay(ctx context.Context, r io.Reader, name string, cfg Config) (*Result,
 
 // replay runs the capture through a pipeline; send (if not nil) receives
 // events as they are produced.
-func replay(ctx context.Context, r io.Reader, name string, cfg Config, send func([]source.Event) error) (*Result, error) {
+func replay(ctx context.Context, r io.Reader, name string, cfg Config, send func([]flow.Event) error) (*Result, error) {
 	pl := wiretrack.New(cfg.pipeline())
 	res := &Result{}
 	next, err := openReader(r)

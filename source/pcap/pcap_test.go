@@ -18,7 +18,6 @@ import (
 
 	"github.com/conntop/conntop/internal/decode"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 const ftpReplay = oracleDir + "/zeek-ftp-ipv4.replay.pcap"
@@ -53,12 +52,12 @@ func readRecords(t testing.TB, path string) ([]record, layers.LinkType) {
 }
 
 // runSource runs a Source over data and returns its events and error.
-func runSource(t *testing.T, data []byte) ([]source.Event, error) {
+func runSource(t *testing.T, data []byte) ([]flow.Event, error) {
 	t.Helper()
-	out := make(chan source.Event, 1<<14)
+	out := make(chan flow.Event, 1<<14)
 	err := NewReader("test", bytes.NewReader(data), Config{}).Run(context.Background(), out)
 	close(out)
-	var evs []source.Event
+	var evs []flow.Event
 	for ev := range out {
 		evs = append(evs, ev)
 	}
@@ -66,13 +65,13 @@ func runSource(t *testing.T, data []byte) ([]source.Event, error) {
 }
 
 // applyEvents rebuilds the table a consumer holds from the events.
-func applyEvents(evs []source.Event) map[flow.Key]flow.Flow {
+func applyEvents(evs []flow.Event) map[flow.Key]flow.Flow {
 	m := map[flow.Key]flow.Flow{}
 	for _, ev := range evs {
 		switch ev.Type {
-		case source.EventNew, source.EventUpdate, source.EventCounters:
+		case flow.EventNew, flow.EventUpdate, flow.EventCounters:
 			m[ev.Flow.Key()] = ev.Flow
-		case source.EventDestroy:
+		case flow.EventDestroy:
 			delete(m, ev.Flow.Key())
 		}
 	}
@@ -88,7 +87,7 @@ func TestRunEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) < 3 || evs[0].Type != source.EventSynced || evs[len(evs)-1].Type != source.EventStats {
+	if len(evs) < 3 || evs[0].Type != flow.EventSynced || evs[len(evs)-1].Type != flow.EventStats {
 		t.Fatalf("stream must start with synced and end with stats; got %d events", len(evs))
 	}
 	res, err := Replay(context.Background(), bytes.NewReader(data), "ftp", Config{})
@@ -114,7 +113,7 @@ func TestRunEventStream(t *testing.T) {
 	}
 	// Event times are packet times, in order.
 	for i := 2; i < len(evs); i++ {
-		if evs[i].Time.Before(evs[i-1].Time) && evs[i-1].Type != source.EventSynced {
+		if evs[i].Time.Before(evs[i-1].Time) && evs[i-1].Type != flow.EventSynced {
 			t.Fatalf("event %d at %v before event %d at %v", i, evs[i].Time, i-1, evs[i-1].Time)
 		}
 	}
@@ -293,7 +292,7 @@ func TestUnsupportedLinkType(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	evs, err := runSource(t, data)
-	if err == nil || len(evs) != 1 || evs[0].Type != source.EventSynced {
+	if err == nil || len(evs) != 1 || evs[0].Type != flow.EventSynced {
 		t.Fatalf("Run: %v, %d events", err, len(evs))
 	}
 }
@@ -304,7 +303,7 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan source.Event) // nobody reads: Run blocks on the first send
+	out := make(chan flow.Event) // nobody reads: Run blocks on the first send
 	done := make(chan error, 1)
 	go func() { done <- NewReader("ftp", bytes.NewReader(data), Config{}).Run(ctx, out) }()
 	cancel()
@@ -323,7 +322,7 @@ func TestOpenFile(t *testing.T) {
 	if s.Name() != "pcap" {
 		t.Fatalf("name %q", s.Name())
 	}
-	out := make(chan source.Event, 1<<14)
+	out := make(chan flow.Event, 1<<14)
 	if err := s.Run(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,12 @@ var ErrDeleteRefused = errors.New("sourcetest: delete refused")
 // with New.
 type Source struct {
 	name   string
-	events []source.Event
+	events []flow.Event
 	// Gap, when non-zero, is slept between consecutive events.
 	gap time.Duration
 
 	mu           sync.Mutex
-	out          chan<- source.Event
+	out          chan<- flow.Event
 	deleted      []flow.Flow
 	refuseDelete bool
 	now          func() time.Time
@@ -51,7 +51,7 @@ func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = n
 
 // New returns a source named name (the snapshot's "source" field) that emits
 // evs in order.
-func New(name string, evs []source.Event, opts ...Option) *Source {
+func New(name string, evs []flow.Event, opts ...Option) *Source {
 	s := &Source{name: name, events: evs, now: time.Now, sent: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
@@ -69,7 +69,7 @@ func (s *Source) Name() string { return s.name }
 
 // Run implements source.Source: it sends the scripted events, then blocks
 // until ctx is done and returns nil. Run may be called once.
-func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	s.mu.Lock()
 	s.out = out
 	s.mu.Unlock()
@@ -115,7 +115,7 @@ func (s *Source) Delete(ctx context.Context, flows []flow.Flow) (int, error) {
 	}
 	for i := range flows {
 		select {
-		case out <- source.Event{Type: source.EventDestroy, Time: now(), Flow: flows[i]}:
+		case out <- flow.Event{Type: flow.EventDestroy, Time: now(), Flow: flows[i]}:
 		case <-ctx.Done():
 			return i, fmt.Errorf("delete flows: %w", ctx.Err())
 		}

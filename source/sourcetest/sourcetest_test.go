@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 )
 
 func tcpFlow(sport uint16) flow.Flow {
@@ -18,17 +17,17 @@ func tcpFlow(sport uint16) flow.Flow {
 
 func TestRunEmitsThenBlocks(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	evs := []source.Event{
-		{Type: source.EventNew, Time: t0, Flow: tcpFlow(1)},
-		{Type: source.EventSynced, Time: t0},
-		{Type: source.EventDestroy, Time: t0.Add(time.Second), Flow: tcpFlow(1)},
+	evs := []flow.Event{
+		{Type: flow.EventNew, Time: t0, Flow: tcpFlow(1)},
+		{Type: flow.EventSynced, Time: t0},
+		{Type: flow.EventDestroy, Time: t0.Add(time.Second), Flow: tcpFlow(1)},
 	}
 	s := New("test", evs, WithGap(time.Millisecond))
 	if s.Name() != "test" {
 		t.Fatalf("Name() = %q", s.Name())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan source.Event, 10)
+	out := make(chan flow.Event, 10)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, out) }()
 	for i, want := range evs {
@@ -79,7 +78,7 @@ func TestDelete(t *testing.T) {
 			s := New("test", nil, tt.opts...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			out := make(chan source.Event, 10)
+			out := make(chan flow.Event, 10)
 			go func() { _ = s.Run(ctx, out) }()
 			<-s.Sent()
 			n, err := s.Delete(ctx, []flow.Flow{tcpFlow(1), tcpFlow(2)})
@@ -91,7 +90,7 @@ func TestDelete(t *testing.T) {
 			}
 			for range tt.wantEvs {
 				ev := <-out
-				if ev.Type != source.EventDestroy || !ev.Time.Equal(t0) {
+				if ev.Type != flow.EventDestroy || !ev.Time.Equal(t0) {
 					t.Fatalf("emitted %+v, want a destroy at %v", ev, t0)
 				}
 			}

@@ -8,7 +8,6 @@ import (
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/source"
 )
 
 // maxInvalidReasons bounds the reason label's values per scrape, should a
@@ -112,7 +111,7 @@ type snapshot struct {
 	byProto                  [256]int
 	byTCP                    [flow.NumTCPStates]int
 	events                   [8]uint64
-	table                    source.TableStats
+	table                    flow.TableStats
 	reasons                  []reason
 }
 
@@ -193,7 +192,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for s := 1; s < int(flow.NumTCPStates); s++ { // skip TCPNone
 		g(c.byTCPState, float64(sn.byTCP[s]), flow.TCPState(s).String())
 	}
-	for typ := source.EventNew; typ <= source.EventStats; typ++ {
+	for typ := flow.EventNew; typ <= flow.EventStats; typ++ {
 		ctr(c.events, sn.events[typ], typ.String())
 	}
 	ctr(c.eventsLost, t.EventsLost)

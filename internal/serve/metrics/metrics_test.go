@@ -17,7 +17,6 @@ import (
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
@@ -48,28 +47,28 @@ func synthFlow(i int) flow.Flow {
 
 // engineWith returns an engine (without a source) holding n synthetic flows
 // and the given table statistics.
-func engineWith(tb testing.TB, n int, st *source.TableStats) *engine.Engine {
+func engineWith(tb testing.TB, n int, st *flow.TableStats) *engine.Engine {
 	tb.Helper()
 	eng := engine.New(nil, engine.Options{})
 	now := time.Now()
-	batch := make([]source.Event, 0, 8192)
+	batch := make([]flow.Event, 0, 8192)
 	for i := range n {
-		batch = append(batch, source.Event{Type: source.EventNew, Time: now, Flow: synthFlow(i)})
+		batch = append(batch, flow.Event{Type: flow.EventNew, Time: now, Flow: synthFlow(i)})
 		if len(batch) == cap(batch) {
 			eng.Apply(batch)
 			batch = batch[:0]
 		}
 	}
-	batch = append(batch, source.Event{Type: source.EventSynced, Time: now})
+	batch = append(batch, flow.Event{Type: flow.EventSynced, Time: now})
 	if st != nil {
-		batch = append(batch, source.Event{Type: source.EventStats, Time: now, Stats: st})
+		batch = append(batch, flow.Event{Type: flow.EventStats, Time: now, Stats: st})
 	}
 	eng.Apply(batch)
 	return eng
 }
 
-func testStats() *source.TableStats {
-	return &source.TableStats{
+func testStats() *flow.TableStats {
+	return &flow.TableStats{
 		Time: time.Now(), Count: 8, Max: 262144, Found: 1, Invalid: 2, Ignore: 3, Insert: 4,
 		InsertFailed: 5, Drop: 6, EarlyDrop: 7, Error: 8, SearchRestart: 9, EventsLost: 10, Resyncs: 11,
 		RingDrops: 12, InvalidReasons: map[string]uint64{"tcp: bad flags": 13},
@@ -222,7 +221,7 @@ func gatherText(t *testing.T, c prometheus.Collector, name string) string {
 
 func TestHandler(t *testing.T) {
 	stopped := engineWith(t, 2, nil)
-	src := sourcetest.New("conntrack", []source.Event{{Type: source.EventSynced, Time: time.Now()}})
+	src := sourcetest.New("conntrack", []flow.Event{{Type: flow.EventSynced, Time: time.Now()}})
 	live := engine.New(src, engine.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

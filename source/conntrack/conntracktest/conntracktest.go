@@ -1,6 +1,8 @@
-//go:build linux
-
-package conntrack
+// Package conntracktest supports tests of conntop's kernel source: it
+// converts flows decoded by github.com/ti-mo/conntrack, the independent
+// decoder the tests use as an oracle, into conntop's model. Only tests
+// import it, so that library stays a test dependency.
+package conntracktest
 
 import (
 	"github.com/conntop/conntop/internal/flow"
@@ -27,7 +29,7 @@ func FromLib(in *ct.Flow) flow.Flow {
 		out.Family = flow.FamilyIPv4
 	}
 	if in.ProtoInfo.TCP != nil {
-		out.TCPState = tcpStateFromKernel(in.ProtoInfo.TCP.State)
+		out.TCPState = flow.TCPState(in.ProtoInfo.TCP.State) // the kernel numbers them as flow does
 	}
 	if in.CountersOrig.Packets|in.CountersOrig.Bytes|in.CountersReply.Packets|in.CountersReply.Bytes != 0 {
 		out.HasCounters = true
