@@ -95,10 +95,12 @@ type procAnswer struct {
 
 // Model is the TUI. It implements tea.Model; use it through a pointer.
 type Model struct {
-	eng  *engine.Engine
-	opts Options
-	keys keyMap
-	st   styles
+	eng *engine.Engine
+	// viewer holds this model's own query state (filter, sort, window).
+	viewer *engine.Viewer
+	opts   Options
+	keys   keyMap
+	st     styles
 
 	w, h int
 	view viewKind
@@ -182,6 +184,7 @@ func New(eng *engine.Engine, opts Options) *Model {
 	opts.defaults()
 	m := &Model{
 		eng:       eng,
+		viewer:    eng.NewViewer(),
 		opts:      opts,
 		keys:      newKeyMap(opts.ASCII),
 		st:        newStyles(opts.ASCII, opts.NoColor),
@@ -289,10 +292,10 @@ func (m *Model) refresh() {
 	m.status = m.eng.Status()
 	m.now = m.opts.Now()
 	limit := max(1, m.tableRows())
+	m.queryTable(limit)
 	m.eng.View(func(s *store.Store) {
 		m.sum = s.Summary()
 		m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
-		m.queryTable(s, limit)
 		switch m.view {
 		case viewDetail:
 			m.detail, m.detailOK = store.Detail{}, false
@@ -321,7 +324,7 @@ func (m *Model) matcher() store.Matcher {
 
 // queryTable fetches the visible window, keeping the selection on the same
 // flow when it can, else on the same row number.
-func (m *Model) queryTable(s *store.Store, limit int) {
+func (m *Model) queryTable(limit int) {
 	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Limit: limit}
 	if m.follow {
 		m.byIndex = true
@@ -331,7 +334,7 @@ func (m *Model) queryTable(s *store.Store, limit int) {
 		q.Offset = m.offset
 		sel := *m.sel
 		q.Select = &sel
-		res := s.Query(q)
+		res := m.viewer.Query(q)
 		if res.SelectedIndex >= 0 {
 			m.res = res
 			m.selIdx, m.offset = res.SelectedIndex, res.Offset
@@ -344,7 +347,7 @@ func (m *Model) queryTable(s *store.Store, limit int) {
 	// First learn how many rows match, then place the window around the
 	// wanted row.
 	q.Offset = m.offset
-	res := s.Query(q)
+	res := m.viewer.Query(q)
 	if res.Matched == 0 {
 		m.res, m.sel, m.selIdx, m.offset = res, nil, 0, 0
 		return
@@ -358,7 +361,7 @@ func (m *Model) queryTable(s *store.Store, limit int) {
 	}
 	if off != res.Offset {
 		q.Offset = off
-		res = s.Query(q)
+		res = m.viewer.Query(q)
 	}
 	m.res = res
 	m.offset = res.Offset

@@ -154,3 +154,26 @@ func groupLabel(by GroupBy, k groupKey) (label, expr string) {
 	p := uint8(k.n)
 	return flow.ProtoName(p), "proto " + flow.ProtoName(p)
 }
+
+// Walk calls fn with every live flow (not the lingering destroyed ones)
+// that passes m, in no particular order, until fn returns false. The Row
+// is only valid during the call: fn must copy what it keeps.
+func (s *Store) Walk(m Matcher, fn func(r *Row) bool) {
+	var r Row
+	for i := uint32(0); i < s.tab.hw; i++ {
+		e := s.tab.at(i)
+		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
+			continue
+		}
+		if m != nil {
+			e.flow(&s.scratch)
+			if !m.Match(&s.scratch) {
+				continue
+			}
+		}
+		r = s.row(i)
+		if !fn(&r) {
+			return
+		}
+	}
+}

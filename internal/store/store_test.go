@@ -521,3 +521,34 @@ func TestClockAndLingerEdges(t *testing.T) {
 		t.Fatal("flow still lingering after 5 s of store clock")
 	}
 }
+
+func TestWalk(t *testing.T) {
+	s := New(Options{Linger: time.Minute})
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var evs []flow.Event
+	for i := range 5 {
+		f := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoUDP, Timeout: 30,
+			Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: uint16(1000 + i), DstPort: 53}}
+		f.Reply = f.Orig.Reverse(f.Proto)
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0, Flow: f})
+	}
+	gone := evs[0].Flow
+	evs = append(evs, flow.Event{Type: flow.EventSynced, Time: t0}, flow.Event{Type: flow.EventDestroy, Time: t0, Flow: gone})
+	s.Apply(evs)
+	seen := map[uint16]bool{}
+	s.Walk(nil, func(r *Row) bool {
+		seen[r.Flow.Orig.SrcPort] = true
+		if want := t0.Add(30 * time.Second); !r.Expires.Equal(want) {
+			t.Errorf("Expires = %v, want %v", r.Expires, want)
+		}
+		return true
+	})
+	if len(seen) != 4 || seen[1000] {
+		t.Errorf("Walk saw %v, want the 4 live flows 1001..1004", seen)
+	}
+	n := 0
+	s.Walk(nil, func(*Row) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("Walk went on after fn returned false: %d calls", n)
+	}
+}
