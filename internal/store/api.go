@@ -19,7 +19,33 @@ type Options struct {
 	// CountHistory is how far back the per-second table-count samples go
 	// (default 10 minutes), for the header sparkline.
 	CountHistory time.Duration
+	// MemoryLimit is how many bytes the store may use for its flows,
+	// their history and lingering destroyed flows (0: no limit). When the
+	// table outgrows it the store gives up per-flow history first, then
+	// lingering, and says so in Summary.Degraded; it never drops a live
+	// flow, so counts and snapshots stay exact.
+	MemoryLimit int64
+	// CountsOnly keeps only what the counts of Summary need (by family,
+	// protocol, state, TCP state, assured), not the flows themselves: for
+	// a metrics-only server. Query, Detail, Snapshot, Walk and Groups then
+	// return nothing.
+	CountsOnly bool
 }
+
+// Degradation says what the store gave up to stay within
+// Options.MemoryLimit. The zero value means nothing.
+type Degradation struct {
+	// NoHistory is set once per-flow transition history is no longer kept
+	// (beyond what is already held); NoLinger once destroyed flows leave
+	// the table at once instead of lingering.
+	NoHistory, NoLinger bool
+	// Limit is Options.MemoryLimit; Used the store's own estimate of the
+	// memory it holds, in bytes.
+	Limit, Used int64
+}
+
+// Any reports whether anything was given up.
+func (d Degradation) Any() bool { return d.NoHistory || d.NoLinger }
 
 // Matcher selects flows; *filter.Filter implements it. A nil Matcher
 // matches every flow.
@@ -150,6 +176,9 @@ type Summary struct {
 	CountHistory []CountSample
 	// Transitions[from][to] counts phase changes.
 	Transitions [NumPhases][NumPhases]TransitionCount
+	// Degraded says what the store gave up to stay within its memory
+	// limit (Options.MemoryLimit).
+	Degraded Degradation
 }
 
 // EventRecord is one applied event, as the transitions view lists it.
