@@ -3,6 +3,7 @@ package tui
 import (
 	"net/netip"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -158,3 +159,29 @@ func drive(t testing.TB, m *Model, w, h int, keys ...string) string {
 type storeT = store.Store
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// wideScenario is what an 80x24 terminal must show whole: the longest IPv4
+// endpoints with five-digit ports, long IPv6 addresses (shortened in the
+// middle, the port kept), a NAT reply, and enough flows to fill the table.
+// Accounting is off, so the header carries a notice too.
+func wideScenario() []flow.Event {
+	at := func(d time.Duration) time.Time { return t0.Add(-30 * time.Second).Add(d) }
+	est := flow.StatusSeenReply | flow.StatusAssured
+	var fs []flow.Flow
+	fs = append(fs, tcpFlow(1, "255.255.255.254", 65535, "203.0.113.254", 65534, flow.TCPEstablished, est))
+	nat := tcpFlow(2, "10.100.1.100", 30000, "198.51.100.200", 44333, flow.TCPSynSent, 0)
+	nat.Reply = flow.Tuple{Src: addr("172.16.254.254"), Dst: addr("10.100.1.100"), SrcPort: 8443, DstPort: 30000}
+	nat.Status |= flow.StatusDstNAT
+	fs = append(fs, nat)
+	fs = append(fs, tcpFlow(3, "2001:db8:1234:5678:9abc:def0:1234:5678", 54321, "2001:db8:ffff:eeee:dddd:cccc:bbbb:aaaa", 443, flow.TCPCloseWait, est))
+	fs = append(fs, tcpFlow(4, "fd00::1", 33000, "fd00::2", 22, flow.TCPTimeWait, est))
+	for i := range 16 {
+		fs = append(fs, tcpFlow(uint32(10+i), "10.100.1."+strconv.Itoa(10+i), uint16(30000+i*1111), "10.100.2.200", 8080, flow.TCPEstablished, est))
+	}
+	evs := []flow.Event{{Type: flow.EventStats, Time: at(0), Stats: &flow.TableStats{Time: at(0), Count: 0, Max: 262144, Accounting: false}},
+		{Type: flow.EventSynced, Time: at(0)}}
+	for i, f := range fs {
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: at(time.Duration(i) * time.Second), Flow: f})
+	}
+	return append(evs, flow.Event{Type: flow.EventStats, Time: at(25 * time.Second), Stats: &flow.TableStats{Time: at(25 * time.Second), Count: uint64(len(fs)), Max: 262144}})
+}

@@ -27,6 +27,8 @@ type goldenCase struct {
 	pressure bool
 	// compare uses the compare source's table (compareScenario).
 	compare bool
+	// wide uses the long-endpoint table (wideScenario).
+	wide bool
 	// notice is a banner set on the engine (why auto chose capture).
 	notice string
 	opts   func(o *Options, dir string)
@@ -56,6 +58,9 @@ var goldenCases = []goldenCase{
 	{name: "ascii", opts: func(o *Options, dir string) { o.ASCII = true }},
 	{name: "compare", compare: true},
 	{name: "compare_detail", compare: true, keys: []string{"down", "down", "down", "enter"}},
+	{name: "wide", wide: true, notice: "showing conntop's own capture: kernel conntrack is not active here (details)"},
+	{name: "wide_nat_detail", wide: true, keys: []string{"down", "enter"}},
+	{name: "wide_transitions", wide: true, keys: []string{"t"}},
 }
 
 // TestGolden drives the Model through Bubble Tea (teatest) at 80x24 and
@@ -72,6 +77,9 @@ func TestGolden(t *testing.T) {
 				}
 				if gc.compare {
 					evs = compareScenario()
+				}
+				if gc.wide {
+					evs = wideScenario()
 				}
 				eng := newEngine(t, evs)
 				if gc.notice != "" {

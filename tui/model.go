@@ -175,6 +175,9 @@ type Model struct {
 	// only changes with the width.
 	hints      string
 	hintsWidth int
+
+	// hdr is the header (with its notices), laid out at the last refresh.
+	hdr []string
 }
 
 var _ tea.Model = (*Model)(nil)
@@ -291,11 +294,16 @@ func (m *Model) refresh() {
 	m.version = m.eng.Version()
 	m.status = m.eng.Status()
 	m.now = m.opts.Now()
-	limit := max(1, m.tableRows())
-	m.queryTable(limit)
 	m.eng.View(func(s *store.Store) {
 		m.sum = s.Summary()
 		m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
+	})
+	m.sum.Table.InvalidReasons = nil // not shown; do not keep the store's map
+	m.updateRates()
+	m.buildHeader()
+	limit := max(1, m.tableRows())
+	m.queryTable(limit)
+	m.eng.View(func(s *store.Store) {
 		switch m.view {
 		case viewDetail:
 			m.detail, m.detailOK = store.Detail{}, false
@@ -310,8 +318,6 @@ func (m *Model) refresh() {
 			m.groupSel = max(0, min(m.groupSel, len(m.groups)-1))
 		}
 	})
-	m.sum.Table.InvalidReasons = nil // not shown; do not keep the store's map
-	m.updateRates()
 }
 
 // matcher returns the filter in use as a store.Matcher (nil = all).

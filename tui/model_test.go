@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +317,70 @@ func TestEscapesHostileStrings(t *testing.T) {
 		out := drive(t, m, 200, 50, keys...)
 		if strings.Contains(out, "\x1b[31m") {
 			t.Fatalf("%v: raw escape from the kernel reached the frame", keys)
+		}
+	}
+}
+
+// Test80x24 is the terminal people open over SSH: with two notices in the
+// header, at least 15 flow rows are shown, every IPv4 endpoint with its
+// port in full, IPv6 shortened in the middle with its port, no header
+// figure cut, and every notice on one line.
+func Test80x24(t *testing.T) {
+	eng := newEngine(t, wideScenario())
+	eng.SetNotice(strings.Repeat("a long notice about the source that goes on and on ", 4))
+	m := New(eng, testOptions())
+	out := ansi.Strip(drive(t, m, 80, 24))
+	lines := strings.Split(out, "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	rows := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "EST ") || strings.HasPrefix(l, "NEW ") {
+			rows++
+		}
+	}
+	if rows < 15 {
+		t.Fatalf("%d flow rows at 80x24, want at least 15:\n%s", rows, out)
+	}
+	for i := range m.res.Rows[:rows] {
+		f := &m.res.Rows[i].Flow
+		src, dst := f.Orig.Src.String(), f.Orig.Dst.String()
+		sp, dp := ":"+strconv.Itoa(int(f.Orig.SrcPort)), ":"+strconv.Itoa(int(f.Orig.DstPort))
+		if f.Family == flow.FamilyIPv6 {
+			src, dst = "]", "]"
+		}
+		if !strings.Contains(out, src+sp+" ") || !strings.Contains(out, dst+dp+" ") {
+			t.Errorf("row %d: %s%s or %s%s not in full:\n%s", i, src, sp, dst, dp, out)
+		}
+	}
+	if !strings.Contains(out, "a long notice about the source that goes on and on a long") || !strings.Contains(out, "(? more)") {
+		t.Errorf("the long notice is not shortened to one line:\n%s", out)
+	}
+	// The help page has it whole.
+	help := ansi.Strip(drive(t, m, 80, 24, "?"))
+	if strings.Count(help, "goes on and on") < 4 {
+		t.Errorf("the help page lacks the whole notice:\n%s", help)
+	}
+}
+
+// TestHeaderWrapsAtFields: big counters wrap at field boundaries; no line
+// ends inside a number.
+func TestHeaderWrapsAtFields(t *testing.T) {
+	items := []item{{"drop 1,234,567 +12k/s", "drop 1,234,567 +12k/s", nil}, {"early_drop 7,654,321", "early 7,654,321", nil},
+		{"insert_failed 99,999", "ins_fail 99,999", nil}, {"invalid 123,456,789", "inval 123,456,789", nil}, {"lost 1", "lost 1", nil}}
+	lines := wrapItems(40, items)
+	if len(lines) < 2 {
+		t.Fatalf("no wrap: %q", lines)
+	}
+	for _, l := range lines {
+		if len(l) > 40 {
+			t.Fatalf("line longer than 40: %q", l)
+		}
+		for _, it := range items {
+			if strings.Contains(l, strings.Fields(it.short)[0]+" ") && !strings.Contains(l, it.short) {
+				t.Fatalf("item %q cut in %q", it.short, l)
+			}
 		}
 	}
 }

@@ -184,8 +184,19 @@ func (m *Model) transitionLines(n int) []string {
 	}
 	end := len(m.events) - m.evScroll
 	start := max(0, end-room)
+	// Endpoints other than IPv6 are never cut: the columns are as wide as
+	// the widest shown (IPv6 is shortened in the middle).
+	epw := 24
+	if m.w < 110 {
+		epw = endpointMin
+		for i := start; i < end; i++ {
+			if f := &m.events[i].Flow; f.Family != flow.FamilyIPv6 {
+				epw = max(epw, min(endpointMax4, m.endpointWidth(f.Proto, f.Orig, true)), min(endpointMax4, m.endpointWidth(f.Proto, f.Orig, false)))
+			}
+		}
+	}
 	for i := start; i < end; i++ {
-		out = append(out, m.eventLine(&m.events[i]))
+		out = append(out, m.eventLine(&m.events[i], epw))
 	}
 	if len(m.events) == 0 {
 		out = append(out, st.dim.Render("waiting for events…"))
@@ -193,7 +204,7 @@ func (m *Model) transitionLines(n int) []string {
 	return out
 }
 
-func (m *Model) eventLine(e *store.EventRecord) string {
+func (m *Model) eventLine(e *store.EventRecord, epw int) string {
 	st := &m.st
 	var typ string
 	switch e.Type {
@@ -211,12 +222,12 @@ func (m *Model) eventLine(e *store.EventRecord) string {
 	f := &e.Flow
 	// On narrow terminals the line drops the milliseconds and tightens the
 	// columns so that the state change at its end stays visible.
-	ts, epw, pw, phSep := e.Time.Format(stamp), 24, 6, " "+st.arrow+" "
+	ts, pw, phSep := e.Time.Format(stamp), 6, " "+st.arrow+" "
 	if m.w < 110 {
-		ts, epw, pw, phSep = e.Time.Format("15:04:05"), 17, 4, st.arrow
+		ts, pw, phSep = e.Time.Format("15:04:05"), 4, st.arrow
 	}
-	src := widget.Fit(m.endpoint(f.Proto, f.Orig, true), epw, false, st.ellipsis)
-	dst := widget.Fit(m.endpoint(f.Proto, f.Orig, false), epw, false, st.ellipsis)
+	src := fitEndpoint(m.endpoint(f.Proto, f.Orig, true), epw, st.ellipsis)
+	dst := fitEndpoint(m.endpoint(f.Proto, f.Orig, false), epw, st.ellipsis)
 	ph := phaseName(e.From) + phSep + phaseName(e.To)
 	if e.From == e.To {
 		ph = phaseName(e.To)

@@ -37,7 +37,7 @@ func (m *Model) render() string {
 		return ""
 	}
 	lines := make([]string, 0, m.h)
-	lines = append(lines, m.headerLines()...)
+	lines = append(lines, m.hdr...)
 	lines = append(lines, m.filterLines()...)
 	body := m.bodyRows()
 	if body > 0 {
@@ -72,10 +72,13 @@ func (m *Model) render() string {
 // bodyRows is the height of the page between the filter line and the
 // footer.
 func (m *Model) bodyRows() int {
-	return max(0, m.h-headerFixed-len(m.banners())-m.filterHeight()-len(m.footer()))
+	return max(0, m.h-len(m.hdr)-m.filterHeight()-len(m.footer()))
 }
 
-const headerFixed = 4
+// minTableRows is how many flow rows the header leaves at least (at 80x24
+// too): header figures that would wrap beyond it are left out, at their
+// boundaries.
+const minTableRows = 15
 
 func (m *Model) filterHeight() int {
 	if m.mode == modeFilter && (m.filterErr != nil || m.otherErr != "") {
@@ -84,45 +87,76 @@ func (m *Model) filterHeight() int {
 	return 1
 }
 
-// banners are the conditional header lines, loudest first.
-func (m *Model) banners() []string {
-	var b []string
+// notice is a condition the header reports in one line; its details are
+// on the help page.
+type notice struct {
+	style         lipgloss.Style
+	short, detail string
+}
+
+// notices are the conditional header lines, loudest first.
+func (m *Model) notices() []notice {
+	var b []notice
 	t := m.sum.Table
 	if !m.dropAt.IsZero() && m.now.Sub(m.dropAt) < loudFor {
 		msg := fmt.Sprintf(" !! TABLE FULL: PACKETS DROPPED  drop %s (+%s/s)  early_drop %s (+%s/s)  new connections are being refused !! ",
 			widget.Count(t.Drop), widget.SI(m.statRate[0]), widget.Count(t.EarlyDrop), widget.SI(m.statRate[1]))
-		b = append(b, m.st.loud.Render(widget.Fit(msg, max(m.w, 1), false, m.st.ellipsis)))
+		b = append(b, notice{m.st.loud, msg, ""})
 	}
 	if m.status.Err != nil {
-		b = append(b, m.wrapBanner(m.st.errText, "source stopped: "+termsafe.Escape(m.status.Err.Error()))...)
+		b = append(b, notice{m.st.errText, "source stopped: " + termsafe.Escape(m.status.Err.Error()), ""})
 	}
 	if !t.Time.IsZero() && !t.Accounting {
-		b = append(b, m.wrapBanner(m.st.warn, "accounting is off: no byte/packet counters. Turn it on: sysctl -w net.netfilter.nf_conntrack_acct=1")...)
+		b = append(b, notice{m.st.warn, "accounting is off: no byte/packet counters",
+			"accounting is off: no byte/packet counters. Turn it on: sysctl -w net.netfilter.nf_conntrack_acct=1"})
 	}
 	if m.status.Notice != "" {
-		b = append(b, m.wrapBanner(m.st.notice, termsafe.Escape(m.status.Notice))...)
+		b = append(b, notice{m.st.notice, termsafe.Escape(m.status.Notice), ""})
 	}
 	return b
 }
 
-// wrapBanner word-wraps a banner to the terminal's width, on up to four
-// lines (one on a short terminal), so that its advice is not cut off.
-func (m *Model) wrapBanner(style lipgloss.Style, text string) []string {
-	if m.w <= 0 || lipgloss.Width(text) <= m.w {
-		return []string{style.Render(text)}
+// banners renders the notices one line each: a text longer than the
+// width is cut at its first clause (or a word) and points to the help
+// page, which shows it whole. The loud table-full line is cut as it is.
+func (m *Model) banners() []string {
+	ns := m.notices()
+	out := make([]string, 0, len(ns))
+	for i, n := range ns {
+		text := n.short
+		loud := i == 0 && !m.dropAt.IsZero() && m.now.Sub(m.dropAt) < loudFor
+		if !loud && (n.detail != "" || lipgloss.Width(text) > m.w) {
+			text = shortNotice(text, m.w-len(helpPointer)) + helpPointer
+		}
+		out = append(out, n.style.Render(widget.Fit(text, max(m.w, 1), false, m.st.ellipsis)))
 	}
-	maxLines := 4
-	if m.h < 20 {
-		maxLines = 1
+	return out
+}
+
+// helpPointer ends a shortened notice.
+const helpPointer = "  (? more)"
+
+// shortNotice cuts text to w cells at the end of its first clause (before
+// " (", ". ", "; ") when that fits, else at a word.
+func shortNotice(text string, w int) string {
+	if w <= 0 || lipgloss.Width(text) <= w {
+		return text
 	}
-	lines := strings.Split(lipgloss.NewStyle().Width(m.w).Render(text), "\n")
-	if len(lines) > maxLines {
-		lines = lines[:maxLines]
+	for _, sep := range []string{" (", ". ", "; ", ": "} {
+		if i := strings.Index(text, sep); i > 0 && lipgloss.Width(text[:i]) <= w {
+			return text[:i]
+		}
 	}
-	for i, l := range lines {
-		lines[i] = style.Render(strings.TrimRight(l, " "))
+	cut := ansi.Truncate(text, w, "")
+	if i := strings.LastIndexByte(cut, ' '); i > w/2 {
+		cut = cut[:i]
 	}
-	return lines
+	return cut
+}
+
+// buildHeader lays out the header for the current size and data.
+func (m *Model) buildHeader() {
+	m.hdr = m.headerLines()
 }
 
 func (m *Model) headerLines() []string {
@@ -191,7 +225,7 @@ func (m *Model) headerLines() []string {
 
 	// Line 3: churn and what the table holds; line 4: the kernel's counters
 	// with their rates. Each item has a short form for narrow terminals.
-	l3 := joinFit(m.w, []item{
+	l3 := wrapItems(m.w, []item{
 		{"new " + widget.SI(sum.NewRate) + "/s", "new " + widget.SI(sum.NewRate) + "/s", nil},
 		{"destroy " + widget.SI(sum.DestroyRate) + "/s", "del " + widget.SI(sum.DestroyRate) + "/s", nil},
 		{"update " + widget.SI(sum.UpdateRate) + "/s", "upd " + widget.SI(sum.UpdateRate) + "/s", nil},
@@ -235,10 +269,17 @@ func (m *Model) headerLines() []string {
 	if t.Undecodable > 0 {
 		items = append(items, item{"undecodable " + widget.Count(t.Undecodable), "undec " + widget.Count(t.Undecodable), &st.errText})
 	}
-	l4 := joinFit(m.w, items)
+	l4 := wrapItems(m.w, items)
 
-	out := []string{l1, l2.String(), l3, l4}
-	return append(out, m.banners()...)
+	// Wrapped figures take lines only while the table keeps minTableRows.
+	banners := m.banners()
+	spare := m.h - (2 + 2 + len(banners) + m.filterHeight() + len(m.footer()) + 1 + minTableRows)
+	extra3 := min(len(l3)-1, max(0, spare))
+	extra4 := min(len(l4)-1, max(0, spare-extra3))
+	out := []string{l1, l2.String()}
+	out = append(out, l3[:1+extra3]...)
+	out = append(out, l4[:1+extra4]...)
+	return append(out, banners...)
 }
 
 // item is one figure of a header line, in a long and a short form.
@@ -247,9 +288,10 @@ type item struct {
 	style       *lipgloss.Style
 }
 
-// joinFit joins items with two spaces when the line fits in w columns, else
-// their short forms with one space (the end may still be cut by the frame).
-func joinFit(w int, items []item) string {
+// wrapItems joins items with two spaces when they fit in one line of w
+// columns, else their short forms with one space, wrapped at item
+// boundaries: a figure is never cut.
+func wrapItems(w int, items []item) []string {
 	width := 0
 	for i, it := range items {
 		if i > 0 {
@@ -261,21 +303,30 @@ func joinFit(w int, items []item) string {
 	if w > 0 && width > w {
 		sep, long = " ", false
 	}
+	var lines []string
 	var b strings.Builder
-	for i, it := range items {
-		if i > 0 {
-			b.WriteString(sep)
-		}
+	used := 0
+	for _, it := range items {
 		s := it.short
 		if long {
 			s = it.long
 		}
+		if used > 0 && w > 0 && used+len(sep)+len(s) > w {
+			lines = append(lines, b.String())
+			b.Reset()
+			used = 0
+		}
+		if used > 0 {
+			b.WriteString(sep)
+			used += len(sep)
+		}
+		used += len(s)
 		if it.style != nil {
 			s = it.style.Render(s)
 		}
 		b.WriteString(s)
 	}
-	return b.String()
+	return append(lines, b.String())
 }
 
 // timeToFull estimates when the table reaches its limit from the growth
@@ -330,7 +381,11 @@ func (m *Model) filterLines() []string {
 		if m.exportCSV {
 			f = "csv"
 		}
-		return []string{st.key.Render("export "+f+" (tab: json/csv, enter: write, esc: cancel) to: ") + m.edit.render(st)}
+		prompt := "export " + f + " (tab: json/csv, enter: write, esc: cancel) to: "
+		if len(prompt)+len(m.edit.value())+1 > m.w {
+			prompt = "export " + f + " (tab: csv/json) to: "
+		}
+		return []string{st.key.Render(prompt) + m.edit.render(st)}
 	case modeConfirmDelete:
 		what := "the selected flow"
 		if m.deleteAll {
@@ -413,7 +468,23 @@ func (m *Model) helpModel() help.Model {
 func (m *Model) helpLines(n int) []string {
 	h := m.helpModel()
 	h.SetWidth(0) // each group whole; the groups are laid out below
-	out := []string{m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)"), ""}
+	var out []string
+	// The notices in full (the header shows one line of each).
+	for _, n := range m.notices() {
+		text := n.detail
+		if text == "" {
+			text = n.short
+		}
+		style := lipgloss.NewStyle()
+		if m.w > 0 {
+			style = style.Width(m.w)
+		}
+		out = append(out, strings.Split(style.Render(strings.TrimSpace(text)), "\n")...)
+	}
+	if len(out) > 0 {
+		out = append(out, "")
+	}
+	out = append(out, m.st.title.Render("Keys")+m.st.dim.Render("  (? or esc closes)"), "")
 	// Key groups side by side, as many as fit, then the next row: every key
 	// is shown at 80 columns too.
 	var row []string

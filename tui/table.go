@@ -33,7 +33,22 @@ const (
 var colTitles = [numCols]string{"STATE", "K/W", "TCP", "PROTO", "SOURCE", "DESTINATION", "REPLY (NAT)", "PACKETS o/r", "BYTES o/r", "RATE", "AGE", "TTL", "MARK/ZONE", "PROCESS"}
 
 // colPrio is the order in which columns get room, most important first.
-var colPrio = []int{colState, colSeen, colProto, colSrc, colDst, colTCP, colTTL, colBytes, colAge, colPkts, colRate, colProc, colReply, colMark}
+// Addresses come before every figure: a narrow terminal drops TTL and age
+// before it would cut an address.
+var colPrio = []int{colState, colSeen, colProto, colSrc, colDst, colTCP, colBytes, colTTL, colAge, colPkts, colRate, colProc, colReply, colMark}
+
+// foldWidth is the terminal width below which the TCP state folds into the
+// state column ("EST TIME_WAIT") instead of a column of its own.
+const foldWidth = 120
+
+// Endpoint column widths: the narrowest an endpoint column gets (so short
+// addresses do not make the layout jump), and the widest an endpoint that
+// is not IPv6 may need (ICMP "255.255.255.255 id 65535"; a port name may
+// be longer and is then cut).
+const (
+	endpointMin  = 15
+	endpointMax4 = 24
+)
 
 // colRight says which columns are right-aligned (numbers).
 var colRight = [numCols]bool{colPkts: true, colBytes: true, colRate: true, colAge: true, colTTL: true}
@@ -62,11 +77,21 @@ func (m *Model) layout() []int {
 		colMark:  {Width: 11, Hidden: true},
 		colProc:  {Width: 18, Hidden: m.resolver == nil},
 	}
-	if m.w >= 120 {
+	if m.w >= foldWidth {
 		cols[colState].Width = 11
+	} else {
+		cols[colState].Width = foldedStateWidth
+		cols[colTCP].Hidden = true
 	}
+	// An endpoint that is not IPv6 is never cut: the column is at least as
+	// wide as the widest one shown (IPv6 is shortened in the middle).
+	srcNeed, dstNeed := endpointMin, endpointMin
 	for i := range m.res.Rows {
 		f := &m.res.Rows[i].Flow
+		if f.Family != flow.FamilyIPv6 {
+			srcNeed = max(srcNeed, min(endpointMax4, m.endpointWidth(f.Proto, f.Orig, true)))
+			dstNeed = max(dstNeed, min(endpointMax4, m.endpointWidth(f.Proto, f.Orig, false)))
+		}
 		if f.Mark != 0 || f.Zone != 0 {
 			cols[colMark].Hidden = false
 		}
@@ -78,7 +103,13 @@ func (m *Model) layout() []int {
 			cols[colReply].Hidden = false
 		}
 	}
+	cols[colSrc].Min, cols[colDst].Min = srcNeed, dstNeed
 	return widget.Layout(cols, colPrio, m.w)
+}
+
+// endpointWidth is the display width of an endpoint cell.
+func (m *Model) endpointWidth(proto uint8, t flow.Tuple, src bool) int {
+	return len(m.endpoint(proto, t, src)) // addresses, digits and escaped names: one byte a cell
 }
 
 // procColumnShown reports whether the table has room for the process
@@ -106,7 +137,11 @@ func (m *Model) tableLines(n int) []string {
 		}
 		first = false
 		title := colTitles[c]
-		if sortCol[m.sortKey] == c {
+		sc := sortCol[m.sortKey]
+		if sc == colTCP && widths[colTCP] == 0 {
+			sc = colState // the TCP state is folded into the state column
+		}
+		if sc == c {
 			dir := st.up
 			if m.desc {
 				dir = st.down
@@ -141,7 +176,12 @@ func (m *Model) tableLines(n int) []string {
 				b.WriteByte(' ')
 			}
 			first = false
-			cell := widget.Fit(cells[c], widths[c], colRight[c], st.ellipsis)
+			var cell string
+			if c == colSrc || c == colDst {
+				cell = fitEndpoint(cells[c], widths[c], st.ellipsis)
+			} else {
+				cell = widget.Fit(cells[c], widths[c], colRight[c], st.ellipsis)
+			}
 			if c == colState && !selected && !r.Destroyed {
 				cell = st.state[min(int(r.Flow.State()), 2)].Render(cell)
 			}
@@ -164,6 +204,55 @@ func (m *Model) tableLines(n int) []string {
 
 var shortState = [3]string{"NEW", "EST", "REL"}
 
+// foldedTCP names TCP states in at most 9 cells for the folded state
+// column; the others keep the kernel's names.
+var foldedTCP = map[flow.TCPState]string{flow.TCPEstablished: "ESTAB", flow.TCPCloseWait: "CLOSE_WT"}
+
+// foldedStateWidth fits "EST " and a folded TCP state name.
+const foldedStateWidth = 13
+
+// foldedState is the state cell when the TCP state folds into it:
+// "EST TIME_WAIT", or "NEW" for a flow without TCP state.
+func foldedState(f *flow.Flow) string {
+	stt := f.State()
+	s := "?"
+	if int(stt) < len(shortState) {
+		s = shortState[stt]
+	}
+	if f.Proto != flow.ProtoTCP {
+		return s
+	}
+	if n, ok := foldedTCP[f.TCPState]; ok {
+		return s + " " + n
+	}
+	return s + " " + f.TCPState.String()
+}
+
+// fitEndpoint fits an endpoint cell into w cells. Text that is too long is
+// cut in the middle of the address, so that the port (or ICMP id, type and
+// code) at its end stays: "[fd00:…:9abc]:443".
+func fitEndpoint(s string, w int, ellipsis string) string {
+	if len(s) <= w || w < 8 {
+		return widget.Fit(s, w, false, ellipsis)
+	}
+	// The part kept whole at the end: "]:port" or " id N" / " T/C".
+	cut := strings.LastIndex(s, "]:")
+	if cut < 0 {
+		cut = strings.IndexByte(s, ' ')
+	}
+	if cut < 0 {
+		return widget.Fit(s, w, false, ellipsis)
+	}
+	head, tail := s[:cut], s[cut:]
+	room := w - len(tail) - 1 // one cell for the ellipsis
+	if room < 4 {
+		return widget.Fit(s, w, false, ellipsis)
+	}
+	front := (room + 1) / 2
+	back := room - front
+	return widget.Fit(head[:front]+ellipsis+head[len(head)-back:]+tail, w, false, ellipsis)
+}
+
 // rowCells formats the visible cells of one row (plain text, escaped).
 func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
 	f := &r.Flow
@@ -171,9 +260,12 @@ func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
 		cells[c] = ""
 	}
 	stt := f.State()
-	if widths[colState] >= 11 {
+	switch {
+	case widths[colTCP] == 0 && widths[colState] > 0:
+		cells[colState] = foldedState(f)
+	case widths[colState] >= 11:
 		cells[colState] = stt.String()
-	} else if int(stt) < len(shortState) {
+	case int(stt) < len(shortState):
 		cells[colState] = shortState[stt]
 	}
 	if f.Proto == flow.ProtoTCP {

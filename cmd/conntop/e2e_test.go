@@ -34,6 +34,8 @@ import (
 
 const (
 	e2eWidth, e2eHeight = 160, 40
+	// The TUI test runs in the terminal people open over SSH.
+	tuiWidth, tuiHeight = 80, 24
 	screenWait          = 15 * time.Second
 	tmuxTimeout         = 10 * time.Second
 )
@@ -260,9 +262,9 @@ func TestE2ETUIInTmux(t *testing.T) {
 	// readable.
 	cmdline := fmt.Sprintf("stty -g > %s; %s --netns %s; echo conntop-exit=$?; stty -g > %s; exec sleep 300",
 		shellQuote(before), shellQuote(bin), shellQuote(srv.Name), shellQuote(after))
-	s := startTmux(t, e2eWidth, e2eHeight, workDir, cmdline)
+	s := startTmux(t, tuiWidth, tuiHeight, workDir, cmdline)
 
-	// 1. The table with every flow of the namespace.
+	// 1. The table with every flow of the namespace, every port in full.
 	scr := s.waitText("conntop conntrack live", "filter: none", "10.99.11.1:5353")
 	for _, c := range clients {
 		if !strings.Contains(scr, c) {
