@@ -137,7 +137,13 @@ type Model struct {
 	prevStats flow.TableStats
 	statRate  [6]float64 // drop, early_drop, insert_failed, invalid, search_restart, error per second
 	dropAt    time.Time
+
+	// Pause: the still picture (nil while it is being taken) and how many
+	// flow events arrived since.
 	paused    bool
+	frozen    *frozenTable
+	waiting   uint64
+	maxFrozen int
 
 	detail   store.Detail
 	detailOK bool
@@ -196,6 +202,7 @@ func New(eng *engine.Engine, opts Options) *Model {
 		dirty:     true,
 		selIdx:    0,
 		byIndex:   true,
+		maxFrozen: maxFrozen,
 	}
 	if !opts.NoProcs {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
@@ -235,7 +242,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.statusMsg = ""
 			m.dirty = true
 		}
-		if !m.paused && (m.eng.Version() != m.version || !m.refreshed) {
+		switch {
+		case m.paused && m.frozen != nil && m.eng.Version() != m.version:
+			m.countWaiting()
+		case !m.paused && (m.eng.Version() != m.version || !m.refreshed):
 			m.refresh()
 		}
 		return m, tea.Batch(m.tick(), m.askProcs())
@@ -244,6 +254,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.refresh()
 		m.dirty = true
 		return m, tea.Batch(cmd, m.askProcs())
+	case FrozenMsg:
+		if m.paused && m.frozen == nil {
+			m.frozen = msg.Table
+			m.refresh()
+		}
 	case ExportDoneMsg:
 		m.exportBusy = false
 		if msg.Err != nil {
@@ -287,9 +302,42 @@ func (m *Model) setStatus(isErr bool, format string, args ...any) {
 	m.dirty = true
 }
 
-// refresh reads what the current view needs from the engine.
+// countWaiting counts the flow events that arrived since the pause.
+func (m *Model) countWaiting() {
+	m.version = m.eng.Version()
+	var n uint64
+	m.eng.View(func(s *store.Store) {
+		sum := s.Summary()
+		n = eventCount(&sum)
+	})
+	m.waiting = n - min(n, m.frozen.events)
+	m.buildHeader()
+	m.dirty = true
+}
+
+// refresh reads what the current view needs from the engine; while paused
+// it lays out the still picture again (after a key or a resize) and reads
+// nothing new.
 func (m *Model) refresh() {
 	m.dirty = true
+	if m.paused {
+		m.buildHeader()
+		m.queryTable(max(1, m.tableRows()))
+		if m.view == viewDetail && m.sel != nil && m.frozen != nil {
+			if r, ok := m.frozen.find(*m.sel); ok {
+				if m.detail.Flow.Key() != *m.sel {
+					m.detail.History = nil // recorded live only
+				}
+				m.detail.Row, m.detailOK = r, true
+			}
+		}
+		if m.view == viewGroups {
+			// Groups are counted on the live table.
+			m.eng.View(func(s *store.Store) { m.groups = s.Groups(m.groupBy, m.matcher(), maxGroups) })
+			m.groupSel = max(0, min(m.groupSel, len(m.groups)-1))
+		}
+		return
+	}
 	m.refreshed = true
 	m.version = m.eng.Version()
 	m.status = m.eng.Status()
@@ -328,9 +376,22 @@ func (m *Model) matcher() store.Matcher {
 	return m.filter
 }
 
+// querier answers table queries: the live table (engine.Viewer) or the
+// still picture of a pause (frozenTable).
+type querier interface {
+	Query(q store.Query) store.Result
+}
+
 // queryTable fetches the visible window, keeping the selection on the same
 // flow when it can, else on the same row number.
 func (m *Model) queryTable(limit int) {
+	var src querier = m.viewer
+	if m.paused {
+		if m.frozen == nil {
+			return // the picture is being taken: keep the rows shown
+		}
+		src = m.frozen
+	}
 	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Limit: limit}
 	if m.follow {
 		m.byIndex = true
@@ -340,7 +401,7 @@ func (m *Model) queryTable(limit int) {
 		q.Offset = m.offset
 		sel := *m.sel
 		q.Select = &sel
-		res := m.viewer.Query(q)
+		res := src.Query(q)
 		if res.SelectedIndex >= 0 {
 			m.res = res
 			m.selIdx, m.offset = res.SelectedIndex, res.Offset
@@ -353,7 +414,7 @@ func (m *Model) queryTable(limit int) {
 	// First learn how many rows match, then place the window around the
 	// wanted row.
 	q.Offset = m.offset
-	res := m.viewer.Query(q)
+	res := src.Query(q)
 	if res.Matched == 0 {
 		m.res, m.sel, m.selIdx, m.offset = res, nil, 0, 0
 		return
@@ -367,7 +428,7 @@ func (m *Model) queryTable(limit int) {
 	}
 	if off != res.Offset {
 		q.Offset = off
-		res = m.viewer.Query(q)
+		res = src.Query(q)
 	}
 	m.res = res
 	m.offset = res.Offset
@@ -538,6 +599,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.help = true
 	case key.Matches(msg, k.Pause):
 		m.paused = !m.paused
+		m.frozen, m.waiting = nil, 0
+		if m.paused {
+			q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Offset: m.offset, Select: m.sel}
+			return freezeCmd(m.eng, q, m.selIdx, m.maxFrozen)
+		}
 	case key.Matches(msg, k.Filter):
 		m.mode = modeFilter
 		m.savedTyped = m.typed

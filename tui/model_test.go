@@ -384,3 +384,91 @@ func TestHeaderWrapsAtFields(t *testing.T) {
 		}
 	}
 }
+
+// TestPauseStillPicture: while paused, events change the engine but not
+// the rows; moving the selection, sorting and filtering work on the
+// frozen table; the header counts the changes waiting; resume catches up.
+func TestPauseStillPicture(t *testing.T) {
+	eng := newEngine(t, scenario())
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30)
+	_, cmd := m.Update(press("p"))
+	m.Update(runCmd(t, cmd))
+	if m.frozen == nil || len(m.frozen.rows) != 7 || m.frozen.partial {
+		t.Fatalf("frozen: %v", m.frozen != nil)
+	}
+	before := ansi.Strip(m.View().Content)
+	rowsBefore := tableLinesOf(before)
+
+	// A new flow sorted first, an update and a destroy of shown flows.
+	early := tcpFlow(99, "10.0.0.0", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
+	gone := tcpFlow(1, "10.0.0.1", 40000, "10.0.0.2", 21, flow.TCPEstablished, flow.StatusSeenReply|flow.StatusAssured)
+	eng.Apply([]flow.Event{
+		{Type: flow.EventNew, Time: t0, Flow: early},
+		{Type: flow.EventDestroy, Time: t0, Flow: gone},
+	})
+	m.Update(tickMsg(t0))
+	after := ansi.Strip(m.View().Content)
+	if got := tableLinesOf(after); strings.Join(got, "\n") != strings.Join(rowsBefore, "\n") {
+		t.Fatalf("rows changed while paused:\n%s\nthen\n%s", before, after)
+	}
+	if !strings.Contains(after, "PAUSED 2 changes waiting") {
+		t.Fatalf("header does not count the changes waiting:\n%s", after)
+	}
+	// Navigation, sort and filter on the frozen rows.
+	drive(t, m, 120, 30, "down", "down")
+	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 3 {
+		t.Fatalf("selection on %+v, want flow 3 (third oldest)", r.Flow.Orig)
+	}
+	drive(t, m, 120, 30, ">", ">", ">", ">") // sort by source
+	if m.res.Matched != 7 || m.res.Rows[0].Flow.ID == 99 {
+		t.Fatalf("sorted frozen table: matched %d, first %v", m.res.Matched, m.res.Rows[0].Flow.Orig)
+	}
+	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 3 {
+		t.Fatalf("selection moved off flow 3 when sorting: %+v", r.Flow.Orig)
+	}
+	drive(t, m, 120, 30, "/", "p", "o", "r", "t", " ", "2", "1", "enter")
+	if m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 1 || m.res.Rows[0].Destroyed {
+		t.Fatalf("filtered frozen table: %d rows, first %+v", m.res.Matched, m.res.Rows[0])
+	}
+	// Resume: the live table, with the new flow and without the destroyed
+	// one alive.
+	drive(t, m, 120, 30, "c", "p")
+	out := ansi.Strip(m.View().Content)
+	if strings.Contains(out, "PAUSED") || !strings.Contains(out, "10.0.0.0:1 ") {
+		t.Fatalf("after resume:\n%s", out)
+	}
+}
+
+// tableLinesOf returns the lines of a frame from the table's column header
+// down.
+func tableLinesOf(frame string) []string {
+	lines := strings.Split(frame, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "STATE") {
+			return lines[i:]
+		}
+	}
+	return nil
+}
+
+// TestPauseBigTable: a table larger than the freeze bound keeps the
+// matched rows around the selection, and the header says how many.
+func TestPauseBigTable(t *testing.T) {
+	eng := newEngine(t, wideScenario())
+	m := New(eng, testOptions())
+	m.maxFrozen = 6
+	drive(t, m, 120, 30, "down", "down", "down", "down", "down", "down", "down", "down", "down", "down")
+	sel, _ := m.selectedRow()
+	_, cmd := m.Update(press("p"))
+	m.Update(runCmd(t, cmd))
+	if m.frozen == nil || !m.frozen.partial || len(m.frozen.rows) != 6 || m.frozen.total != 20 {
+		t.Fatal("want a partial freeze of 6 of 20 rows")
+	}
+	if r, ok := m.selectedRow(); !ok || r.Flow.Key() != sel.Flow.Key() {
+		t.Fatal("the selection is not in the frozen rows")
+	}
+	if out := ansi.Strip(m.View().Content); !strings.Contains(out, "PAUSED (6 of 20 flows kept) 0 changes waiting") {
+		t.Fatalf("header:\n%s", out)
+	}
+}

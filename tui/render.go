@@ -180,7 +180,16 @@ func (m *Model) headerLines() []string {
 	}
 	l1 := st.title.Render("conntop") + " " + termsafe.Escape(src) + " " + st.dim.Render(state)
 	if m.paused {
-		l1 += " " + st.warn.Render("PAUSED")
+		p := "PAUSED"
+		switch {
+		case m.frozen == nil:
+		case m.frozen.partial:
+			p += " (" + widget.Count(uint64(len(m.frozen.rows))) + " of " + widget.Count(uint64(m.frozen.total)) + " flows kept)"
+		}
+		if m.frozen != nil {
+			p += " " + widget.Count(m.waiting) + " changes waiting"
+		}
+		l1 += " " + st.warn.Render(p) + st.dim.Render(" (p resumes)")
 	}
 	clock := m.now.Format("15:04:05")
 	l1 = padBetween(l1, clock, m.w)
