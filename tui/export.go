@@ -59,18 +59,19 @@ func (m *Model) keyExport(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// exportCmd writes the current filtered view in the background. The
-// snapshot is taken here, on the UI goroutine (the store's readers are not
-// meant to run concurrently with this Model's own queries); the command
-// captures only values, never the Model.
+// exportCmd writes the current filtered view in the background: the
+// snapshot is taken in the command, under the engine's lock, so Update
+// never copies the whole table. The command captures only values (the
+// filter is immutable), never the Model.
 func (m *Model) exportCmd(path string, csv bool) tea.Cmd {
-	snap := export.Snapshot{Time: m.opts.Now(), Source: m.eng.Status().Source}
-	m.eng.View(func(s *store.Store) {
-		snap.Flows = s.Snapshot(m.matcher())
-		snap.Table = s.Summary().Table
-	})
-	snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons)
+	eng, match, now := m.eng, m.matcher(), m.opts.Now()
 	return func() tea.Msg {
+		snap := export.Snapshot{Time: now, Source: eng.Status().Source}
+		eng.View(func(s *store.Store) {
+			snap.Flows = s.Snapshot(match)
+			snap.Table = s.Summary().Table
+			snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons)
+		})
 		err := export.WriteFile(path, export.FileOptions{}, func(w io.Writer) error {
 			if csv {
 				return export.WriteCSV(w, snap.Flows)

@@ -922,8 +922,7 @@ func (m *Model) startDelete(all bool) tea.Cmd {
 		return nil
 	}
 	if all {
-		n := 0
-		m.eng.View(func(s *store.Store) { n = len(s.Snapshot(m.matcher())) })
+		n := m.res.Matched // the count shown; the command deletes what matches then
 		if n == 0 {
 			m.setStatus(true, "no flows match the filter")
 			return nil
@@ -952,26 +951,41 @@ func (m *Model) keyConfirm(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	m.mode = modeNormal
-	var flows []flow.Flow
-	if m.deleteAll {
-		m.eng.View(func(s *store.Store) {
-			for _, f := range s.Snapshot(m.matcher()) {
-				if f.Status&flow.StatusDying == 0 {
-					flows = append(flows, f)
-				}
-			}
-		})
-	} else if r, ok := m.selectedRow(); ok && !r.Destroyed {
-		flows = []flow.Flow{r.Flow}
-	}
-	if len(flows) == 0 {
-		m.setStatus(true, "nothing left to delete")
-		return nil
+	var one *flow.Flow
+	if !m.deleteAll {
+		r, ok := m.selectedRow()
+		if !ok || r.Destroyed {
+			m.setStatus(true, "nothing left to delete")
+			return nil
+		}
+		one = &r.Flow
 	}
 	m.deleteBusy = true
-	m.setStatus(false, "deleting %d flows…", len(flows))
-	eng := m.eng
+	m.setStatus(false, "deleting…")
+	return deleteCmd(m.eng, m.matcher(), one)
+}
+
+// deleteCmd deletes one flow, or every live flow the filter matches (the
+// list is taken in the command, never in Update).
+func deleteCmd(eng *engine.Engine, match store.Matcher, one *flow.Flow) tea.Cmd {
+	var flows []flow.Flow
+	if one != nil {
+		flows = []flow.Flow{*one}
+	}
 	return func() tea.Msg {
+		if one == nil {
+			eng.View(func(s *store.Store) {
+				s.Walk(match, func(r *store.Row) bool {
+					if r.Flow.Status&flow.StatusDying == 0 {
+						flows = append(flows, r.Flow)
+					}
+					return true
+				})
+			})
+		}
+		if len(flows) == 0 {
+			return DeleteDoneMsg{}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 		defer cancel()
 		n, err := eng.Delete(ctx, flows)
