@@ -182,8 +182,10 @@ type Model struct {
 	hints      string
 	hintsWidth int
 
-	// hdr is the header (with its notices), laid out at the last refresh.
-	hdr []string
+	// hdr is the header (with its notices), laid out at the last refresh;
+	// tabX the columns of its view tabs (for the mouse).
+	hdr  []string
+	tabX [][2]int
 }
 
 var _ tea.Model = (*Model)(nil)
@@ -249,6 +251,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.refresh()
 		}
 		return m, tea.Batch(m.tick(), m.askProcs())
+	case tea.MouseClickMsg, tea.MouseWheelMsg:
+		m.handleMouse(msg.(tea.MouseMsg))
+		m.refresh()
+		return m, m.askProcs()
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
 		m.refresh()
@@ -787,20 +793,25 @@ func (m *Model) keyGroups(msg tea.KeyPressMsg) {
 	case key.Matches(msg, k.Back):
 		m.view = viewTable
 	case key.Matches(msg, k.Detail):
-		if m.groupSel < 0 || m.groupSel >= len(m.groups) {
-			return
-		}
-		g := m.groups[m.groupSel].Filter
-		typed := g
-		if t := strings.TrimSpace(m.typed); t != "" {
-			typed = "(" + t + ") and " + g
-		}
-		if m.applyTyped(typed) {
-			m.view = viewTable
-			m.byIndex, m.selIdx, m.offset = true, 0, 0
-		}
+		m.openGroup()
 	}
 	m.groupSel = max(0, m.groupSel)
+}
+
+// openGroup shows the table filtered to the selected group.
+func (m *Model) openGroup() {
+	if m.groupSel < 0 || m.groupSel >= len(m.groups) {
+		return
+	}
+	g := m.groups[m.groupSel].Filter
+	typed := g
+	if t := strings.TrimSpace(m.typed); t != "" {
+		typed = "(" + t + ") and " + g
+	}
+	if m.applyTyped(typed) {
+		m.view = viewTable
+		m.byIndex, m.selIdx, m.offset = true, 0, 0
+	}
 }
 
 func (m *Model) keyFilter(msg tea.KeyPressMsg) tea.Cmd {

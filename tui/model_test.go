@@ -14,6 +14,7 @@ import (
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
@@ -470,5 +471,95 @@ func TestPauseBigTable(t *testing.T) {
 	}
 	if out := ansi.Strip(m.View().Content); !strings.Contains(out, "PAUSED (6 of 20 flows kept) 0 changes waiting") {
 		t.Fatalf("header:\n%s", out)
+	}
+}
+
+// screenY returns the screen line of the first line of the frame that
+// contains text.
+func screenY(t *testing.T, m *Model, text string) (int, int) {
+	t.Helper()
+	for y, l := range strings.Split(ansi.Strip(m.View().Content), "\n") {
+		if x := strings.Index(l, text); x >= 0 {
+			return ansi.StringWidth(l[:x]), y
+		}
+	}
+	t.Fatalf("%q not on the screen:\n%s", text, ansi.Strip(m.View().Content))
+	return 0, 0
+}
+
+func click(m *Model, x, y int) {
+	m.Update(tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft})
+}
+
+// TestMouse sends Bubble Tea mouse messages: a click selects a row and a
+// second click opens it, the wheel scrolls, a click on a column title
+// sorts (again: reverses), a click on a view tab or a grouping opens it.
+func TestMouse(t *testing.T) {
+	eng := newEngine(t, wideScenario())
+	m := New(eng, testOptions())
+	drive(t, m, 80, 24)
+	if v := m.View(); v.MouseMode != tea.MouseModeCellMotion {
+		t.Fatalf("mouse mode %v", v.MouseMode)
+	}
+	x, y := screenY(t, m, "10.100.1.12:32222")
+	click(m, x, y)
+	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 12 || m.view != viewTable {
+		t.Fatalf("click selected %v (view %d)", r.Flow.Orig, m.view)
+	}
+	click(m, x, y)
+	if m.view != viewDetail || !strings.Contains(ansi.Strip(m.View().Content), "original   10.100.1.12:32222") {
+		t.Fatalf("second click did not open the detail:\n%s", ansi.Strip(m.View().Content))
+	}
+	drive(t, m, 80, 24, "esc")
+	m.Update(tea.MouseWheelMsg{X: x, Y: y, Button: tea.MouseWheelDown})
+	if r, _ := m.selectedRow(); r.Flow.ID != 15 {
+		t.Fatalf("wheel down: selected flow %d, want 15", r.Flow.ID)
+	}
+	m.Update(tea.MouseWheelMsg{X: x, Y: y, Button: tea.MouseWheelUp})
+	if r, _ := m.selectedRow(); r.Flow.ID != 12 {
+		t.Fatalf("wheel up: selected flow %d, want 12", r.Flow.ID)
+	}
+	// Sort by a click on a column title; a second click reverses.
+	hx, hy := screenY(t, m, "DESTINATION")
+	click(m, hx+2, hy)
+	if m.sortKey != store.SortDst || m.desc {
+		t.Fatalf("click on DESTINATION: sort %d desc %v", m.sortKey, m.desc)
+	}
+	click(m, hx+2, hy)
+	if m.sortKey != store.SortDst || !m.desc {
+		t.Fatalf("second click on DESTINATION: sort %d desc %v", m.sortKey, m.desc)
+	}
+	if !strings.Contains(ansi.Strip(m.View().Content), "sort destination ▼") {
+		t.Fatalf("sort not shown:\n%s", ansi.Strip(m.View().Content))
+	}
+	// View tabs.
+	tx, ty := screenY(t, m, "groups")
+	click(m, tx, ty)
+	if m.view != viewGroups {
+		t.Fatalf("click on the groups tab: view %d", m.view)
+	}
+	gx, gy := screenY(t, m, "source host")
+	click(m, gx+1, gy)
+	if m.groupBy != store.GroupSrcHost {
+		t.Fatalf("click on source host: grouping %d", m.groupBy)
+	}
+	lx, ly := screenY(t, m, "10.100.1.12 ")
+	click(m, lx, ly)
+	click(m, lx, ly)
+	if m.view != viewTable || m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 12 {
+		t.Fatalf("two clicks on a group: view %d, %d rows", m.view, m.res.Matched)
+	}
+	tx, ty = screenY(t, m, "transitions")
+	click(m, tx+1, ty)
+	if m.view != viewTransitions {
+		t.Fatalf("click on the transitions tab: view %d", m.view)
+	}
+	// --no-mouse: no mouse reporting asked of the terminal.
+	o := testOptions()
+	o.NoMouse = true
+	m = New(eng, o)
+	drive(t, m, 80, 24)
+	if v := m.View(); v.MouseMode != tea.MouseModeNone {
+		t.Fatalf("NoMouse: mouse mode %v", v.MouseMode)
 	}
 }

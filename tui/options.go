@@ -19,6 +19,9 @@ type Options struct {
 	// The NO_COLOR environment variable is honoured by the caller setting
 	// this, and by Bubble Tea's colour profile detection.
 	NoColor bool
+	// NoMouse leaves the mouse to the terminal (its own text selection):
+	// no clicks, no wheel.
+	NoMouse bool
 	// Filter is the initial filter expression.
 	Filter string
 	// ExportDir is where exports go by default (default: the current

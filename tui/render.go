@@ -25,6 +25,11 @@ func (m *Model) View() tea.View {
 	}
 	v := tea.NewView(m.frame)
 	v.AltScreen = true
+	if !m.opts.NoMouse {
+		// Clicks and the wheel only (no motion): with Options.NoMouse the
+		// terminal keeps its own text selection.
+		v.MouseMode = tea.MouseModeCellMotion
+	}
 	v.WindowTitle = "conntop"
 	return v
 }
@@ -192,7 +197,7 @@ func (m *Model) headerLines() []string {
 		l1 += " " + st.warn.Render(p) + st.dim.Render(" (p resumes)")
 	}
 	clock := m.now.Format("15:04:05")
-	l1 = padBetween(l1, clock, m.w)
+	l1 = m.withTabs(l1, clock)
 
 	// Line 2: the pressure gauge and the sparkline.
 	count := uint64(sum.Live)
@@ -289,6 +294,56 @@ func (m *Model) headerLines() []string {
 	out = append(out, l3[:1+extra3]...)
 	out = append(out, l4[:1+extra4]...)
 	return append(out, banners...)
+}
+
+// viewTabs are the pages a click on the header's tabs opens.
+var viewTabs = [...]struct {
+	name string
+	view viewKind
+}{{"flows", viewTable}, {"transitions", viewTransitions}, {"groups", viewGroups}}
+
+// withTabs ends the first header line with the view tabs (the current one
+// in brackets, so that it is told apart without colour) and the clock,
+// as far as they fit, and records where each tab is for the mouse.
+func (m *Model) withTabs(left, clock string) string {
+	m.tabX = m.tabX[:0]
+	cur := m.view
+	if cur == viewDetail {
+		cur = viewTable
+	}
+	var tabs strings.Builder
+	lw := lipgloss.Width(left) + 2
+	var spans [][2]int
+	x := 0
+	for i, t := range viewTabs {
+		s := " " + t.name + " "
+		if t.view == cur {
+			s = "[" + t.name + "]"
+		}
+		if i > 0 {
+			tabs.WriteByte(' ')
+			x++
+		}
+		spans = append(spans, [2]int{x, x + len(s)})
+		x += len(s)
+		if t.view == cur {
+			s = m.st.sel.Render(s)
+		}
+		tabs.WriteString(s)
+	}
+	right := tabs.String() + "  " + clock
+	rw := x + 2 + len(clock)
+	if lw+rw > m.w {
+		right, rw = tabs.String(), x
+		if lw+rw > m.w {
+			return padBetween(left, clock, m.w)
+		}
+	}
+	start := m.w - rw
+	for _, sp := range spans {
+		m.tabX = append(m.tabX, [2]int{start + sp[0], start + sp[1]})
+	}
+	return left + strings.Repeat(" ", start-lipgloss.Width(left)) + right
 }
 
 // item is one figure of a header line, in a long and a short form.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	ct "github.com/ti-mo/conntrack"
 
@@ -160,6 +161,34 @@ func (s *tmuxSession) waitText(texts ...string) string {
 	})
 }
 
+// mouseClick sends a left click (press and release) at screen cell x, y
+// (zero-based) as an SGR mouse sequence, as a terminal reports it.
+func (s *tmuxSession) mouseClick(x, y int) {
+	s.t.Helper()
+	s.typeText(fmt.Sprintf("\x1b[<0;%d;%dM\x1b[<0;%d;%dm", x+1, y+1, x+1, y+1))
+	time.Sleep(100 * time.Millisecond) // two clicks apart are two clicks, not a double click
+}
+
+// mouseWheel sends one wheel notch (up or down) at x, y.
+func (s *tmuxSession) mouseWheel(x, y int, up bool) {
+	s.t.Helper()
+	b := 65
+	if up {
+		b = 64
+	}
+	s.typeText(fmt.Sprintf("\x1b[<%d;%d;%dM", b, x+1, y+1))
+}
+
+// screenPos returns the cell (x, y) where text first appears on scr.
+func screenPos(scr, text string) (int, int) {
+	for y, l := range strings.Split(scr, "\n") {
+		if i := strings.Index(l, text); i >= 0 {
+			return utf8.RuneCountInString(l[:i]), y // the screen's characters are one cell each
+		}
+	}
+	return -1, -1
+}
+
 // shellQuote quotes s for sh.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -206,13 +235,34 @@ func rowSource(row string) string {
 	return ""
 }
 
-// sourcePort returns the port of an "addr:port" or "[v6]:port" column.
+// sourcePort returns the port of an "addr:port" or "[v6]:port" column
+// (an IPv6 address may be shortened in the middle: "[fd00…b::2]:55474";
+// the port is always whole).
 func sourcePort(col string) int {
 	ap, err := netip.ParseAddrPort(col)
+	if err == nil {
+		return int(ap.Port())
+	}
+	i := strings.LastIndex(col, "]:")
+	if i < 0 || !strings.HasPrefix(col, "[") {
+		return -1
+	}
+	p, err := strconv.ParseUint(col[i+2:], 10, 16)
 	if err != nil {
 		return -1
 	}
-	return int(ap.Port())
+	return int(p)
+}
+
+// clientWithPort returns the client endpoint ("addr:port") with source
+// port p.
+func clientWithPort(clients []string, p int) string {
+	for _, c := range clients {
+		if ap, err := netip.ParseAddrPort(c); err == nil && int(ap.Port()) == p {
+			return c
+		}
+	}
+	return ""
 }
 
 // e2eLab is two namespaces with conntrack active in srv and tracked TCP
@@ -267,6 +317,11 @@ func TestE2ETUIInTmux(t *testing.T) {
 	// 1. The table with every flow of the namespace, every port in full.
 	scr := s.waitText("conntop conntrack live", "filter: none", "10.99.11.1:5353")
 	for _, c := range clients {
+		// IPv4 endpoints in full; IPv6 may be shortened in the middle, its
+		// port whole.
+		if ap := netip.MustParseAddrPort(c); ap.Addr().Is6() {
+			c = "]:" + strconv.Itoa(int(ap.Port())) + " "
+		}
 		if !strings.Contains(scr, c) {
 			t.Errorf("client %s not on the first screen:\n%s", c, scr)
 		}
@@ -313,7 +368,7 @@ func TestE2ETUIInTmux(t *testing.T) {
 	}
 
 	// 4. Detail of the first row (Home, Enter), then back with Esc.
-	first := rowSource(tableRows(scr, " tcp ", ":8080")[0])
+	first := clientWithPort(clients, sourcePort(rowSource(tableRows(scr, " tcp ", ":8080")[0])))
 	s.keys("Home")
 	s.keys("Enter")
 	scr = s.waitText("original   "+first+" → ", "status     CONFIRMED SEEN_REPLY ASSURED", "timeline")
@@ -325,6 +380,39 @@ func TestE2ETUIInTmux(t *testing.T) {
 		return !strings.Contains(scr, "original   ") && strings.Contains(scr, "STATE") &&
 			strings.Contains(scr, "sort sport ▼")
 	})
+
+	// 4b. The mouse, as the terminal reports it (SGR mouse sequences): the
+	// program asked for mouse reporting; a click on a column title sorts,
+	// a click selects a row and a second click opens it, the wheel scrolls,
+	// a click on a view tab opens it.
+	if got := s.display("#{mouse_button_flag}#{mouse_sgr_flag}"); got != "11" {
+		t.Errorf("mouse reporting (button, sgr) = %q, want 11", got)
+	}
+	scr = s.screen()
+	x, y := screenPos(scr, "DESTINATION")
+	s.mouseClick(x+1, y)
+	scr = s.waitText("sort destination ▲")
+	x, y = screenPos(scr, ":8080 ")
+	rowPort := sourcePort(rowSource(strings.Split(scr, "\n")[y]))
+	s.mouseClick(x, y)
+	s.mouseClick(x, y)
+	s.waitText("original   "+clientWithPort(clients, rowPort)+" → ", "timeline")
+	s.keys("Escape")
+	scr = s.waitText("sort destination ▲", "DESTINATION")
+	x, y = screenPos(scr, ":8080 ")
+	s.keys("Home") // the first row
+	s.mouseWheel(x, y, false)
+	lastRow := tableRows(scr, " tcp ", ":8080")[3]
+	s.keys("Enter")
+	s.waitText("original   "+clientWithPort(clients, sourcePort(rowSource(lastRow)))+" → ", "timeline")
+	s.keys("Escape")
+	scr = s.waitText("DESTINATION")
+	x, y = screenPos(scr, " groups ")
+	s.mouseClick(x+2, y)
+	scr = s.waitText("[groups]", "destination port", "GROUP")
+	x, y = screenPos(scr, " flows ")
+	s.mouseClick(x+2, y)
+	s.waitText("[flows]", "DESTINATION")
 
 	// 5. A bad filter shows the error position; Esc keeps the previous one.
 	s.typeText("/")

@@ -41,6 +41,7 @@ type options struct {
 	// TUI.
 	refresh     time.Duration
 	ascii       bool
+	noMouse     bool
 	allowDelete bool
 	linger      time.Duration
 
@@ -97,6 +98,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.DurationVar(&o.refresh, "refresh", 250*time.Millisecond, "TUI frame interval (frame rate cap)")
 	fs.BoolVar(&o.ascii, "ascii", false, "TUI: ASCII instead of Unicode box drawing")
+	fs.BoolVar(&o.noMouse, "no-mouse", false, "TUI: leave the mouse to the terminal (its own text selection); no clicks or wheel")
 	fs.BoolVar(&o.allowDelete, "allow-delete", false, "TUI: allow deleting flows from the kernel table (asks first)")
 	fs.DurationVar(&o.linger, "linger", 5*time.Second, "how long destroyed flows stay visible")
 

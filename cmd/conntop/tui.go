@@ -37,6 +37,7 @@ func (env *runEnv) tuiOptions(eng *engine.Engine, readOnly bool) tui.Options {
 		AllowDelete: o.allowDelete && !readOnly,
 		ReadOnly:    readOnly,
 		ASCII:       o.ascii,
+		NoMouse:     o.noMouse,
 		NoColor:     os.Getenv("NO_COLOR") != "",
 		Filter:      o.filter,
 	}
