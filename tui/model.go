@@ -198,7 +198,7 @@ func New(eng *engine.Engine, opts Options) *Model {
 		viewer:    eng.NewViewer(),
 		opts:      opts,
 		keys:      newKeyMap(opts.ASCII),
-		st:        newStyles(opts.ASCII, opts.NoColor),
+		st:        newStyles(opts.ASCII, opts.NoColor, true),
 		procs:     make(map[flow.Key]procAnswer),
 		portNames: opts.PortNames,
 		dirty:     true,
@@ -220,7 +220,8 @@ func New(eng *engine.Engine, opts Options) *Model {
 
 // Init implements tea.Model.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.tick()}
+	// The terminal's background colour picks the palette.
+	cmds := []tea.Cmd{m.tick(), tea.RequestBackgroundColor}
 	if m.portNames {
 		cmds = append(cmds, m.loadServices())
 	}
@@ -260,6 +261,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.refresh()
 		m.dirty = true
 		return m, tea.Batch(cmd, m.askProcs())
+	case tea.BackgroundColorMsg:
+		m.st = newStyles(m.opts.ASCII, m.opts.NoColor, msg.IsDark())
+		m.hints = ""
+		m.refresh()
 	case FrozenMsg:
 		if m.paused && m.frozen == nil {
 			m.frozen = msg.Table

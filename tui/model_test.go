@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"image/color"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -561,5 +562,30 @@ func TestMouse(t *testing.T) {
 	drive(t, m, 80, 24)
 	if v := m.View(); v.MouseMode != tea.MouseModeNone {
 		t.Fatalf("NoMouse: mouse mode %v", v.MouseMode)
+	}
+}
+
+// TestLightDark: the palette follows the background colour the terminal
+// reports; the current view tab and grouping are marked without colour.
+func TestLightDark(t *testing.T) {
+	eng := newEngine(t, scenario())
+	o := testOptions()
+	o.NoColor = false
+	m := New(eng, o)
+	dark := drive(t, m, 120, 30)
+	if !strings.Contains(dark, "38;5;"+darkPalette.ok) {
+		t.Fatalf("no dark-background colours in %q", dark)
+	}
+	m.Update(tea.BackgroundColorMsg{Color: color.White})
+	light := m.View().Content
+	if !strings.Contains(light, "38;5;"+lightPalette.ok) || strings.Contains(light, "38;5;"+darkPalette.ok+"m") {
+		t.Fatalf("light background: dark colours kept in %q", light)
+	}
+	m.Update(tea.BackgroundColorMsg{Color: color.Black})
+	if got := m.View().Content; got != dark {
+		t.Fatal("back on a dark background: not the dark frame")
+	}
+	if plain := ansi.Strip(drive(t, m, 120, 30, "g")); !strings.Contains(plain, "[groups]") || !strings.Contains(plain, "[destination port]") {
+		t.Fatalf("current tab and grouping not marked in plain text:\n%s", plain)
 	}
 }

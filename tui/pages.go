@@ -244,7 +244,7 @@ func (m *Model) groupLines(n int) []string {
 	for g := range store.NumGroupBys {
 		s := " " + groupNames[g] + " "
 		if g == m.groupBy {
-			s = st.sel.Render(s)
+			s = st.sel.Render("[" + groupNames[g] + "]") // told apart without colour too
 		}
 		tabs.WriteString(s + " ")
 	}

@@ -5,8 +5,12 @@ import (
 )
 
 // styles are the Model's look, fixed at New from Options.ASCII and
-// Options.NoColor. Colours are given in 256-colour numbers; Bubble Tea
-// downsamples them to 16 colours or none for the terminal at hand.
+// Options.NoColor, and chosen again for the background colour the terminal
+// reports (dark until it answers). Colours are 256-colour numbers, one set
+// for dark and one for light backgrounds; Bubble Tea downsamples them to
+// 16 colours or none for the terminal at hand. No state is told apart by
+// colour alone: every coloured state also has its name (NEW, EST, REL,
+// [NEW], gone), a mark or reverse video.
 type styles struct {
 	ascii    bool
 	arrow    string // orig → reply direction
@@ -21,10 +25,24 @@ type styles struct {
 	destroyed                                                            lipgloss.Style
 }
 
-func newStyles(ascii, noColor bool) styles {
+// palette is one background's colours.
+type palette struct {
+	accent, muted, err, warn, ok, related, empty, loudFG, loudBG string
+}
+
+var (
+	darkPalette  = palette{accent: "39", muted: "244", err: "196", warn: "214", ok: "42", related: "141", empty: "240", loudFG: "231", loudBG: "160"}
+	lightPalette = palette{accent: "25", muted: "242", err: "160", warn: "130", ok: "28", related: "91", empty: "250", loudFG: "231", loudBG: "124"}
+)
+
+func newStyles(ascii, noColor, dark bool) styles {
 	s := styles{ascii: ascii, arrow: "→", ellipsis: "…", hline: "─", up: "▲", down: "▼"}
 	if ascii {
 		s.arrow, s.ellipsis, s.hline, s.up, s.down = ">", "~", "-", "^", "v"
+	}
+	p := lightPalette
+	if dark {
+		p = darkPalette
 	}
 	fg := func(c string) lipgloss.Style {
 		st := lipgloss.NewStyle()
@@ -33,29 +51,29 @@ func newStyles(ascii, noColor bool) styles {
 		}
 		return st
 	}
-	s.title = fg("39").Bold(true)
+	s.title = fg(p.accent).Bold(true)
 	s.dim = lipgloss.NewStyle().Faint(true)
 	s.bold = lipgloss.NewStyle().Bold(true)
 	s.sel = lipgloss.NewStyle().Reverse(true)
-	s.colHead = fg("244").Bold(true).Underline(true)
-	s.errText = fg("196").Bold(true)
-	s.warn = fg("214").Bold(true)
+	s.colHead = fg(p.muted).Bold(true).Underline(true)
+	s.errText = fg(p.err).Bold(true)
+	s.warn = fg(p.warn).Bold(true)
 	s.loud = lipgloss.NewStyle().Bold(true).Reverse(true)
 	if !noColor {
-		s.loud = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("231")).Background(lipgloss.Color("160"))
+		s.loud = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color(p.loudFG)).Background(lipgloss.Color(p.loudBG))
 	}
-	s.ok = fg("42")
-	s.key = fg("39").Bold(true)
-	s.notice = fg("214")
-	s.state = [3]lipgloss.Style{fg("214"), fg("42"), fg("141")}
-	s.evNew = fg("42")
-	s.evUpdate = fg("39")
-	s.evDestroy = fg("203")
-	s.evResync = fg("214").Bold(true)
-	s.gaugeOK = fg("42")
-	s.gaugeWarn = fg("214")
-	s.gaugeCrit = fg("196").Bold(true)
-	s.gaugeEmpty = fg("240")
+	s.ok = fg(p.ok)
+	s.key = fg(p.accent).Bold(true)
+	s.notice = fg(p.warn)
+	s.state = [3]lipgloss.Style{fg(p.warn), fg(p.ok), fg(p.related)}
+	s.evNew = fg(p.ok)
+	s.evUpdate = fg(p.accent)
+	s.evDestroy = fg(p.err)
+	s.evResync = fg(p.warn).Bold(true)
+	s.gaugeOK = fg(p.ok)
+	s.gaugeWarn = fg(p.warn)
+	s.gaugeCrit = fg(p.err).Bold(true)
+	s.gaugeEmpty = fg(p.empty)
 	s.destroyed = lipgloss.NewStyle().Faint(true)
 	return s
 }
