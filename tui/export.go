@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/export"
@@ -22,13 +23,13 @@ func (m *Model) defaultExportPath() string {
 }
 
 func (m *Model) keyExport(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.Keystroke() {
-	case "esc":
+	switch k := m.keys; {
+	case key.Matches(msg, k.Cancel):
 		m.mode = modeNormal
 		return nil
-	case "ctrl+c":
+	case key.Matches(msg, k.ForceQuit):
 		return tea.Quit
-	case "tab":
+	case key.Matches(msg, k.NextFormat):
 		// Switch format; a default name follows the format.
 		wasDefault := m.edit.value() == m.defaultExportPath()
 		m.exportCSV = !m.exportCSV
@@ -36,7 +37,7 @@ func (m *Model) keyExport(msg tea.KeyPressMsg) tea.Cmd {
 			m.edit.set(m.defaultExportPath())
 		}
 		return nil
-	case "enter":
+	case key.Matches(msg, k.Accept):
 		path := strings.TrimSpace(m.edit.value())
 		if path == "" {
 			return nil

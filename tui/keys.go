@@ -19,6 +19,8 @@ type keyMap struct {
 	PortNames, Pause                      key.Binding
 	Export, Delete, DeleteAll             key.Binding
 	GroupNext, GroupPrev                  key.Binding
+	// In the filter bar and the delete question.
+	Accept, Cancel, ForceQuit, NextFormat, Confirm key.Binding
 }
 
 func newKeyMap(ascii bool) keyMap {
@@ -65,6 +67,11 @@ func newKeyMap(ascii bool) keyMap {
 		DeleteAll:   b("D", "delete matching", "D"),
 		GroupNext:   b(right, "next grouping", "right", "l"),
 		GroupPrev:   b(left, "previous grouping", "left", "h"),
+		Accept:      b("enter", "apply", "enter"),
+		Cancel:      b("esc", "cancel", "esc"),
+		ForceQuit:   b("ctrl+c", "quit", "ctrl+c"),
+		NextFormat:  b("tab", "json/csv", "tab"),
+		Confirm:     b("y", "yes", "y", "Y"),
 	}
 }
 

@@ -1,98 +1,51 @@
 package tui
 
 import (
-	"strings"
-
+	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
-	"github.com/conntop/conntop/internal/termsafe"
+	"charm.land/lipgloss/v2"
 )
 
-// lineEdit is a one-line text editor (filter, port, export path). It is
-// deliberately small: no blinking cursor, so frames are deterministic.
+// maxEditLen bounds what a line (filter, port, export path) may hold.
+const maxEditLen = 1024
+
+// lineEdit is the one-line editor of the filter bar (filter, port, export
+// path): a bubbles textinput, its keys from its own KeyMap, with a steady
+// cursor (no blinking), so frames are deterministic. Control characters
+// never enter it (textinput sanitizes what is typed, pasted or set).
 type lineEdit struct {
-	buf []rune
-	pos int
+	ti textinput.Model
+}
+
+func newLineEdit() lineEdit {
+	ti := textinput.New()
+	ti.Prompt = ""
+	ti.CharLimit = maxEditLen
+	plain := lipgloss.NewStyle()
+	st := textinput.Styles{
+		Focused: textinput.StyleState{Text: plain, Prompt: plain, Placeholder: plain, Suggestion: plain},
+		Blurred: textinput.StyleState{Text: plain, Prompt: plain, Placeholder: plain, Suggestion: plain},
+		Cursor:  textinput.CursorStyle{Shape: tea.CursorBlock, Blink: false},
+	}
+	ti.SetStyles(st)
+	ti.Focus()
+	return lineEdit{ti: ti}
 }
 
 func (e *lineEdit) set(s string) {
-	e.buf = []rune(s)
-	e.pos = len(e.buf)
+	e.ti.SetValue(s)
+	e.ti.CursorEnd()
 }
 
-func (e *lineEdit) value() string { return string(e.buf) }
+func (e *lineEdit) value() string { return e.ti.Value() }
 
-// handle applies an editing key; it reports whether the text changed.
-func (e *lineEdit) handle(msg tea.KeyPressMsg) bool {
-	switch msg.Keystroke() {
-	case "left", "ctrl+b":
-		e.pos = max(0, e.pos-1)
-	case "right", "ctrl+f":
-		e.pos = min(len(e.buf), e.pos+1)
-	case "home", "ctrl+a":
-		e.pos = 0
-	case "end", "ctrl+e":
-		e.pos = len(e.buf)
-	case "backspace", "ctrl+h":
-		if e.pos > 0 {
-			e.buf = append(e.buf[:e.pos-1], e.buf[e.pos:]...)
-			e.pos--
-			return true
-		}
-	case "delete", "ctrl+d":
-		if e.pos < len(e.buf) {
-			e.buf = append(e.buf[:e.pos], e.buf[e.pos+1:]...)
-			return true
-		}
-	case "ctrl+u":
-		if e.pos > 0 {
-			e.buf = append([]rune(nil), e.buf[e.pos:]...)
-			e.pos = 0
-			return true
-		}
-	case "ctrl+k":
-		if e.pos < len(e.buf) {
-			e.buf = e.buf[:e.pos]
-			return true
-		}
-	case "ctrl+w":
-		i := e.pos
-		for i > 0 && e.buf[i-1] == ' ' {
-			i--
-		}
-		for i > 0 && e.buf[i-1] != ' ' {
-			i--
-		}
-		if i < e.pos {
-			e.buf = append(e.buf[:i], e.buf[e.pos:]...)
-			e.pos = i
-			return true
-		}
-	default:
-		if msg.Text == "" || msg.Mod&(tea.ModCtrl|tea.ModAlt) != 0 {
-			return false
-		}
-		rs := []rune(msg.Text)
-		if len(e.buf)+len(rs) > 1024 {
-			return false
-		}
-		e.buf = append(e.buf[:e.pos], append(rs, e.buf[e.pos:]...)...)
-		e.pos += len(rs)
-		return true
-	}
-	return false
+// handle applies an editing key or a paste; it reports whether the text
+// changed.
+func (e *lineEdit) handle(msg tea.Msg) bool {
+	before := e.ti.Value()
+	e.ti, _ = e.ti.Update(msg) // a steady cursor needs no blink commands
+	return e.ti.Value() != before
 }
 
 // render draws the text with the cursor cell in reverse video.
-func (e *lineEdit) render(st *styles) string {
-	var b strings.Builder
-	b.WriteString(termsafe.Escape(string(e.buf[:e.pos])))
-	cur := " "
-	if e.pos < len(e.buf) {
-		cur = termsafe.Escape(string(e.buf[e.pos]))
-	}
-	b.WriteString(st.sel.Render(cur))
-	if e.pos+1 < len(e.buf) {
-		b.WriteString(termsafe.Escape(string(e.buf[e.pos+1:])))
-	}
-	return b.String()
-}
+func (e *lineEdit) render(*styles) string { return e.ti.View() }

@@ -205,6 +205,7 @@ func New(eng *engine.Engine, opts Options) *Model {
 		selIdx:    0,
 		byIndex:   true,
 		maxFrozen: maxFrozen,
+		edit:      newLineEdit(),
 	}
 	if !opts.NoProcs {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
@@ -252,6 +253,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.refresh()
 		}
 		return m, tea.Batch(m.tick(), m.askProcs())
+	case tea.PasteMsg:
+		// A paste goes into the line being edited.
+		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport {
+			if m.edit.handle(msg) && m.mode == modeFilter {
+				m.applyTyped(m.edit.value())
+			}
+			m.refresh()
+		}
 	case tea.MouseClickMsg, tea.MouseWheelMsg:
 		m.handleMouse(msg.(tea.MouseMsg))
 		m.refresh()
@@ -626,12 +635,18 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.quick = quickFilter{}
 		m.applyTyped("")
 	case key.Matches(msg, k.ToggleNew, k.ToggleEst, k.ToggleRel):
-		i := map[string]int{"N": 0, "E": 1, "R": 2}[msg.String()]
-		m.quick.states[i] = !m.quick.states[i]
+		for i, b := range []key.Binding{k.ToggleNew, k.ToggleEst, k.ToggleRel} {
+			if key.Matches(msg, b) {
+				m.quick.states[i] = !m.quick.states[i]
+			}
+		}
 		m.applyTyped(m.typed)
 	case key.Matches(msg, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP):
-		i := map[string]int{"T": 0, "U": 1, "I": 2}[msg.String()]
-		m.quick.protos[i] = !m.quick.protos[i]
+		for i, b := range []key.Binding{k.ToggleTCP, k.ToggleUDP, k.ToggleICMP} {
+			if key.Matches(msg, b) {
+				m.quick.protos[i] = !m.quick.protos[i]
+			}
+		}
 		m.applyTyped(m.typed)
 	case key.Matches(msg, k.PortNames):
 		m.portNames = !m.portNames
@@ -820,19 +835,19 @@ func (m *Model) openGroup() {
 }
 
 func (m *Model) keyFilter(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.Keystroke() {
-	case "esc":
+	switch k := m.keys; {
+	case key.Matches(msg, k.Cancel):
 		m.mode = modeNormal
 		m.applyTyped(m.savedTyped)
 		m.filterErr, m.otherErr = nil, ""
 		return nil
-	case "enter":
+	case key.Matches(msg, k.Accept):
 		if m.applyTyped(m.edit.value()) {
 			m.mode = modeNormal
 			m.byIndex, m.selIdx, m.offset = true, 0, 0
 		}
 		return nil
-	case "ctrl+c":
+	case key.Matches(msg, k.ForceQuit):
 		return tea.Quit
 	}
 	if m.edit.handle(msg) {
@@ -844,11 +859,11 @@ func (m *Model) keyFilter(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (m *Model) keyPort(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.Keystroke() {
-	case "esc":
+	switch k := m.keys; {
+	case key.Matches(msg, k.Cancel):
 		m.mode = modeNormal
 		return nil
-	case "enter":
+	case key.Matches(msg, k.Accept):
 		p := strings.TrimSpace(m.edit.value())
 		if p != "" {
 			if _, err := filter.Parse("port " + p); err != nil {
@@ -860,7 +875,7 @@ func (m *Model) keyPort(msg tea.KeyPressMsg) tea.Cmd {
 		m.applyTyped(m.typed)
 		m.mode = modeNormal
 		return nil
-	case "ctrl+c":
+	case key.Matches(msg, k.ForceQuit):
 		return tea.Quit
 	}
 	m.edit.handle(msg)
@@ -957,9 +972,9 @@ func (m *Model) startDelete(all bool) tea.Cmd {
 }
 
 func (m *Model) keyConfirm(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.String() {
-	case "y", "Y":
-	case "ctrl+c":
+	switch k := m.keys; {
+	case key.Matches(msg, k.Confirm):
+	case key.Matches(msg, k.ForceQuit):
 		return tea.Quit
 	default:
 		m.mode = modeNormal
