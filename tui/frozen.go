@@ -11,7 +11,7 @@ import (
 	"github.com/conntop/conntop/internal/store"
 )
 
-// maxFrozen bounds the rows a pause keeps (about 35 MB of rows). A table
+// maxFrozen bounds the rows a pause keeps (368 bytes a row: about 37 MB). A table
 // of up to maxFrozen flows is frozen whole, so that sort and filter work
 // on all of it; a bigger one freezes maxFrozen rows of the matched set
 // around the selection, in the order shown, and the header says so.
