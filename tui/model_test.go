@@ -589,3 +589,21 @@ func TestLightDark(t *testing.T) {
 		t.Fatalf("current tab and grouping not marked in plain text:\n%s", plain)
 	}
 }
+
+// TestEndpointWidth: the counted width is the formatted width.
+func TestEndpointWidth(t *testing.T) {
+	m := New(newEngine(t, scenario()), testOptions())
+	for _, evs := range [][]flow.Event{scenario(), wideScenario()} {
+		for _, ev := range evs {
+			f := &ev.Flow
+			if ev.Type != flow.EventNew {
+				continue
+			}
+			for _, src := range []bool{true, false} {
+				if got, want := m.endpointWidth(f.Proto, f.Orig, src), len(m.endpoint(f.Proto, f.Orig, src)); got != want {
+					t.Errorf("%s src=%v: width %d, want %d", m.endpoint(f.Proto, f.Orig, src), src, got, want)
+				}
+			}
+		}
+	}
+}

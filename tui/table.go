@@ -107,9 +107,45 @@ func (m *Model) layout() []int {
 	return widget.Layout(cols, colPrio, m.w)
 }
 
-// endpointWidth is the display width of an endpoint cell.
+// endpointWidth is the display width of an endpoint cell, as endpoint
+// formats it, counted without allocating (it runs for every row of every
+// frame).
 func (m *Model) endpointWidth(proto uint8, t flow.Tuple, src bool) int {
-	return len(m.endpoint(proto, t, src)) // addresses, digits and escaped names: one byte a cell
+	a, p := t.Dst, t.DstPort
+	if src {
+		a, p = t.Src, t.SrcPort
+	}
+	var buf [64]byte
+	n := len(a.AppendTo(buf[:0]))
+	if !a.IsValid() {
+		n = 1
+	}
+	switch {
+	case flow.HasPorts(proto):
+		if a.Is6() {
+			n += 2
+		}
+		if m.portNames && m.svc != nil && m.svc.Name(proto, p) != "" {
+			return n + 1 + len(m.portName(proto, p)) // rare: names on
+		}
+		return n + 1 + digits(int(p))
+	case flow.IsICMP(proto):
+		if src {
+			return n + 4 + digits(int(t.ID))
+		}
+		return n + 2 + digits(int(t.Type)) + digits(int(t.Code))
+	}
+	return n
+}
+
+// digits is the number of decimal digits of n >= 0.
+func digits(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
 }
 
 // procColumnShown reports whether the table has room for the process
