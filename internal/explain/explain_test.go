@@ -30,7 +30,7 @@ func kernelSettings(changes map[string]uint32) *Settings {
 // row builds a flow row with rem seconds left, first seen at first.
 func row(proto uint8, tcp flow.TCPState, status flow.Status, src, dst string, sport, dport uint16, rem int, first time.Time) store.Row {
 	f := flow.Flow{Family: flow.FamilyIPv4, Proto: proto, TCPState: tcp, Status: status | flow.StatusConfirmed,
-		Orig: flow.Tuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), SrcPort: sport, DstPort: dport},
+		Orig:    flow.Tuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), SrcPort: sport, DstPort: dport},
 		Timeout: uint32(rem)}
 	if netip.MustParseAddr(src).Is6() {
 		f.Family = flow.FamilyIPv6
