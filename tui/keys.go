@@ -19,6 +19,7 @@ type keyMap struct {
 	PortNames, Pause                      key.Binding
 	Export, Delete, DeleteAll             key.Binding
 	GroupNext, GroupPrev                  key.Binding
+	PressureView                          key.Binding
 }
 
 func newKeyMap(ascii bool) keyMap {
@@ -30,41 +31,42 @@ func newKeyMap(ascii bool) keyMap {
 		up, down, left, right = "up/k", "down/j", "left/h", "right/l"
 	}
 	return keyMap{
-		Quit:        b("q", "quit", "q", "ctrl+c"),
-		Help:        b("?", "help", "?"),
-		Back:        b("esc", "back", "esc"),
-		Up:          b(up, "up", "up", "k"),
-		Down:        b(down, "down", "down", "j"),
-		PageUp:      b("pgup", "page up", "pgup", "ctrl+b"),
-		PageDown:    b("pgdn", "page down", "pgdown", "ctrl+f", "space"),
-		Home:        b("home", "first row", "home"),
-		End:         b("end", "last row", "end", "G"),
-		Follow:      b("f", "follow newest", "f"),
-		Detail:      b("enter", "detail / apply", "enter"),
-		Master:      b("m", "jump to master", "m"),
-		TableView:   b("1", "flow table", "1"),
-		TransView:   b("2/t", "transitions", "2", "t"),
-		GroupView:   b("3/g", "group by", "3", "g"),
-		Next:        b("tab", "next view", "tab"),
-		SortNext:    b(">", "sort next column", ">", "."),
-		SortPrev:    b("<", "sort previous column", "<", ","),
-		Reverse:     b("r", "reverse sort", "r"),
-		Filter:      b("/", "filter", "/"),
-		ClearFilter: b("c", "clear filters", "c"),
-		PortFilter:  b(":", "port filter", ":"),
-		ToggleNew:   b("N", "only NEW", "N"),
-		ToggleEst:   b("E", "only ESTABLISHED", "E"),
-		ToggleRel:   b("R", "only RELATED", "R"),
-		ToggleTCP:   b("T", "only tcp", "T"),
-		ToggleUDP:   b("U", "only udp", "U"),
-		ToggleICMP:  b("I", "only icmp", "I"),
-		PortNames:   b("P", "port names", "P"),
-		Pause:       b("p", "pause", "p"),
-		Export:      b("x", "export", "x"),
-		Delete:      b("d", "delete flow", "d"),
-		DeleteAll:   b("D", "delete matching", "D"),
-		GroupNext:   b(right, "next grouping", "right", "l"),
-		GroupPrev:   b(left, "previous grouping", "left", "h"),
+		Quit:         b("q", "quit", "q", "ctrl+c"),
+		Help:         b("?", "help", "?"),
+		Back:         b("esc", "back", "esc"),
+		Up:           b(up, "up", "up", "k"),
+		Down:         b(down, "down", "down", "j"),
+		PageUp:       b("pgup", "page up", "pgup", "ctrl+b"),
+		PageDown:     b("pgdn", "page down", "pgdown", "ctrl+f", "space"),
+		Home:         b("home", "first row", "home"),
+		End:          b("end", "last row", "end", "G"),
+		Follow:       b("f", "follow newest", "f"),
+		Detail:       b("enter", "detail / apply", "enter"),
+		Master:       b("m", "jump to master", "m"),
+		TableView:    b("1", "flow table", "1"),
+		TransView:    b("2/t", "transitions", "2", "t"),
+		GroupView:    b("3/g", "group by", "3", "g"),
+		Next:         b("tab", "next view", "tab"),
+		SortNext:     b(">", "sort next column", ">", "."),
+		SortPrev:     b("<", "sort previous column", "<", ","),
+		Reverse:      b("r", "reverse sort", "r"),
+		Filter:       b("/", "filter", "/"),
+		ClearFilter:  b("c", "clear filters", "c"),
+		PortFilter:   b(":", "port filter", ":"),
+		ToggleNew:    b("N", "only NEW", "N"),
+		ToggleEst:    b("E", "only ESTABLISHED", "E"),
+		ToggleRel:    b("R", "only RELATED", "R"),
+		ToggleTCP:    b("T", "only tcp", "T"),
+		ToggleUDP:    b("U", "only udp", "U"),
+		ToggleICMP:   b("I", "only icmp", "I"),
+		PortNames:    b("P", "port names", "P"),
+		Pause:        b("p", "pause", "p"),
+		Export:       b("x", "export", "x"),
+		Delete:       b("d", "delete flow", "d"),
+		DeleteAll:    b("D", "delete matching", "D"),
+		GroupNext:    b(right, "next grouping", "right", "l"),
+		GroupPrev:    b(left, "previous grouping", "left", "h"),
+		PressureView: b("4/e", "pressure", "4", "e"),
 	}
 }
 
@@ -77,7 +79,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.Follow, k.Detail, k.Master, k.Back},
-		{k.TableView, k.TransView, k.GroupView, k.Next, k.SortNext, k.SortPrev, k.Reverse, k.GroupNext, k.GroupPrev},
+		{k.TableView, k.TransView, k.GroupView, k.PressureView, k.Next, k.SortNext, k.SortPrev, k.Reverse, k.GroupNext, k.GroupPrev},
 		{k.Filter, k.ClearFilter, k.PortFilter, k.ToggleNew, k.ToggleEst, k.ToggleRel, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP},
 		{k.PortNames, k.Pause, k.Export, k.Delete, k.DeleteAll, k.Help, k.Quit},
 	}

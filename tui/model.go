@@ -28,6 +28,7 @@ const (
 	viewDetail
 	viewTransitions
 	viewGroups
+	viewPressure // what fills the table (pressure.go)
 )
 
 // mode says what keys do: navigate, or edit a line, or answer a question.
@@ -146,6 +147,8 @@ type Model struct {
 	lastSeq  uint64
 	evScroll int // rows scrolled up from the newest
 
+	pressure pressureView
+
 	groupBy  store.GroupBy
 	groups   []store.Group
 	groupSel int
@@ -235,12 +238,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !m.paused && (m.eng.Version() != m.version || !m.refreshed) {
 			m.refresh()
 		}
-		return m, tea.Batch(m.tick(), m.askProcs())
+		return m, tea.Batch(m.tick(), m.askProcs(), m.askPressure())
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
 		m.refresh()
 		m.dirty = true
-		return m, tea.Batch(cmd, m.askProcs())
+		return m, tea.Batch(cmd, m.askProcs(), m.askPressure())
 	case ExportDoneMsg:
 		m.exportBusy = false
 		if msg.Err != nil {
@@ -264,6 +267,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.procs[k] = procAnswer{msg.Procs[i], msg.Found[i]}
 		}
 		m.dirty = true
+	case PressureMsg:
+		m.pressureDone(msg)
 	case ServicesMsg:
 		m.svcLoading = false
 		if msg.Err != nil {
@@ -570,6 +575,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.view = viewTransitions
 	case key.Matches(msg, k.GroupView):
 		m.view = viewGroups
+	case key.Matches(msg, k.PressureView):
+		m.view = viewPressure
 	case key.Matches(msg, k.Next):
 		switch m.view {
 		case viewTable, viewDetail:
@@ -589,6 +596,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.keyTransitions(msg)
 		case viewGroups:
 			m.keyGroups(msg)
+		case viewPressure:
+			m.keyPressure(msg)
 		}
 	}
 	return nil

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -201,31 +199,12 @@ func earliestFirstSeen(eng *engine.Engine) time.Time {
 	return first
 }
 
-// parseWhatIf parses --what-if: "SECONDS" for every class, or
-// "SYSCTL=SECONDS[,SYSCTL=SECONDS...]" (the nf_conntrack_ name, with or
-// without net.netfilter.).
+// parseWhatIf parses --what-if (see explain.ParseWhatIf); a bad value is
+// a usage error.
 func parseWhatIf(s string) (map[string]uint32, error) {
-	out := map[string]uint32{}
-	if strings.TrimSpace(s) == "" {
-		return out, nil
+	m, err := explain.ParseWhatIf(s)
+	if err != nil {
+		return nil, usageErr("%v", err)
 	}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		name, val, hasName := strings.Cut(part, "=")
-		if !hasName {
-			name, val = "", part
-		}
-		name = strings.TrimPrefix(strings.TrimSpace(name), "net.netfilter.")
-		if name != "" {
-			if _, ok := explain.DefaultTimeout(name); !ok {
-				return nil, usageErr("--what-if: %q is not a conntrack timeout sysctl (e.g. nf_conntrack_udp_timeout)", name)
-			}
-		}
-		v, err := strconv.ParseUint(strings.TrimSpace(val), 10, 32)
-		if err != nil || v == 0 {
-			return nil, usageErr("--what-if: %q is not a number of seconds", val)
-		}
-		out[name] = uint32(v)
-	}
-	return out, nil
+	return m, nil
 }

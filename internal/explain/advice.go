@@ -76,9 +76,9 @@ func (c *Collector) timeoutAdvice(r *Report) []Advice {
 		if !a.exact {
 			est = "estimated"
 		}
-		text := fmt.Sprintf("lower %s from %d s to %d s (%s) for %s: frees %d entries now, %d within 60 s (%s); "+
+		text := fmt.Sprintf("lower %s from %d s to %d s (%s) for %s: frees %s now, %d within 60 s (%s); "+
 			"idle flows of these states are forgotten sooner", name, a.cur, a.value, why,
-			strings.Join(a.classes, ", "), a.now, a.within60, est)
+			strings.Join(a.classes, ", "), entries(a.now), a.within60, est)
 		out = append(out, Advice{Kind: "timeout", Text: text, Frees: a.now,
 			Command: c.settings.CommandPrefix + fmt.Sprintf("sysctl -w net.netfilter.%s=%d", name, a.value)})
 	}
@@ -115,8 +115,8 @@ func (c *Collector) notrackAdvice(r *Report) (Advice, bool) {
 	if proto == "tcp" {
 		caution = "only if no NAT and no ct state rule needs these TCP flows"
 	}
-	text := fmt.Sprintf("exempt %s from connection tracking (%s): frees its %d entries (%.0f%% of the table) and keeps new ones out; "+
-		"rules that match ct state or NAT no longer see this traffic", top.Key, caution, top.Flows, 100*top.Share)
+	text := fmt.Sprintf("exempt %s from connection tracking (%s): frees its %s (%.0f%% of the table) and keeps new ones out; "+
+		"rules that match ct state or NAT no longer see this traffic", top.Key, caution, entries(top.Flows), 100*top.Share)
 	if c.settings.Tracker {
 		text += " (conntop's tracker models the kernel: the rule is for that kernel)"
 	}
@@ -144,16 +144,16 @@ func (c *Collector) limitAdvice(r *Report) []Advice {
 		head := newMax - t.Max
 		if s.Tracker {
 			out = append(out, Advice{Kind: "max", Headroom: head,
-				Text: fmt.Sprintf("raise the tracker's limit from %d to %d entries: %d entries of headroom, about %s of memory when full",
-					t.Max, newMax, head, mib(head*uint64(t.Memory.PerEntry))),
+				Text: fmt.Sprintf("raise the tracker's limit from %d to %d: %s of headroom",
+					t.Max, newMax, entries(int(head))),
 				Command: fmt.Sprintf("conntop --max %d", newMax)})
 		} else {
 			newBuckets := max(t.Buckets, newMax)
 			mem := head*uint64(t.Memory.PerEntry) + (newBuckets-t.Buckets)*BucketBytes
 			out = append(out, Advice{Kind: "max", Headroom: head,
 				Text: fmt.Sprintf("raise nf_conntrack_max from %d to %d with nf_conntrack_buckets %d (machine-wide, initial namespace): "+
-					"%d entries of headroom; costs about %s of kernel memory only as it fills (%d bytes an entry, %s), "+
-					"plus %s of buckets at once", t.Max, newMax, newBuckets, head, mib(mem), t.Memory.PerEntry,
+					"%s of headroom; costs about %s of kernel memory only as it fills (%d bytes an entry, %s), "+
+					"plus %s of buckets at once", t.Max, newMax, newBuckets, entries(int(head)), mib(mem), t.Memory.PerEntry,
 					t.Memory.From, mib((newBuckets-t.Buckets)*BucketBytes)),
 				Command: fmt.Sprintf("sysctl -w net.netfilter.nf_conntrack_max=%d net.netfilter.nf_conntrack_buckets=%d", newMax, newBuckets)})
 		}
@@ -170,10 +170,23 @@ func (c *Collector) limitAdvice(r *Report) []Advice {
 	return out
 }
 
-// mib formats a byte count in MiB (or GiB).
+// mib formats a byte count in binary units.
 func mib(b uint64) string {
-	if b >= 10<<30 {
+	switch {
+	case b >= 10<<30:
 		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
 	}
-	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	return fmt.Sprintf("%d bytes", b)
+}
+
+// entries says "1 entry" or "N entries".
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }

@@ -1,6 +1,9 @@
 package explain
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/conntop/conntop/internal/tracker"
@@ -122,4 +125,32 @@ func TrackerSettings(cfg *tracker.Config) Settings {
 func (s *Settings) timeout(name string) (uint32, bool) {
 	v, ok := s.Timeouts[name]
 	return v, ok
+}
+
+// ParseWhatIf parses a --what-if value: "SECONDS" for every class, or
+// "SYSCTL=SECONDS[,SYSCTL=SECONDS...]" with a conntrack timeout sysctl
+// name (the net.netfilter. prefix is optional).
+func ParseWhatIf(s string) (map[string]uint32, error) {
+	out := map[string]uint32{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, val, hasName := strings.Cut(strings.TrimSpace(part), "=")
+		if !hasName {
+			name, val = "", name
+		}
+		name = strings.TrimPrefix(strings.TrimSpace(name), "net.netfilter.")
+		if name != "" {
+			if _, ok := DefaultTimeout(name); !ok {
+				return nil, fmt.Errorf("--what-if: %q is not a conntrack timeout sysctl (e.g. nf_conntrack_udp_timeout)", name)
+			}
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(val), 10, 32)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("--what-if: %q is not a number of seconds", val)
+		}
+		out[name] = uint32(v)
+	}
+	return out, nil
 }
