@@ -200,6 +200,73 @@ type tally[K comparable] struct {
 
 func newTally[K comparable]() *tally[K] { return &tally[K]{idx: make(map[K]int32)} }
 
+// addrTally counts addresses: IPv4 in a map with 32-bit keys (the
+// runtime's fast path), IPv6 in another, sharing one list of keys.
+type addrTally struct {
+	v4   map[uint32]int32
+	v6   map[addrKey]int32
+	keys []addrKey
+	acc  []dimAcc
+}
+
+func newAddrTally() *addrTally {
+	return &addrTally{v4: make(map[uint32]int32), v6: make(map[addrKey]int32)}
+}
+
+func (t *addrTally) add(a netip.Addr, fresh bool) {
+	var i int32
+	var ok bool
+	if a.Is4() {
+		b := a.As4()
+		k := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		if i, ok = t.v4[k]; !ok {
+			i = int32(len(t.keys))
+			t.v4[k] = i
+			t.keys = append(t.keys, addrKey{hi: v4Tag, lo: uint64(k)})
+			t.acc = append(t.acc, dimAcc{})
+		}
+	} else {
+		k := keyOf(a)
+		if i, ok = t.v6[k]; !ok {
+			i = int32(len(t.keys))
+			t.v6[k] = i
+			t.keys = append(t.keys, k)
+			t.acc = append(t.acc, dimAcc{})
+		}
+	}
+	acc := &t.acc[i]
+	acc.flows++
+	if fresh {
+		acc.fresh++
+	}
+}
+
+// tally returns the counts as a generic tally (for top).
+func (t *addrTally) tally() *tally[addrKey] { return &tally[addrKey]{keys: t.keys, acc: t.acc} }
+
+// nets sums host counts into their /24 (IPv4) or /64 (IPv6) networks.
+func (t *addrTally) nets() *tally[addrKey] {
+	n := newTally[addrKey]()
+	for i, k := range t.keys {
+		nk := k
+		if nk.hi == v4Tag {
+			nk.lo &^= 0xff
+		} else {
+			nk.lo = 0
+		}
+		j, ok := n.idx[nk]
+		if !ok {
+			j = int32(len(n.keys))
+			n.idx[nk] = j
+			n.keys = append(n.keys, nk)
+			n.acc = append(n.acc, dimAcc{})
+		}
+		n.acc[j].flows += t.acc[i].flows
+		n.acc[j].fresh += t.acc[i].fresh
+	}
+	return n
+}
+
 func (t *tally[K]) add(k K, fresh bool) {
 	i, ok := t.idx[k]
 	if !ok {
@@ -257,12 +324,11 @@ type Collector struct {
 	flows, assured, fresh int
 	classes               [numClasses]classAcc
 
-	dport  *tally[uint32]
-	dst    *tally[addrKey]
-	src    *tally[addrKey]
-	srcNet *tally[addrKey]
-	zone   *tally[uint32]
-	mark   *tally[uint32]
+	dport *tally[uint32]
+	dst   *addrTally
+	src   *addrTally
+	zone  *tally[uint32]
+	mark  *tally[uint32]
 }
 
 // NewCollector returns a Collector for the table as of now under the given
@@ -270,8 +336,8 @@ type Collector struct {
 // (zero windowStart: no rate is measured).
 func NewCollector(now, windowStart time.Time, s *Settings) *Collector {
 	c := &Collector{now: now, windowStart: windowStart, settings: s, capValue: -1,
-		dport: newTally[uint32](), dst: newTally[addrKey](), src: newTally[addrKey](),
-		srcNet: newTally[addrKey](), zone: newTally[uint32](), mark: newTally[uint32](),
+		dport: newTally[uint32](), dst: newAddrTally(), src: newAddrTally(),
+		zone: newTally[uint32](), mark: newTally[uint32](),
 	}
 	for i, d := range classDefs {
 		c.value[i] = -1
@@ -288,6 +354,18 @@ func NewCollector(now, windowStart time.Time, s *Settings) *Collector {
 		c.capValue = int64(max(r, u))
 	}
 	return c
+}
+
+// Expect presizes the address tallies for about n flows, so that a big
+// table does not pay for growing them row by row.
+func (c *Collector) Expect(n int) {
+	if n <= len(c.src.keys) {
+		return
+	}
+	c.src.v4 = make(map[uint32]int32, n)
+	c.dst.v4 = make(map[uint32]int32, n)
+	c.src.keys, c.src.acc = make([]addrKey, 0, n), make([]dimAcc, 0, n)
+	c.dst.keys, c.dst.acc = make([]addrKey, 0, n), make([]dimAcc, 0, n)
 }
 
 // Add counts one flow.
@@ -316,11 +394,10 @@ func (c *Collector) Add(r *store.Row) {
 	}
 	c.dport.add(uint32(f.Proto)<<16|uint32(dport), fresh)
 	if f.Orig.Dst.IsValid() {
-		c.dst.add(keyOf(f.Orig.Dst), fresh)
+		c.dst.add(f.Orig.Dst, fresh)
 	}
 	if f.Orig.Src.IsValid() {
-		c.src.add(keyOf(f.Orig.Src), fresh)
-		c.srcNet.add(netKey(f.Orig.Src), fresh)
+		c.src.add(f.Orig.Src, fresh)
 	}
 	c.zone.add(uint32(f.Zone), fresh)
 	c.mark.add(f.Mark, fresh)

@@ -449,12 +449,12 @@ func (c *Collector) consumers(dim, n int, share func(int) float64, rate func(int
 			out = append(out, mk(k, f, t.acc[i]))
 		}
 	case dimDstHost, dimSrcHost, dimSrcNet:
-		t, word := c.dst, "dst host "
+		t, word := c.dst.tally(), "dst host "
 		switch dim {
 		case dimSrcHost:
-			t, word = c.src, "src host "
+			t, word = c.src.tally(), "src host "
 		case dimSrcNet:
-			t, word = c.srcNet, "src net "
+			t, word = c.src.nets(), "src net "
 		}
 		for _, i := range t.top(n, cmpAddrKey) {
 			k := t.keys[i]

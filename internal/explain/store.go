@@ -24,6 +24,7 @@ func FromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, se
 		}
 	}
 	c := NewCollector(now, start, settings)
+	c.Expect(s.Len())
 	s.Walk(m, func(r *store.Row) bool {
 		c.Add(r)
 		return true
