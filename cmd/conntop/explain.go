@@ -104,7 +104,8 @@ func (env *runEnv) explain(ctx context.Context) error {
 	}
 	cancel()
 	select {
-	case <-engDone:
+	case err := <-engDone:
+		_ = err // the report is made: how the source stopped does not change it
 	case <-time.After(5 * time.Second):
 	}
 	return env.writeOut(func(w io.Writer) error {

@@ -133,9 +133,6 @@ const (
 	numDims
 )
 
-// dimNames are the JSON names of the dimensions.
-var dimNames = [numDims]string{"dport", "dst_host", "src_host", "src_net", "zone", "mark"}
-
 // addrKey is an address (or network) as a comparable pair of words; IPv4
 // has v4Tag in hi.
 type addrKey struct{ hi, lo uint64 }

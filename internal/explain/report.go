@@ -262,9 +262,7 @@ func (c *Collector) Report(in Input) *Report {
 		r.Notes = append(r.Notes, "conntop's own tracker: its settings mirror the kernel sysctls named here; "+
 			"the sysctl commands are for a kernel doing the same job, --max sets the tracker's limit")
 	}
-	for _, p := range s.Problems {
-		r.Notes = append(r.Notes, p)
-	}
+	r.Notes = append(r.Notes, s.Problems...)
 	return r
 }
 

@@ -26,8 +26,9 @@ func WriteJSON(w io.Writer, r *Report) error {
 func WriteText(w io.Writer, r *Report) error {
 	bw := bufio.NewWriter(w)
 	for _, l := range TextLines(r) {
-		bw.WriteString(l)
-		bw.WriteByte('\n')
+		// A bufio.Writer keeps its first error: Flush reports it.
+		_, _ = bw.WriteString(l)
+		_ = bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write explain text: %w", err)
