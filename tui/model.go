@@ -28,6 +28,7 @@ const (
 	viewDetail
 	viewTransitions
 	viewGroups
+	viewPressure // what fills the table (pressure.go)
 )
 
 // mode says what keys do: navigate, or edit a line, or answer a question.
@@ -152,6 +153,8 @@ type Model struct {
 	lastSeq  uint64
 	evScroll int // rows scrolled up from the newest
 
+	pressure pressureView
+
 	groupBy  store.GroupBy
 	groups   []store.Group
 	groupSel int
@@ -252,7 +255,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case !m.paused && (m.eng.Version() != m.version || !m.refreshed):
 			m.refresh()
 		}
-		return m, tea.Batch(m.tick(), m.askProcs())
+		return m, tea.Batch(m.tick(), m.askProcs(), m.askPressure())
 	case tea.PasteMsg:
 		// A paste goes into the line being edited.
 		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport {
@@ -264,12 +267,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseClickMsg, tea.MouseWheelMsg:
 		m.handleMouse(msg.(tea.MouseMsg))
 		m.refresh()
-		return m, m.askProcs()
+		return m, tea.Batch(m.askProcs(), m.askPressure())
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
 		m.refresh()
 		m.dirty = true
-		return m, tea.Batch(cmd, m.askProcs())
+		return m, tea.Batch(cmd, m.askProcs(), m.askPressure())
 	case tea.BackgroundColorMsg:
 		m.st = newStyles(m.opts.ASCII, m.opts.NoColor, msg.IsDark())
 		m.hints = ""
@@ -302,6 +305,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.procs[k] = procAnswer{msg.Procs[i], msg.Found[i]}
 		}
 		m.dirty = true
+	case PressureMsg:
+		m.pressureDone(msg)
 	case ServicesMsg:
 		m.svcLoading = false
 		if msg.Err != nil {
@@ -668,6 +673,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.view = viewTransitions
 	case key.Matches(msg, k.GroupView):
 		m.view = viewGroups
+	case key.Matches(msg, k.PressureView):
+		m.view = viewPressure
 	case key.Matches(msg, k.Next):
 		switch m.view {
 		case viewTable, viewDetail:
@@ -687,6 +694,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.keyTransitions(msg)
 		case viewGroups:
 			m.keyGroups(msg)
+		case viewPressure:
+			m.keyPressure(msg)
 		}
 	}
 	return nil

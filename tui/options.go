@@ -2,6 +2,8 @@ package tui
 
 import (
 	"time"
+
+	"github.com/conntop/conntop/internal/explain"
 )
 
 // Options configure a Model. Zero values mean the defaults.
@@ -39,6 +41,9 @@ type Options struct {
 	// lookup (default /proc/self/net; "/proc/PID/net" for another network
 	// namespace).
 	ProcNet string
+	// Explain gives the pressure view the settings that govern the table
+	// and when the source's listing ended (see explain.Hooks).
+	Explain explain.Hooks
 }
 
 func (o *Options) defaults() {

@@ -56,6 +56,8 @@ func (m *Model) render() string {
 			page = m.transitionLines(body)
 		case m.view == viewGroups:
 			page = m.groupLines(body)
+		case m.view == viewPressure:
+			page = m.pressurePage(body)
 		default:
 			page = m.tableLines(body)
 		}
@@ -228,6 +230,7 @@ func (m *Model) headerLines() []string {
 	if ttf, ok := m.timeToFull(count); ok {
 		l2.WriteString(" " + st.warn.Render("full in "+widget.Duration(ttf)))
 	}
+	l2.WriteString(m.pressureHint())
 	used := lipgloss.Width(l2.String())
 	if sw := min(120, m.w-used-2); sw >= 8 && len(sum.CountHistory) > 1 {
 		vals := make([]int, 0, len(sum.CountHistory))

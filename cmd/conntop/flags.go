@@ -18,6 +18,7 @@ const (
 	cmdSnapshot command = "snapshot"
 	cmdEvents   command = "events"
 	cmdServe    command = "serve"
+	cmdExplain  command = "explain"
 	cmdVersion  command = "version"
 	cmdHelp     command = "help"
 )
@@ -37,6 +38,7 @@ type options struct {
 	force    bool
 	duration time.Duration
 	count    int
+	whatIf   string // explain: --what-if
 
 	// TUI.
 	refresh     time.Duration
@@ -91,8 +93,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.output, "output", "", "write to FILE (atomically, mode 0600) instead of stdout")
 	fs.StringVar(&o.output, "o", "", "short for --output")
 	fs.BoolVar(&o.force, "force", false, "overwrite an existing --output file")
-	fs.DurationVar(&o.duration, "duration", 0, "events: stop after D; snapshot with the capture source: capture for D (default 5s)")
+	fs.DurationVar(&o.duration, "duration", 0, "events: stop after D; snapshot with the capture source: capture for D (default 5s); explain: watch for D (default 5s)")
 	fs.IntVar(&o.count, "count", 0, "events: stop after N events")
+	fs.StringVar(&o.whatIf, "what-if", "", "explain: also show the effect of timeout SECONDS, or SYSCTL=SECONDS[,...]")
 	fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile to FILE (for performance reports)")
 
@@ -146,10 +149,10 @@ func parseArgs(args []string) (*options, error) {
 			return nil, usageErr("unexpected argument %q", rest[0])
 		}
 		switch rest[0] {
-		case "snapshot", "events", "serve", "help", "version", "tui":
+		case "snapshot", "events", "serve", "explain", "help", "version", "tui":
 			o.cmd = command(rest[0])
 		default:
-			return nil, usageErr("unknown command %q (commands: snapshot, events, serve)", rest[0])
+			return nil, usageErr("unknown command %q (commands: snapshot, events, explain, serve)", rest[0])
 		}
 		seenCmd = true
 		rest = rest[1:]
@@ -188,13 +191,15 @@ func (o *options) validate() error {
 			ok = o.format == "json" || o.format == "csv" || o.format == "text"
 		case cmdEvents:
 			ok = o.format == "ndjson" || o.format == "text"
+		case cmdExplain:
+			ok = o.format == "text" || o.format == "json"
 		}
 		if !ok {
-			return usageErr("--format %q does not apply to %s (snapshot: json, csv, text; events: ndjson, text)", o.format, o.cmd)
+			return usageErr("--format %q does not apply to %s (snapshot: json, csv, text; events: ndjson, text; explain: text, json)", o.format, o.cmd)
 		}
 	}
-	if o.output != "" && o.cmd != cmdSnapshot && o.cmd != cmdEvents {
-		return usageErr("--output applies to snapshot and events")
+	if o.output != "" && o.cmd != cmdSnapshot && o.cmd != cmdEvents && o.cmd != cmdExplain {
+		return usageErr("--output applies to snapshot, events and explain")
 	}
 	if o.count < 0 || o.duration < 0 {
 		return usageErr("--count and --duration must not be negative")
@@ -209,6 +214,9 @@ func (o *options) validate() error {
 	}
 	if o.cmd == cmdServe && o.ssh == "" && o.metrics == "" {
 		return usageErr("serve needs --ssh ADDR, --metrics ADDR or both")
+	}
+	if o.whatIf != "" && o.cmd != cmdExplain {
+		return usageErr("--what-if applies to explain only")
 	}
 	if _, err := o.ftpPortList(); err != nil {
 		return err
@@ -250,6 +258,7 @@ Usage:
   conntop [flags]              interactive TUI (default)
   conntop snapshot [flags]     print the current table once, then exit
   conntop events [flags]       stream flow events until interrupted, --count N or --duration D
+  conntop explain [flags]      what fills the table and what would relieve it (--format text|json)
   conntop serve [flags]        one engine, many viewers: the TUI over SSH and Prometheus metrics
 
 Sources:
@@ -275,6 +284,7 @@ Examples:
   conntop snapshot --filter 'tcp and dport 443' -o flows.json
   conntop events --filter 'state new' --count 100  like conntrack -E, as NDJSON
   conntop snapshot --read capture.pcap             what the kernel would have kept after these packets
+  conntop explain --format json --what-if 10       why the table is full, as JSON for a runbook
   conntop serve --ssh :2222 --metrics :9810        share one engine with SSH viewers and Prometheus
 
 Exit status: 0 success, 2 bad usage or bad filter, 1 any other error.

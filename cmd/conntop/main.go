@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = env.events(ctx)
 	case cmdServe:
 		err = env.serve(ctx)
+	case cmdExplain:
+		err = env.explain(ctx)
 	default:
 		err = env.tui(ctx)
 	}

@@ -33,7 +33,10 @@ func (env *runEnv) serve(ctx context.Context) error {
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 
+	hooks := env.explainHooks(cs)
+	hooks.SyncedAt = watchSynced(ctx, eng)
 	topts := env.tuiOptions(eng, true)
+	topts.Explain = hooks
 	// Remote viewers see flows, not which of the server's processes own them.
 	topts.NoProcs = true
 	cfg := serve.Config{
@@ -45,6 +48,7 @@ func (env *runEnv) serve(ctx context.Context) error {
 		MetricsAddr:    o.metrics,
 		Refresh:        o.refresh,
 		Logger:         logger,
+		Explain:        hooks,
 		NewModel: func(eng *engine.Engine, _ serve.SessionInfo) tea.Model {
 			return tui.New(eng, topts)
 		},

@@ -71,7 +71,10 @@ func (env *runEnv) tui(ctx context.Context) error {
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 
-	p := tea.NewProgram(tui.New(eng, env.tuiOptions(eng, false)), tea.WithContext(ctx))
+	topts := env.tuiOptions(eng, false)
+	topts.Explain = env.explainHooks(cs)
+	topts.Explain.SyncedAt = watchSynced(ctx, eng)
+	p := tea.NewProgram(tui.New(eng, topts), tea.WithContext(ctx))
 	_, perr := p.Run()
 	cancel()
 	var engErr error

@@ -17,7 +17,7 @@ import (
 )
 
 // commandUsage lists the commands an SSH client may run.
-const commandUsage = "snapshot [--format json|csv|text] [--filter EXPR]"
+const commandUsage = "snapshot [--format json|csv|text] [--filter EXPR] | explain [--format text|json] [--filter EXPR] [--what-if SECONDS|SYSCTL=SECONDS,...]"
 
 // Exit statuses of SSH commands, as the CLI's.
 const (
@@ -33,6 +33,8 @@ func (s *Server) runCommand(se *session, sess ssh.Session) int {
 	switch args[0] {
 	case "snapshot":
 		return s.snapshot(se, sess, stderr, args[1:])
+	case "explain":
+		return s.explain(se, sess, stderr, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprintf(sess, "commands: %s\nwithout a command: the conntop TUI (read-only; use ssh -t)\n", commandUsage)
 		return exitOK

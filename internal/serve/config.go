@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/explain"
 )
 
 // Defaults for Config's zero values.
@@ -77,6 +78,9 @@ type Config struct {
 	Logger *slog.Logger
 	// NewModel builds each TUI session's model (required with SSHAddr).
 	NewModel ModelFactory
+	// Explain reads the settings behind the `explain` command (what
+	// governs the table); without it explain works from the flows alone.
+	Explain explain.Hooks
 }
 
 // withDefaults returns cfg with its zero values replaced by defaults.

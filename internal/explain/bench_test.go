@@ -1,0 +1,142 @@
+package explain
+
+import (
+	"cmp"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
+)
+
+// benchFlows is the big table of the benchmarks: 4,194,304 flows, or
+// EXPLAIN_BENCH_FLOWS.
+func benchFlows() int {
+	if n, err := strconv.Atoi(os.Getenv("EXPLAIN_BENCH_FLOWS")); err == nil && n > 0 {
+		return n
+	}
+	return 4 << 20
+}
+
+var (
+	benchOnce  sync.Once
+	benchStore *store.Store
+)
+
+// bigStore is a store holding benchFlows() synthetic flows: a mix of
+// unreplied DNS, TCP in several states, assured UDP and ICMP from 65,536
+// source hosts to 4,096 destinations, first seen over ten minutes.
+func bigStore(b *testing.B) *store.Store {
+	b.Helper()
+	benchOnce.Do(func() {
+		n := benchFlows()
+		s := store.New(store.Options{Linger: -1, HistoryLen: 1, EventLog: 1})
+		evs := make([]flow.Event, 0, 8192)
+		states := []flow.TCPState{flow.TCPEstablished, flow.TCPTimeWait, flow.TCPSynSent, flow.TCPCloseWait}
+		for i := range n {
+			src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			dst := netip.AddrFrom4([4]byte{192, 168, byte(i >> 4 & 0xf), byte(i & 0xff)})
+			f := flow.Flow{ID: uint32(i), Family: flow.FamilyIPv4, Status: flow.StatusConfirmed,
+				Orig: flow.Tuple{Src: src, Dst: dst, SrcPort: uint16(1024 + i>>16), DstPort: 53}, Timeout: uint32(i % 30)}
+			switch i % 8 {
+			case 0, 1, 2: // unreplied DNS
+				f.Proto = flow.ProtoUDP
+			case 3, 4, 5:
+				f.Proto = flow.ProtoTCP
+				f.TCPState = states[i%len(states)]
+				f.Status |= flow.StatusSeenReply | flow.StatusAssured
+				f.Orig.DstPort = uint16(443 + i%16)
+				f.Timeout = uint32(i % 432000)
+			case 6:
+				f.Proto = flow.ProtoUDP
+				f.Status |= flow.StatusSeenReply | flow.StatusAssured
+				f.Orig.DstPort = uint16(1000 + i%4000)
+				f.Timeout = uint32(i % 120)
+			default:
+				f.Proto = flow.ProtoICMP
+				f.Orig = flow.Tuple{Src: src, Dst: dst, Type: 8, ID: uint16(i)}
+			}
+			f.Reply = f.Orig.Reverse(f.Proto)
+			evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0.Add(-time.Duration(i%600) * time.Second), Flow: f})
+			if len(evs) == cap(evs) {
+				s.Apply(evs)
+				evs = evs[:0]
+			}
+		}
+		evs = append(evs, flow.Event{Type: flow.EventSynced, Time: t0})
+		s.Apply(evs)
+		s.Tick(t0)
+		benchStore = s
+	})
+	if benchStore.Len() != benchFlows() {
+		b.Fatalf("store holds %d flows, want %d", benchStore.Len(), benchFlows())
+	}
+	return benchStore
+}
+
+// BenchmarkExplain is the whole analysis of the big table: walk, classes,
+// what-if histograms, six consumer dimensions, report.
+func BenchmarkExplain(b *testing.B) {
+	s := bigStore(b)
+	set := kernelSettings(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c, in := FromStore(s, nil, t0, t0.Add(-time.Minute), set)
+		in.FreshTimeouts = true
+		r := c.Report(in)
+		if r.Table.Flows != s.Len() {
+			b.Fatalf("explained %d of %d", r.Table.Flows, s.Len())
+		}
+	}
+}
+
+// BenchmarkSortRows is the yardstick: walk the same table and sort its
+// rows by one consumer key (protocol and destination port, then
+// destination) — what `conntrack -L | sort | uniq -c` does for one
+// dimension, with compact keys.
+func BenchmarkSortRows(b *testing.B) {
+	s := bigStore(b)
+	type key struct {
+		pd  uint32
+		dst addrKey
+	}
+	keys := make([]key, 0, s.Len())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		keys = keys[:0]
+		s.Walk(nil, func(r *store.Row) bool {
+			keys = append(keys, key{uint32(r.Flow.Proto)<<16 | uint32(r.Flow.Orig.DstPort), keyOf(r.Flow.Orig.Dst)})
+			return true
+		})
+		slices.SortFunc(keys, func(a, b key) int {
+			if c := cmp.Compare(a.pd, b.pd); c != 0 {
+				return c
+			}
+			return cmpAddrKey(a.dst, b.dst)
+		})
+	}
+}
+
+// BenchmarkQuerySorted is the table view's own cost on the same table: a
+// filtered, sorted window after the sort column changed (no cached order).
+func BenchmarkQuerySorted(b *testing.B) {
+	s := bigStore(b)
+	keys := []store.SortKey{store.SortDport, store.SortDst}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		res := s.Query(store.Query{Sort: keys[i%2], Limit: 50})
+		i++
+		if res.Matched != s.Len() {
+			b.Fatalf("matched %d", res.Matched)
+		}
+	}
+}
