@@ -51,6 +51,35 @@ type oracleTuple struct {
 
 type oracleStats struct {
 	Stats map[string]uint64 `json:"conntrack_stats"`
+	// NFT holds the nft counters of the oracle's ruleset: pre_new,
+	// pre_established, pre_related, pre_invalid and pre_untracked count
+	// packets by `ct state` at prerouting.
+	NFT map[string]struct {
+		Packets uint64 `json:"packets"`
+		Bytes   uint64 `json:"bytes"`
+	} `json:"nft_counters"`
+	Expectations []json.RawMessage `json:"expectations"`
+}
+
+// verdicts returns the kernel's packet counts by ct state at prerouting.
+func (s *oracleStats) verdicts() flow.Verdicts {
+	var v flow.Verdicts
+	for i := range flow.NumVerdicts {
+		v[i] = s.NFT["pre_"+i.String()].Packets
+	}
+	return v
+}
+
+// diffVerdicts describes how the tracker's verdict counts differ from the
+// kernel's ("" when equal).
+func diffVerdicts(kern, ours flow.Verdicts) string {
+	var b strings.Builder
+	for i := range flow.NumVerdicts {
+		if kern[i] != ours[i] {
+			fmt.Fprintf(&b, "  %s packets: kernel %d, tracker %d\n", i, kern[i], ours[i])
+		}
+	}
+	return b.String()
 }
 
 // comparedStatus are the status bits the oracle records and we compare.
@@ -186,6 +215,15 @@ func TestOracle(t *testing.T) {
 			}
 			t.Logf("%d kernel entries, %d tracker entries", len(want), len(got))
 			st := tr.Stats()
+			if d := diffVerdicts(ws.verdicts(), st.Verdicts); d != "" {
+				t.Errorf("per-packet verdicts differ from the kernel's nft counters:\n%s", d)
+			}
+			if _, ok := ws.NFT["pre_new"]; !ok {
+				t.Errorf("%s: no nft_counters.pre_new", name)
+			}
+			if len(ws.Expectations) != len(st.Expectations) {
+				t.Errorf("expectations: kernel %d, tracker %d", len(ws.Expectations), len(st.Expectations))
+			}
 			for _, c := range []struct {
 				name string
 				got  uint64
