@@ -124,8 +124,8 @@ func (d *forwardDedup) identity(data []byte) (uint64, bool) {
 		if len(data) < 40 {
 			return 0, false
 		}
-		_, _ = h.Write(data[0:7])   // version, class, flow label, length, next header
-		_, _ = h.Write(data[8:40])  // addresses
+		_, _ = h.Write(data[0:7])  // version, class, flow label, length, next header
+		_, _ = h.Write(data[8:40]) // addresses
 		_, _ = h.Write(data[40:min(len(data), 48)])
 	default:
 		return 0, false
