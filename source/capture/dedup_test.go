@@ -43,7 +43,8 @@ func TestForwardDedup(t *testing.T) {
 	// An endpoint receiving the same packet twice (a retransmission with
 	// the same id) tracks both.
 	d = newForwardDedup(4, time.Second)
-	if d.duplicate(t0, in, false) || d.duplicate(t0, in, false) {
+	first := d.duplicate(t0, in, false)
+	if second := d.duplicate(t0, in, false); first || second {
 		t.Fatal("same-direction copies taken for duplicates")
 	}
 	// A different packet does not match.
