@@ -108,6 +108,7 @@ func (m *Model) detailLines(n int) []string {
 	if f.Invalid > 0 {
 		out = append(out, label("invalid")+st.warn.Render(fmt.Sprintf("%d packets INVALID, last: %s", f.Invalid, termsafe.Escape(f.InvalidReason))))
 	}
+	out = append(out, m.fidelityLines(f, label)...)
 	out = append(out, "", st.colHead.Render("timeline"))
 	room := n - len(out)
 	hist := d.History

@@ -7,14 +7,21 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// CSVHeader is the header row of the CSV export (DESIGN.md §4), without the
-// line end.
-const CSVHeader = "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,reply_sport," +
+// CSVHeader is the header row of the CSV export, version 2, without the
+// line end: the 20 columns of DESIGN.md §4 (version 1) followed by
+// icmp_type, icmp_code, icmp_id (ICMP and ICMPv6 flows, original
+// direction; empty otherwise), sctp_state (SCTP flows) and use (the
+// entry's reference count, empty when unknown). A script that reads
+// columns by position keeps working.
+const CSVHeader = CSVHeaderV1 + ",icmp_type,icmp_code,icmp_id,sctp_state,use"
+
+// CSVHeaderV1 is the header of the first CSV version (DESIGN.md §4).
+const CSVHeaderV1 = "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,reply_sport," +
 	"reply_dst,reply_dport,status,timeout,mark,zone,orig_packets,orig_bytes,reply_packets,reply_bytes"
 
 // WriteCSV writes the header row, then one row per flow (RFC 4180 quoting,
-// "\n" line ends). Ports are empty for protocols without ports (ICMP
-// type/code/id have no column); tcp_state is empty for non-TCP flows;
+// "\n" line ends), in CSV version 2 (see CSVHeader). Ports are empty for
+// protocols without ports (ICMP has icmp_type/icmp_code/icmp_id); tcp_state is empty for non-TCP flows;
 // status lists the status-bit names joined by "|"; the four counters are
 // empty when they are not known.
 func WriteCSV(w io.Writer, flows []flow.Flow) error {
@@ -64,6 +71,24 @@ func (e *encoder) appendCSVRow(b []byte, f *flow.Flow) []byte {
 		}
 	} else {
 		b = append(b, ",,,,"...)
+	}
+	b = append(b, ',')
+	if flow.IsICMP(f.Proto) {
+		b = strconv.AppendUint(b, uint64(f.Orig.Type), 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(f.Orig.Code), 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(f.Orig.ID), 10)
+	} else {
+		b = append(b, ",,"...)
+	}
+	b = append(b, ',')
+	if f.Proto == flow.ProtoSCTP {
+		b = append(b, f.SCTPState.String()...)
+	}
+	b = append(b, ',')
+	if f.Use != 0 {
+		b = strconv.AppendUint(b, uint64(f.Use), 10)
 	}
 	return append(b, '\n')
 }

@@ -101,7 +101,7 @@ func TestWriteCSV(t *testing.T) {
 	if len(recs) != len(samples())+1 {
 		t.Fatalf("got %d records, want %d", len(recs), len(samples())+1)
 	}
-	if strings.Join(recs[0], ",") != "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,reply_sport,reply_dst,reply_dport,status,timeout,mark,zone,orig_packets,orig_bytes,reply_packets,reply_bytes" {
+	if strings.Join(recs[0], ",") != "family,proto,state,tcp_state,src,sport,dst,dport,reply_src,reply_sport,reply_dst,reply_dport,status,timeout,mark,zone,orig_packets,orig_bytes,reply_packets,reply_bytes,icmp_type,icmp_code,icmp_id,sctp_state,use" {
 		t.Errorf("header = %q", recs[0])
 	}
 }
@@ -485,7 +485,7 @@ func FuzzFlowEncoding(f *testing.F) {
 		var e encoder
 		row := e.appendCSVRow(nil, &fl)
 		rec, err := csv.NewReader(bytes.NewReader(row)).Read()
-		if err != nil || len(rec) != 20 {
+		if err != nil || len(rec) != 25 {
 			t.Fatalf("CSV row %q: %d fields, %v", row, len(rec), err)
 		}
 	})
@@ -503,4 +503,71 @@ func perByteValid(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// TestFidelityFields: the snapshot header carries the tracker's verdict
+// totals and the pending expectations; a flow's use count and SCTP state
+// reach JSON, CSV and text; the expectation line is `conntrack -L expect`'s.
+func TestFidelityFields(t *testing.T) {
+	e := flow.Expectation{ID: 3, Family: flow.FamilyIPv4, Proto: flow.ProtoTCP, Timeout: 297,
+		Tuple:       flow.Tuple{Src: addr("10.0.0.2"), Dst: addr("10.0.0.1"), DstPort: 40001},
+		Mask:        flow.Tuple{Src: addr("255.255.255.255"), Dst: addr("255.255.255.255"), DstPort: 65535},
+		MasterProto: flow.ProtoTCP,
+		Master:      flow.Tuple{Src: addr("10.0.0.1"), Dst: addr("10.0.0.2"), SrcPort: 40000, DstPort: 21},
+		Helper:      "ftp"}
+	if got, want := string(AppendExpectText(nil, &e)), "297 proto=6 src=10.0.0.2 dst=10.0.0.1 sport=0 dport=40001 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 class=0 helper=ftp"; got != want {
+		t.Errorf("expect line:\n got %s\nwant %s", got, want)
+	}
+	s := &Snapshot{Time: time.Unix(0, 0), Source: "capture"}
+	s.Table.HasVerdicts = true
+	s.Table.Verdicts = flow.Verdicts{5, 34, 3, 1, 2}
+	s.Table.HasExpectations = true
+	s.Table.Expectations = []flow.Expectation{e}
+	f := fwd(flow.ProtoSCTP, tuple("10.0.0.1", 5000, "10.0.0.2", 6000))
+	f.SCTPState, f.Use, f.Timeout = flow.SCTPEstablished, 2, 210
+	s.Flows = []flow.Flow{f}
+	var b bytes.Buffer
+	if err := WriteJSON(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Verdicts     map[string]uint64 `json:"verdicts"`
+		Expectations []struct {
+			Tuple  struct{ Dport uint16 }
+			Master struct{ Sport, Dport uint16 }
+			Helper string
+		}
+		Flows []struct {
+			SCTPState string `json:"sctp_state"`
+			Use       uint32
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if want := map[string]uint64{"new": 5, "established": 34, "related": 3, "invalid": 1, "untracked": 2}; !cmp.Equal(doc.Verdicts, want) {
+		t.Errorf("verdicts %v, want %v", doc.Verdicts, want)
+	}
+	if len(doc.Expectations) != 1 || doc.Expectations[0].Tuple.Dport != 40001 || doc.Expectations[0].Master.Dport != 21 || doc.Expectations[0].Helper != "ftp" {
+		t.Errorf("expectations %+v", doc.Expectations)
+	}
+	if len(doc.Flows) != 1 || doc.Flows[0].SCTPState != "ESTABLISHED" || doc.Flows[0].Use != 2 {
+		t.Errorf("flows %+v", doc.Flows)
+	}
+	if got := TextLine(&f); !strings.Contains(got, " 210 ESTABLISHED src=") || !strings.HasSuffix(got, "use=2") {
+		t.Errorf("text line %s", got)
+	}
+	var e2 encoder
+	if got := string(e2.appendCSVRow(nil, &f)); !strings.HasSuffix(got, ",,,,ESTABLISHED,2\n") {
+		t.Errorf("csv row %q", got)
+	}
+	// A snapshot without them (the kernel source before it lists
+	// expectations) has neither key.
+	b.Reset()
+	if err := WriteJSON(&b, &Snapshot{Source: "conntrack"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "verdicts") || strings.Contains(b.String(), "expectations") {
+		t.Errorf("kernel snapshot: %s", b.String())
+	}
 }

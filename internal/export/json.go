@@ -153,8 +153,73 @@ func appendJSONHeader(b []byte, s *Snapshot) []byte {
 	b = strconv.AppendUint(b, t.SearchRestart, 10)
 	b = append(b, `},"events_lost":`...)
 	b = strconv.AppendUint(b, t.EventsLost, 10)
-	b = append(b, `},"flows":[`...)
+	b = append(b, '}')
+	if t.HasVerdicts {
+		b = appendVerdictsJSON(b, &t.Verdicts)
+	}
+	if t.HasExpectations {
+		b = append(b, `,"expectations":[`...)
+		for i := range t.Expectations {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendExpectationJSON(b, &t.Expectations[i])
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"flows":[`...)
 	return b
+}
+
+// appendVerdictsJSON appends `,"verdicts":{"new":N,…,"untracked":N}`:
+// packets by the ct state the kernel's `ct state` match gave them.
+func appendVerdictsJSON(b []byte, v *flow.Verdicts) []byte {
+	b = append(b, `,"verdicts":{`...)
+	for i := range flow.NumVerdicts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, i.String()...)
+		b = append(b, `":`...)
+		b = strconv.AppendUint(b, v[i], 10)
+	}
+	return append(b, '}')
+}
+
+// AppendExpectationJSON appends the JSON object of a pending expectation
+// (an element of the snapshot's "expectations"): its expected tuple (a
+// source port of 0 with mask sport 0 means any), the mask, the master's
+// original tuple, timeout, zone, class, flags and helper.
+func AppendExpectationJSON(b []byte, e *flow.Expectation) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendUint(b, uint64(e.ID), 10)
+	b = append(b, `,"family":"`...)
+	b = append(b, e.Family.String()...)
+	b = append(b, `","proto":"`...)
+	b = append(b, protoNames[e.Proto]...)
+	b = append(b, `","timeout":`...)
+	b = strconv.AppendUint(b, uint64(e.Timeout), 10)
+	b = append(b, `,"tuple":`...)
+	b = appendTupleJSON(b, &e.Tuple, e.Proto, false)
+	b = append(b, `,"mask":`...)
+	b = appendTupleJSON(b, &e.Mask, e.Proto, false)
+	b = append(b, `,"master":`...)
+	b = appendTupleJSON(b, &e.Master, e.MasterProto, false)
+	b = append(b, `,"zone":`...)
+	b = strconv.AppendUint(b, uint64(e.Zone), 10)
+	b = append(b, `,"class":`...)
+	b = strconv.AppendUint(b, uint64(e.Class), 10)
+	b = append(b, `,"flags":[`...)
+	for i, n := range flow.ExpectFlagNames(e.Flags) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	b = append(b, `],"helper":`...)
+	b = appendJSONString(b, e.Helper)
+	return append(b, '}')
 }
 
 // WriteNDJSON writes one flow object (as in the snapshot's "flows") a line.
@@ -218,6 +283,15 @@ func (e *encoder) appendFlow(b []byte, f *flow.Flow) []byte {
 		b = appendTupleJSON(b, f.Master, f.Proto, true)
 	} else {
 		b = append(b, "null"...)
+	}
+	if f.Proto == flow.ProtoSCTP {
+		b = append(b, `,"sctp_state":"`...)
+		b = append(b, f.SCTPState.String()...)
+		b = append(b, '"')
+	}
+	if f.Use != 0 {
+		b = append(b, `,"use":`...)
+		b = strconv.AppendUint(b, uint64(f.Use), 10)
 	}
 	if f.Compare.Seen != 0 {
 		b = appendCompareJSON(b, f)

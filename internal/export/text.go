@@ -42,10 +42,12 @@ var textProtoNames = [256]string{
 //
 //	tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=47494 dport=8080 packets=6 bytes=398 src=10.0.0.2 dst=10.0.0.1 sport=8080 dport=47494 packets=4 bytes=292 [ASSURED] mark=0 use=1
 //
-// Helper names are escaped with termsafe.Escape. What the flow model does not
-// hold is not printed: the SCTP and DCCP state names, secctx=, labels and
-// the directional zone-orig=/zone-reply=; the use count (a kernel reference
-// count, 1 unless an entry has pending expectations) is always use=1.
+// Helper names are escaped with termsafe.Escape. SCTP flows show their state
+// after the timeout, as TCP flows do. The use count is the kernel's
+// reference count (CTA_USE: 1, plus one per pending expectation), or the
+// tracker's own; use=1 when unknown. What the flow model does not hold is
+// not printed: the DCCP state name, secctx=, labels and the directional
+// zone-orig=/zone-reply=.
 func WriteText(w io.Writer, flows []flow.Flow) error {
 	return writeAll(NewSnapshotWriter(w, FormatText, &Snapshot{}), flows)
 }
@@ -86,12 +88,16 @@ func appendTextLine(b []byte, f *flow.Flow, kind lineKind) []byte {
 		b = strconv.AppendUint(b, uint64(f.Timeout), 10)
 		b = append(b, ' ')
 	}
-	if f.Proto == flow.ProtoTCP {
+	switch f.Proto {
+	case flow.ProtoTCP:
 		if f.TCPState < flow.NumTCPStates {
 			b = append(b, f.TCPState.String()...)
 		} else {
 			b = append(b, "NONE"...)
 		}
+		b = append(b, ' ')
+	case flow.ProtoSCTP:
+		b = append(b, f.SCTPState.String()...)
 		b = append(b, ' ')
 	}
 	b = appendTupleText(b, &f.Orig, f.Proto)
@@ -129,7 +135,9 @@ func appendTextLine(b []byte, f *flow.Flow, kind lineKind) []byte {
 		b = append(b, ' ')
 	}
 	if kind == lineDump {
-		b = append(b, "use=1 "...)
+		b = append(b, "use="...)
+		b = strconv.AppendUint(b, uint64(max(f.Use, 1)), 10)
+		b = append(b, ' ')
 	}
 	return b[:len(b)-1] // drop the last blank, as the library does
 }
@@ -188,4 +196,68 @@ func appendAddrC(b []byte, a netip.Addr) []byte {
 		}
 	}
 	return appendAddr(b, a)
+}
+
+// AppendExpectText appends the `conntrack -L expect` line of e, without a
+// newline (libnetfilter_conntrack's default expectation output), e.g.
+//
+//	297 proto=6 src=10.0.0.2 dst=10.0.0.1 sport=0 dport=40001 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 class=0 helper=ftp
+func AppendExpectText(b []byte, e *flow.Expectation) []byte {
+	b = strconv.AppendUint(b, uint64(e.Timeout), 10)
+	b = append(b, " proto="...)
+	b = strconv.AppendUint(b, uint64(e.Proto), 10)
+	b = append(b, ' ')
+	b = appendTupleText(b, &e.Tuple, e.Proto)
+	b = append(b, "mask-src="...)
+	b = appendAddrC(b, e.Mask.Src)
+	b = append(b, " mask-dst="...)
+	b = appendAddrC(b, e.Mask.Dst)
+	b = append(b, ' ')
+	b = appendExpectMaskL4(b, &e.Mask, e.Proto)
+	b = append(b, "master-src="...)
+	b = appendAddrC(b, e.Master.Src)
+	b = append(b, " master-dst="...)
+	b = appendAddrC(b, e.Master.Dst)
+	b = append(b, ' ')
+	b = appendExpectMaskL4(b, &e.Master, e.MasterProto)
+	for _, n := range flow.ExpectFlagNames(e.Flags) {
+		b = append(b, n...)
+		b = append(b, ' ')
+	}
+	b = append(b, "class="...)
+	b = strconv.AppendUint(b, uint64(e.Class), 10)
+	b = append(b, ' ')
+	if e.Zone != 0 {
+		b = append(b, "zone="...)
+		b = strconv.AppendUint(b, uint64(e.Zone), 10)
+		b = append(b, ' ')
+	}
+	if e.Helper != "" {
+		b = append(b, "helper="...)
+		b = termsafe.AppendEscape(b, e.Helper)
+		b = append(b, ' ')
+	}
+	return b[:len(b)-1]
+}
+
+// appendExpectMaskL4 appends the protocol part of a tuple without its
+// addresses ("sport=0 dport=65535 ").
+func appendExpectMaskL4(b []byte, t *flow.Tuple, proto uint8) []byte {
+	switch {
+	case flow.HasPorts(proto):
+		b = append(b, "sport="...)
+		b = strconv.AppendUint(b, uint64(t.SrcPort), 10)
+		b = append(b, " dport="...)
+		b = strconv.AppendUint(b, uint64(t.DstPort), 10)
+		b = append(b, ' ')
+	case flow.IsICMP(proto):
+		b = append(b, "type="...)
+		b = strconv.AppendUint(b, uint64(t.Type), 10)
+		b = append(b, " code="...)
+		b = strconv.AppendUint(b, uint64(t.Code), 10)
+		b = append(b, " id="...)
+		b = strconv.AppendUint(b, uint64(t.ID), 10)
+		b = append(b, ' ')
+	}
+	return b
 }

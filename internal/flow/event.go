@@ -87,6 +87,17 @@ type TableStats struct {
 	// InvalidReasons counts INVALID packets by reason (tracker only); nil
 	// for the kernel source.
 	InvalidReasons map[string]uint64
+	// Verdicts counts packets by the ct state the kernel's `ct state`
+	// match would give them at prerouting (tracker sources, HasVerdicts).
+	// Packets that never reach that match (dropped by the IP layer or a
+	// full table, held by defragmentation) are not counted.
+	Verdicts    Verdicts
+	HasVerdicts bool
+	// Expectations are the pending expectations (HasExpectations says the
+	// source lists them). A sender builds a new slice for every EventStats
+	// and never changes it afterwards, so receivers may keep it.
+	Expectations    []Expectation
+	HasExpectations bool
 }
 
 // Clone returns a copy of st that shares no map with it.

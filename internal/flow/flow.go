@@ -115,6 +115,16 @@ type Flow struct {
 	// Compare is the kernel-versus-wire mark set by the compare source
 	// (`--source conntrack,capture`); zero for every other source.
 	Compare Compare
+	// SCTPState is the kernel's SCTP state (SCTP flows only).
+	SCTPState SCTPState
+	// Use is the kernel's reference count of the entry (CTA_USE: 1, plus
+	// one per pending expectation it made); the tracker reports its own
+	// the same way. 0 means unknown.
+	Use uint32
+	// Verdicts counts this flow's packets by the ct state the kernel's
+	// `ct state` match gave them (tracker sources only; RELATED ICMP
+	// errors are counted on the flow they relate to).
+	Verdicts Verdicts
 }
 
 // Key returns the flow's identity.

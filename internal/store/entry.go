@@ -48,6 +48,9 @@ const (
 	flagUsed uint8 = 1 << iota
 	flagDestroyed
 	flagHasCounters
+	// flagUseOne: the flow's use count is 1 (the common case; other
+	// counts live in extra).
+	flagUseOne
 )
 
 // extra holds the rarely set parts of a flow.
@@ -62,6 +65,25 @@ type extra struct {
 	invalid       uint32
 	cmp           flow.Compare // when it does not pack into entry.cmp
 	invalidReason string
+	// fid holds the fidelity fields (SCTP state, a use count other than 1,
+	// the tracker's per-verdict packet counts) when any is set.
+	fid *fidelity
+}
+
+// fidelity is the rare per-flow detail of issue 11.
+type fidelity struct {
+	sctp     flow.SCTPState
+	use      uint32
+	verdicts flow.Verdicts
+}
+
+// fidelityOf returns fl's fidelity fields, nil when they are the common
+// case (no SCTP state, use 1 or unknown, no verdicts).
+func fidelityOf(fl *flow.Flow) *fidelity {
+	if fl.SCTPState == 0 && fl.Use <= 1 && fl.Verdicts == (flow.Verdicts{}) {
+		return nil
+	}
+	return &fidelity{sctp: fl.SCTPState, use: fl.Use, verdicts: fl.Verdicts}
 }
 
 // packAddr stores a into a 16-byte array (IPv4 in the last 4 bytes).
@@ -141,16 +163,21 @@ func (e *entry) set(fl *flow.Flow) {
 		e.flags |= flagHasCounters
 		e.counters = fl.Counters
 	}
+	e.flags &^= flagUseOne
+	if fl.Use == 1 {
+		e.flags |= flagUseOne
+	}
 
 	nat := fl.Reply != fl.Orig.Reverse(fl.Proto)
-	rare := fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != "" || !cmpPacked
+	fid := fidelityOf(fl)
+	rare := fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 || fl.InvalidReason != "" || !cmpPacked || fid != nil
 	switch {
 	case compact && !nat && !rare:
 		e.extra = nil
 	case e.extra != nil && e.extra.same(fl, compact, nat):
 		// unchanged: keep it (no allocation per update)
 	default:
-		x := &extra{helper: fl.Helper, master: fl.Master, invalid: fl.Invalid, invalidReason: fl.InvalidReason, cmp: fl.Compare}
+		x := &extra{helper: fl.Helper, master: fl.Master, invalid: fl.Invalid, invalidReason: fl.InvalidReason, cmp: fl.Compare, fid: fid}
 		if !compact {
 			t := fl.Orig
 			x.origFull = &t
@@ -172,6 +199,9 @@ func (x *extra) same(fl *flow.Flow, compact, nat bool) bool {
 		return false
 	}
 	if (x.master == nil) != (fl.Master == nil) || (x.master != nil && *x.master != *fl.Master) {
+		return false
+	}
+	if f := fidelityOf(fl); (f == nil) != (x.fid == nil) || (f != nil && *f != *x.fid) {
 		return false
 	}
 	return x.helper == fl.Helper && x.invalid == fl.Invalid && x.invalidReason == fl.InvalidReason && x.cmp == fl.Compare
@@ -222,6 +252,10 @@ func (e *entry) flow(fl *flow.Flow) {
 		}
 		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = x.master, x.helper, x.invalid, x.invalidReason
 		fl.Compare = x.cmp
+		fl.SCTPState, fl.Use, fl.Verdicts = 0, uint32(e.flags&flagUseOne)/uint32(flagUseOne), flow.Verdicts{}
+		if f := x.fid; f != nil {
+			fl.SCTPState, fl.Use, fl.Verdicts = f.sctp, f.use, f.verdicts
+		}
 		return
 	}
 	if flow.IsICMP(e.proto) {
@@ -231,6 +265,7 @@ func (e *entry) flow(fl *flow.Flow) {
 	}
 	fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = nil, "", 0, ""
 	fl.Compare = flow.Compare{Seen: flow.Seen(e.cmp & 15), Disagree: flow.Disagree(e.cmp >> 4)}
+	fl.SCTPState, fl.Use, fl.Verdicts = 0, uint32(e.flags&flagUseOne)/uint32(flagUseOne), flow.Verdicts{}
 }
 
 // hasKey reports whether e is the flow with key k.

@@ -416,7 +416,16 @@ func TestOddTuplesRoundTrip(t *testing.T) {
 	v6mapped.Orig.Src = netip.MustParseAddr("::ffff:10.1.2.3")
 	v6mapped.Reply = v6mapped.Orig.Reverse(v6mapped.Proto)
 	noFamily := flow.Flow{Proto: 99}
-	all := []flow.Flow{icmp, weird, icmpPorts, nat, v6mapped, noFamily}
+	// The fidelity fields: SCTP state, use counts, per-verdict packets.
+	sctp := tcpFlow(10, 80, flow.TCPNone)
+	sctp.Proto, sctp.SCTPState, sctp.Use = flow.ProtoSCTP, flow.SCTPEstablished, 1
+	useTwo := tcpFlow(11, 21, flow.TCPEstablished)
+	useTwo.Use = 2
+	verdicts := udp6Flow(12, 53, true)
+	verdicts.Use, verdicts.Verdicts = 1, flow.Verdicts{1, 4, 2, 1, 0}
+	useOne := tcpFlow(13, 80, flow.TCPEstablished)
+	useOne.Use = 1
+	all := []flow.Flow{icmp, weird, icmpPorts, nat, v6mapped, noFamily, sctp, useTwo, verdicts, useOne}
 	for i, f := range all {
 		s.Apply([]flow.Event{ev(flow.EventNew, at(time.Duration(i)), f)})
 	}

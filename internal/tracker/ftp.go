@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -22,6 +23,7 @@ type expectation struct {
 	src, dst netip.Addr
 	port     uint16
 	expires  int64
+	id       uint32
 }
 
 // ftpPort reports whether new connections to port get the FTP helper.
@@ -115,7 +117,42 @@ func (t *Tracker) expect(e expectation) {
 	}
 	e.expires = t.nowNS + int64(t.to.Expect)
 	e.master.nexpect++
+	t.nextExpectID++
+	e.id = t.nextExpectID
 	t.expects = append(t.expects, e)
+}
+
+// AppendExpectations appends the pending expectations alive at now (oldest
+// first), with their timeouts as of now, to dst and returns it: the
+// expected original tuple (any source port: Mask.SrcPort is 0), the mask
+// and the master's original tuple, as `conntrack -L expect` lists them.
+func (t *Tracker) AppendExpectations(dst []flow.Expectation, now time.Time) []flow.Expectation {
+	ns := now.UnixNano()
+	for i := range t.expects {
+		e := &t.expects[i]
+		left := e.expires - ns
+		if left <= 0 {
+			continue
+		}
+		full := netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		if e.family == flow.FamilyIPv6 {
+			full = netip.AddrFrom16([16]byte{0: 255, 1: 255, 2: 255, 3: 255, 4: 255, 5: 255, 6: 255, 7: 255,
+				8: 255, 9: 255, 10: 255, 11: 255, 12: 255, 13: 255, 14: 255, 15: 255})
+		}
+		dst = append(dst, flow.Expectation{
+			ID:          e.id,
+			Family:      e.family,
+			Proto:       flow.ProtoTCP,
+			Timeout:     uint32(left / int64(time.Second)),
+			Tuple:       flow.Tuple{Src: e.src, Dst: e.dst, DstPort: e.port},
+			Mask:        flow.Tuple{Src: full, Dst: full, DstPort: 0xFFFF},
+			MasterProto: e.master.key.Proto,
+			Master:      e.master.key.Orig,
+			Zone:        e.zone,
+			Helper:      "ftp",
+		})
+	}
+	return dst
 }
 
 // ftpHelp is the FTP helper's help(): it looks for PORT/EPRT commands and

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket"
+	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
@@ -60,6 +61,7 @@ type kernelLab struct {
 	inj, router *labtest.NS
 	fd          int
 	ct          *ct.Conn
+	nft         *netlink.Conn
 	mu          sync.Mutex
 }
 
@@ -79,24 +81,25 @@ var oracleSysctls = [][2]string{
 	{"net.ipv4.conf.rin.rp_filter", "0"},
 }
 
-const routerRuleset = `table inet ko_oracle {
+// routerRuleset is the oracle's ruleset: the ftp helper on tcp/21 and a
+// named counter per ct state at prerouting (pre_new … pre_untracked, as
+// the recorded oracle's nft_counters).
+func routerRuleset() string {
+	objs, rules := verdictCounterRules()
+	return `table inet ko_oracle {
 	ct helper ftp-standard {
 		type "ftp" protocol tcp
 	}
-	chain pre {
+` + objs + `	chain pre {
 		type filter hook prerouting priority 0; policy accept;
 		tcp dport 21 ct helper set "ftp-standard"
-		ct state new counter
-		ct state established counter
-		ct state related counter
-		ct state invalid counter
-		ct state untracked counter
-	}
+` + rules + `	}
 	chain out {
 		type filter hook output priority -400; policy drop;
 	}
 }
 `
+}
 
 // newKernelLab builds the topology. It needs root (fails under CI=true
 // without it).
@@ -137,7 +140,7 @@ func newKernelLab(t testing.TB) *kernelLab {
 	r.MustExec(t, "ip", "link", "set", "sink", "mtu", "65535", "up")
 	r.MustExec(t, "ip", "route", "add", "default", "dev", "sink")
 	r.MustExec(t, "ip", "-6", "route", "add", "default", "dev", "sink")
-	r.Nft(t, routerRuleset)
+	r.Nft(t, routerRuleset())
 	for _, s := range oracleSysctls {
 		r.Sysctl(t, s[0], s[1])
 	}
@@ -170,12 +173,18 @@ func newKernelLab(t testing.TB) *kernelLab {
 			return fmt.Errorf("conntrack netlink: %w", err)
 		}
 		l.ct = c
+		n, err := dialNetfilter()
+		if err != nil {
+			_ = c.Close()
+			return err
+		}
+		l.nft = n
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.ct.Close() })
+	t.Cleanup(func() { _ = l.ct.Close(); _ = l.nft.Close() })
 	return l
 }
 
@@ -198,10 +207,47 @@ func (l *kernelLab) stats() (flow.TableStats, error) {
 
 // kernelResult is one side's verdict on a scenario.
 type kernelResult struct {
-	lines   []string // describeFlow of every entry, sorted
+	lines   []string // describeFlow of every entry, sorted (a multiset)
 	invalid uint64
 	errors  uint64
 	reasons map[string]uint64
+	// verdicts counts the packets by ct state at prerouting.
+	verdicts flow.Verdicts
+	// timeouts holds the remaining timeouts of the entries (and
+	// expectations) by their line; expects the describeExpect lines of the
+	// pending expectations, sorted. Both are nil for a recorded verdict.
+	timeouts map[string][]uint32
+	expects  []string
+	recorded bool
+}
+
+// addFlow adds one entry to r.
+func (r *kernelResult) addFlow(f flow.Flow) {
+	line := describeFlow(f)
+	r.lines = append(r.lines, line)
+	if r.timeouts == nil {
+		r.timeouts = map[string][]uint32{}
+	}
+	r.timeouts[line] = append(r.timeouts[line], f.Timeout)
+}
+
+// addExpect adds one pending expectation to r.
+func (r *kernelResult) addExpect(e flow.Expectation) {
+	line := describeExpect(e)
+	r.expects = append(r.expects, line)
+	if r.timeouts == nil {
+		r.timeouts = map[string][]uint32{}
+	}
+	r.timeouts[line] = append(r.timeouts[line], e.Timeout)
+}
+
+// describeExpect renders an expectation in a canonical one-line form
+// (without its timeout).
+func describeExpect(e flow.Expectation) string {
+	return fmt.Sprintf("expect %s %d %s>%s sport=%d dport=%d mask[%s>%s sport=%d dport=%d] master[%d %s>%s sport=%d dport=%d] class=%d flags=%d helper=%q",
+		e.Family, e.Proto, e.Tuple.Src, e.Tuple.Dst, e.Tuple.SrcPort, e.Tuple.DstPort,
+		e.Mask.Src, e.Mask.Dst, e.Mask.SrcPort, e.Mask.DstPort,
+		e.MasterProto, e.Master.Src, e.Master.Dst, e.Master.SrcPort, e.Master.DstPort, e.Class, e.Flags, e.Helper)
 }
 
 // send injects frames into the kernel, keeping gaps of at least keepGap (on
@@ -263,6 +309,11 @@ func (l *kernelLab) runKernel(frames []kframe, keepGap time.Duration) (kernelRes
 	if err != nil {
 		return kernelResult{}, nil, err
 	}
+	// Zero the counters (the router sees no traffic between scenarios;
+	// anything it did see would show as a difference).
+	if _, err := nftVerdicts(l.nft); err != nil {
+		return kernelResult{}, nil, err
+	}
 	sent, err := l.send(frames, keepGap)
 	if err != nil {
 		return kernelResult{}, nil, err
@@ -270,31 +321,53 @@ func (l *kernelLab) runKernel(frames []kframe, keepGap time.Duration) (kernelRes
 	// Injection runs the receive path synchronously (netif_rx from process
 	// context); give the softirq a moment anyway.
 	time.Sleep(5 * time.Millisecond)
+	dumpAt := time.Now()
 	flows, err := l.ct.Dump(nil)
 	if err != nil {
 		return kernelResult{}, nil, fmt.Errorf("dump conntrack: %w", err)
+	}
+	exps, err := l.ct.DumpExpect()
+	if err != nil {
+		return kernelResult{}, nil, fmt.Errorf("dump expectations: %w", err)
 	}
 	after, err := l.stats()
 	if err != nil {
 		return kernelResult{}, nil, err
 	}
+	verdicts, err := nftVerdicts(l.nft)
+	if err != nil {
+		return kernelResult{}, nil, err
+	}
 	var res kernelResult
 	for i := range flows {
-		f := conntracktest.FromLib(&flows[i])
-		res.lines = append(res.lines, describeFlow(f))
+		res.addFlow(conntracktest.FromLib(&flows[i]))
+	}
+	for i := range exps {
+		res.addExpect(conntracktest.ExpectFromLib(&exps[i]))
 	}
 	sort.Strings(res.lines)
+	sort.Strings(res.expects)
 	res.invalid = after.Invalid - before.Invalid
 	res.errors = after.Error - before.Error
+	res.verdicts = verdicts
+	// The tracker is asked as of the dump (the kernel's timeouts ran on
+	// while it was taken).
+	sent = append(sent, dumpAt)
 	return res, sent, nil
 }
 
 // runTracker feeds frames sent at the given times to a fresh tracker (with
-// the router model, as the harness is a router) and returns its table right
-// after the last one.
+// the router model, as the harness is a router) and returns its table as of
+// the time after the last frame's (the kernel's dump time, see runKernel;
+// without it, right after the last frame).
 func runTracker(frames []kframe, sent []time.Time) kernelResult {
+	return runTrackerConfig(routerConfig(), frames, sent)
+}
+
+// runTrackerConfig is runTracker with a tracker configured by cfg.
+func runTrackerConfig(cfg Config, frames []kframe, sent []time.Time) kernelResult {
 	dec := decode.New(decode.Config{})
-	tr := New(routerConfig())
+	tr := New(cfg)
 	var dg decode.Datagram
 	var last time.Time
 	for i, f := range frames {
@@ -305,30 +378,37 @@ func runTracker(frames []kframe, sent []time.Time) kernelResult {
 		tr.Handle(last, &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
 		tr.AppendEvents(nil)
 	}
+	if len(sent) > len(frames) {
+		last = sent[len(frames)]
+	}
 	var res kernelResult
 	for _, f := range tr.AppendFlows(nil, last) {
-		res.lines = append(res.lines, describeFlow(f))
+		res.addFlow(f)
+	}
+	for _, e := range tr.AppendExpectations(nil, last) {
+		res.addExpect(e)
 	}
 	sort.Strings(res.lines)
+	sort.Strings(res.expects)
 	st := tr.Stats()
 	res.invalid, res.errors, res.reasons = st.Invalid, st.Error, st.InvalidReasons
+	res.verdicts = st.Verdicts
 	return res
 }
 
 // diffResults describes how the tracker's result differs from the kernel's
-// ("" when they agree).
+// ("" when they agree): the tables and expectations as multisets (an entry
+// the tracker holds twice differs), the invalid and error statistics, the
+// packets by verdict and every entry's remaining timeout (within a second:
+// whole seconds, floored on both sides, the kernel's read a little later).
 func diffResults(kern, ours kernelResult) string {
 	var b strings.Builder
-	for _, l := range kern.lines {
-		if !slices.Contains(ours.lines, l) {
-			fmt.Fprintf(&b, "  kernel has, tracker lacks: %s\n", l)
-		}
+	b.WriteString(diffLines("entry", kern.lines, ours.lines))
+	if !kern.recorded && !ours.recorded {
+		b.WriteString(diffLines("expectation", kern.expects, ours.expects))
+		b.WriteString(diffTimeouts(kern.timeouts, ours.timeouts))
 	}
-	for _, l := range ours.lines {
-		if !slices.Contains(kern.lines, l) {
-			fmt.Fprintf(&b, "  tracker has, kernel lacks: %s\n", l)
-		}
-	}
+	b.WriteString(diffVerdicts(kern.verdicts, ours.verdicts))
 	if kern.invalid != ours.invalid {
 		fmt.Fprintf(&b, "  invalid: kernel %d, tracker %d (reasons %v)\n", kern.invalid, ours.invalid, ours.reasons)
 	}
@@ -376,6 +456,8 @@ func kernelJSONLines(t *testing.T, name string) kernelResult {
 	}
 	sort.Strings(res.lines)
 	res.invalid, res.errors = ws.Stats["invalid"], ws.Stats["error"]
+	res.verdicts = ws.verdicts()
+	res.recorded = true
 	return res
 }
 

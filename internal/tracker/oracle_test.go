@@ -51,6 +51,87 @@ type oracleTuple struct {
 
 type oracleStats struct {
 	Stats map[string]uint64 `json:"conntrack_stats"`
+	// NFT holds the nft counters of the oracle's ruleset: pre_new,
+	// pre_established, pre_related, pre_invalid and pre_untracked count
+	// packets by `ct state` at prerouting.
+	NFT map[string]struct {
+		Packets uint64 `json:"packets"`
+		Bytes   uint64 `json:"bytes"`
+	} `json:"nft_counters"`
+	Expectations []json.RawMessage `json:"expectations"`
+}
+
+// verdicts returns the kernel's packet counts by ct state at prerouting.
+func (s *oracleStats) verdicts() flow.Verdicts {
+	var v flow.Verdicts
+	for i := range flow.NumVerdicts {
+		v[i] = s.NFT["pre_"+i.String()].Packets
+	}
+	return v
+}
+
+// diffLines compares two tables of described entries as multisets: an
+// entry held twice by one side and once by the other differs. It returns
+// "" when they are equal.
+func diffLines(what string, kern, ours []string) string {
+	count := map[string]int{}
+	for _, l := range kern {
+		count[l]++
+	}
+	for _, l := range ours {
+		count[l]--
+	}
+	keys := make([]string, 0, len(count))
+	for l, n := range count {
+		if n != 0 {
+			keys = append(keys, l)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, l := range keys {
+		switch n := count[l]; {
+		case n > 0:
+			fmt.Fprintf(&b, "  kernel has %d more of %s: %s\n", n, what, l)
+		default:
+			fmt.Fprintf(&b, "  tracker has %d more of %s: %s\n", -n, what, l)
+		}
+	}
+	return b.String()
+}
+
+// diffTimeouts compares the remaining timeouts of the entries both sides
+// hold (by line, in order), allowing one second either way.
+func diffTimeouts(kern, ours map[string][]uint32) string {
+	keys := make([]string, 0, len(kern))
+	for l := range kern {
+		keys = append(keys, l)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, l := range keys {
+		k, o := slices.Clone(kern[l]), slices.Clone(ours[l])
+		slices.Sort(k)
+		slices.Sort(o)
+		for i := range min(len(k), len(o)) {
+			if k[i] > o[i]+1 || o[i] > k[i]+1 {
+				fmt.Fprintf(&b, "  timeout: kernel %d s, tracker %d s: %s\n", k[i], o[i], l)
+			}
+		}
+	}
+	return b.String()
+}
+
+// diffVerdicts describes how the tracker's verdict counts differ from the
+// kernel's ("" when equal).
+func diffVerdicts(kern, ours flow.Verdicts) string {
+	var b strings.Builder
+	for i := range flow.NumVerdicts {
+		if kern[i] != ours[i] {
+			fmt.Fprintf(&b, "  %s packets: kernel %d, tracker %d\n", i, kern[i], ours[i])
+		}
+	}
+	return b.String()
 }
 
 // comparedStatus are the status bits the oracle records and we compare.
@@ -85,8 +166,11 @@ func describeFlow(f flow.Flow) string {
 	}
 	sort.Strings(st)
 	tcp := ""
-	if f.Proto == flow.ProtoTCP {
+	switch f.Proto {
+	case flow.ProtoTCP:
 		tcp = f.TCPState.String()
+	case flow.ProtoSCTP:
+		tcp = "sctp:" + f.SCTPState.String()
 	}
 	tu := func(t flow.Tuple, pk, by uint64) oracleTuple {
 		return oracleTuple{Src: t.Src.String(), Dst: t.Dst.String(), Sport: t.SrcPort, Dport: t.DstPort,
@@ -172,20 +256,20 @@ func TestOracle(t *testing.T) {
 			for _, f := range got {
 				gotLines = append(gotLines, describeFlow(f))
 			}
-			sort.Strings(wantLines)
-			sort.Strings(gotLines)
-			for _, l := range wantLines {
-				if !slices.Contains(gotLines, l) {
-					t.Errorf("kernel has, tracker lacks:\n  %s", l)
-				}
-			}
-			for _, l := range gotLines {
-				if !slices.Contains(wantLines, l) {
-					t.Errorf("tracker has, kernel lacks:\n  %s", l)
-				}
+			if d := diffLines("entry", wantLines, gotLines); d != "" {
+				t.Errorf("tracker differs from the kernel:\n%s", d)
 			}
 			t.Logf("%d kernel entries, %d tracker entries", len(want), len(got))
 			st := tr.Stats()
+			if d := diffVerdicts(ws.verdicts(), st.Verdicts); d != "" {
+				t.Errorf("per-packet verdicts differ from the kernel's nft counters:\n%s", d)
+			}
+			if _, ok := ws.NFT["pre_new"]; !ok {
+				t.Errorf("%s: no nft_counters.pre_new", name)
+			}
+			if len(ws.Expectations) != len(st.Expectations) {
+				t.Errorf("expectations: kernel %d, tracker %d", len(ws.Expectations), len(st.Expectations))
+			}
 			for _, c := range []struct {
 				name string
 				got  uint64

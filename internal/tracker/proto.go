@@ -281,6 +281,7 @@ func (t *Tracker) inetError(p *pkt, off int) Verdict {
 	if dst != p.dst {
 		return t.icmpFailure(c, reasonICMPOuterDst)
 	}
+	t.cur = c
 	return Verdict{CtInfo: CtRelated, Reply: reply, Key: c.key}
 }
 

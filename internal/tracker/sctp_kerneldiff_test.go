@@ -4,14 +4,8 @@ package tracker
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/conntop/conntop/internal/decode"
-	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/source/conntrack/conntracktest"
 )
 
 // sctpScenarios are SCTP associations and malformed packets for the
@@ -101,9 +95,9 @@ func sctpScenarios() []scenario {
 	return out
 }
 
-// TestKernelDiffSCTP compares the SCTP scenarios with the live kernel, the
-// entries' remaining timeouts included (within a second: the kernel is
-// asked a little after the tracker's last packet).
+// TestKernelDiffSCTP compares the SCTP scenarios with the live kernel:
+// entries with their SCTP state, remaining timeouts (within a second),
+// statistics and every packet's verdict.
 func TestKernelDiffSCTP(t *testing.T) {
 	lab := newKernelLab(t)
 	failed := 0
@@ -118,53 +112,13 @@ func TestKernelDiffSCTP(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", sc.name, err)
 		}
-		dumpAt := time.Now()
-		flows, err := lab.ct.Dump(nil)
-		if err != nil {
-			t.Fatalf("%s: dump: %v", sc.name, err)
-		}
-		kto := map[string]uint32{}
-		for i := range flows {
-			f := conntracktest.FromLib(&flows[i])
-			kto[describeFlow(f)] = f.Timeout
-		}
-		ours, oflows := runTrackerFlows(sc.frames, sent, dumpAt)
-		diff := diffResults(kern, ours)
-		for _, f := range oflows {
-			line := describeFlow(f)
-			if k, ok := kto[line]; ok && (k > f.Timeout+1 || f.Timeout > k+1) {
-				diff += fmt.Sprintf("  timeout: kernel %d s, tracker %d s: %s\n", k, f.Timeout, line)
-			}
-		}
-		if diff != "" {
+		ours := runTrackerConfig(DefaultConfig(), sc.frames, sent)
+		if diff := diffResults(kern, ours); diff != "" {
 			failed++
 			t.Errorf("%s: tracker differs from the kernel:\n%s", sc.name, diff)
 		} else if testing.Verbose() {
-			t.Logf("%s: %s invalid=%d", sc.name, strings.Join(kern.lines, " | "), kern.invalid)
+			t.Logf("%s: %s invalid=%d verdicts=%v", sc.name, strings.Join(kern.lines, " | "), kern.invalid, kern.verdicts)
 		}
 	}
 	t.Logf("%d SCTP scenarios, %d differ", len(scens), failed)
-}
-
-// runTrackerFlows is runTracker that also returns the flows as of at.
-func runTrackerFlows(frames []kframe, sent []time.Time, at time.Time) (kernelResult, []flow.Flow) {
-	dec := decode.New(decode.Config{})
-	tr := New(DefaultConfig())
-	var dg decode.Datagram
-	for i, f := range frames {
-		if dec.Decode(sent[i], decode.LinkEthernet, f.data, len(f.data), &dg) != decode.StatusDatagram {
-			continue
-		}
-		tr.Handle(sent[i], &Packet{Data: dg.Data, Length: dg.Length, Fragment: dg.Fragment})
-		tr.AppendEvents(nil)
-	}
-	var res kernelResult
-	fl := tr.AppendFlows(nil, at)
-	for _, f := range fl {
-		res.lines = append(res.lines, describeFlow(f))
-	}
-	sort.Strings(res.lines)
-	st := tr.Stats()
-	res.invalid, res.errors, res.reasons = st.Invalid, st.Error, st.InvalidReasons
-	return res, fl
 }

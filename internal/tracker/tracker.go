@@ -48,6 +48,11 @@ type Verdict struct {
 	// flow it relates to); zero for INVALID packets that match no flow and
 	// for new flows routing drops before their entry is confirmed.
 	Key flow.Key
+	// Unseen says the packet never reaches the `ct state` match at
+	// prerouting: the IP layer drops it first, conntrack itself drops it
+	// (table full), or the capture cut it inside its headers. Such packets
+	// are not counted in Verdicts.
+	Unseen bool
 }
 
 // Tracker is an in-process conntrack table. Create it with New.
@@ -66,12 +71,17 @@ type Tracker struct {
 	count            int
 	free             *conn
 	nextID           uint32
+	nextExpectID     uint32
 
 	expects []expectation
 
-	events  []flow.Event
-	stats   flow.TableStats
-	reasons map[string]uint64
+	events   []flow.Event
+	stats    flow.TableStats
+	reasons  map[string]uint64
+	verdicts flow.Verdicts
+	// cur is the confirmed entry the packet being handled is counted on
+	// (its flow's per-verdict counts), nil when none.
+	cur *conn
 
 	now   time.Time
 	nowNS int64
@@ -134,8 +144,15 @@ func (t *Tracker) Stats() flow.TableStats {
 	for k, v := range t.reasons {
 		s.InvalidReasons[k] = v
 	}
+	s.Verdicts, s.HasVerdicts = t.verdicts, true
+	s.Expectations, s.HasExpectations = t.AppendExpectations(nil, t.now), true
 	return s
 }
+
+// Verdicts returns the packets handled so far by verdict (the ct state the
+// kernel's `ct state` match gives them at prerouting); packets that never
+// reach that match (Verdict.Unseen) are not counted.
+func (t *Tracker) Verdicts() flow.Verdicts { return t.verdicts }
 
 // AppendEvents appends the events that happened since the last call to dst
 // and returns it; the tracker forgets them. Call it regularly: events
@@ -189,6 +206,7 @@ func (t *Tracker) invalid(c *conn, reason string) {
 	t.stats.Invalid++
 	t.countReason(reason)
 	if c != nil && c.confirmed {
+		t.cur = c
 		c.invalid++
 		c.invalidReason = reason
 	}
@@ -200,6 +218,7 @@ func (t *Tracker) icmpFailure(c *conn, reason string) Verdict {
 	t.countReason(reason)
 	v := Verdict{CtInfo: CtInvalid, Reason: reason}
 	if c != nil {
+		t.cur = c
 		c.invalid++
 		c.invalidReason = reason
 		v.Key = c.key
@@ -210,12 +229,26 @@ func (t *Tracker) icmpFailure(c *conn, reason string) Verdict {
 // dropped reports a packet the IP layer drops before conntrack.
 func (t *Tracker) dropped(reason string) Verdict {
 	t.countReason(reason)
-	return Verdict{CtInfo: CtInvalid, Reason: reason, Dropped: true}
+	return Verdict{CtInfo: CtInvalid, Reason: reason, Dropped: true, Unseen: true}
 }
 
 // Handle tracks one datagram seen at now and returns its classification.
 // now must not go backwards by more than the timeouts involved.
 func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
+	t.cur = nil
+	v := t.handle(now, d)
+	if !v.Unseen {
+		t.verdicts[v.CtInfo]++
+		// A destroyed entry (an unreplied RST) is no longer confirmed.
+		if c := t.cur; c != nil && c.confirmed {
+			c.verdicts[v.CtInfo]++
+		}
+	}
+	t.cur = nil
+	return v
+}
+
+func (t *Tracker) handle(now time.Time, d *Packet) Verdict {
 	t.setNow(now)
 	var p pkt
 	switch st, reason := parseIP(d, &p); st {
@@ -269,7 +302,7 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 			if !t.makeRoom() {
 				t.stats.Drop++
 				t.countReason(reasonTableFull)
-				return Verdict{CtInfo: CtInvalid, Reason: reasonTableFull, Dropped: true}
+				return Verdict{CtInfo: CtInvalid, Reason: reasonTableFull, Dropped: true, Unseen: true}
 			}
 			c = t.newConn(&p, key)
 		}
@@ -297,6 +330,7 @@ func (t *Tracker) Handle(now time.Time, d *Packet) Verdict {
 			return Verdict{CtInfo: CtInvalid, Reason: r.reason, Key: c.key}
 		}
 		v := Verdict{CtInfo: info, Reply: reply, Key: c.key}
+		t.cur = c
 		if r.kind == resKill {
 			t.destroy(c)
 			return v
@@ -528,6 +562,7 @@ type conn struct {
 	invalid       uint32
 	invalidReason string
 	master        *flow.Tuple
+	verdicts      flow.Verdicts
 
 	confirmed bool
 	inUA      bool
@@ -558,12 +593,17 @@ func (c *conn) flow(nowNS int64) flow.Flow {
 		Master:        c.master,
 		Invalid:       c.invalid,
 		InvalidReason: c.invalidReason,
+		Verdicts:      c.verdicts,
+		Use:           1 + uint32(c.nexpect),
 	}
 	if left := c.expires - nowNS; left > 0 {
 		f.Timeout = uint32(left / int64(time.Second))
 	}
-	if c.key.Proto == flow.ProtoTCP {
+	switch c.key.Proto {
+	case flow.ProtoTCP:
 		f.TCPState = c.tcp.state
+	case flow.ProtoSCTP:
+		f.SCTPState = flow.SCTPState(c.sctp.state)
 	}
 	if c.helper {
 		f.Helper = "ftp"

@@ -143,7 +143,7 @@ func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	pcfg := s.cfg.Pipeline
 	pcfg.StatsEvery = -1
 	pl := wiretrack.New(pcfg)
-	c := &capturer{rings: rings, pl: pl, out: out}
+	c := &capturer{rings: rings, pl: pl, out: out, dedup: newForwardDedup(1<<16, time.Second)}
 	if err := c.send(ctx, []flow.Event{{Type: flow.EventSynced, Time: time.Now()}}); err != nil {
 		return nil
 	}
@@ -161,6 +161,8 @@ type capturer struct {
 	out   chan<- flow.Event
 	pfds  []unix.PollFd
 	pkt   ringPacket
+	// dedup recognises the second copy of a forwarded packet.
+	dedup *forwardDedup
 	// Counters for tests and benchmarks.
 	seen, skippedLoop uint64
 }
@@ -230,6 +232,11 @@ func (c *capturer) drain(ctx context.Context, r *ring) error {
 			// Loopback delivers every packet twice (out, then in);
 			// conntrack counts it once.
 			c.skippedLoop++
+			continue
+		}
+		if !p.Loopback && c.dedup.duplicate(p.Time, p.Data, p.Outgoing) {
+			// The other copy of a forwarded packet (in on one
+			// interface, out on another): conntrack sees it once.
 			continue
 		}
 		// Conntrack checks checksums only at PRE_ROUTING; outgoing

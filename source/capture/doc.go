@@ -9,7 +9,10 @@
 // checksum status (TP_STATUS_CSUM_VALID / TP_STATUS_CSUMNOTREADY), which the
 // tracker trusts as the kernel trusts offloaded checksums. On loopback
 // interfaces every packet is delivered twice (out and in); only the incoming
-// copy is tracked. Ring drops come from PACKET_STATISTICS and are reported
+// copy is tracked. On a host that forwards, a forwarded packet is captured
+// on its way in and again on its way out; conntrack sees it once, so the
+// second copy (same addresses, IP id or flow label, lengths and transport
+// header start, the TTL aside) is skipped. Ring drops come from PACKET_STATISTICS and are reported
 // in TableStats.RingDrops. An optional filter in pcap syntax is compiled to
 // classic BPF by running `tcpdump -ddd` (no libpcap or cgo in conntop).
 //

@@ -26,6 +26,7 @@ const (
 	ctaMark          = 8
 	ctaCountersOrig  = 9
 	ctaCountersReply = 10
+	ctaUse           = 11
 	ctaID            = 12
 	ctaTupleMaster   = 14
 	ctaZone          = 18
@@ -49,8 +50,10 @@ const (
 	ctaProtoICMPv6Type = 8
 	ctaProtoICMPv6Code = 9
 
-	ctaProtoInfoTCP      = 1
-	ctaProtoInfoTCPState = 1
+	ctaProtoInfoTCP       = 1
+	ctaProtoInfoTCPState  = 1
+	ctaProtoInfoSCTP      = 3
+	ctaProtoInfoSCTPState = 1
 
 	ctaHelpName = 1
 
@@ -189,6 +192,8 @@ func decodeFlow(data []byte, f *flow.Flow) (have, error) {
 			f.Mark, err = be32(v)
 		case ctaID:
 			f.ID, err = be32(v)
+		case ctaUse:
+			f.Use, err = be32(v)
 		case ctaZone:
 			f.Zone, err = be16(v)
 		case ctaProtoInfo:
@@ -302,17 +307,22 @@ func decodeProto(b []byte, t *flow.Tuple) (uint8, error) {
 func decodeProtoInfo(b []byte, f *flow.Flow) error {
 	a := attrs{b: b}
 	for a.next() {
-		if a.typ != ctaProtoInfoTCP {
+		if a.typ != ctaProtoInfoTCP && a.typ != ctaProtoInfoSCTP {
 			continue
 		}
 		t := attrs{b: a.val}
 		for t.next() {
+			// CTA_PROTOINFO_TCP_STATE and CTA_PROTOINFO_SCTP_STATE are both 1.
 			if t.typ == ctaProtoInfoTCPState {
 				s, err := u8(t.val)
 				if err != nil {
 					return err
 				}
-				f.TCPState = tcpStateFromKernel(s)
+				if a.typ == ctaProtoInfoSCTP {
+					f.SCTPState = flow.SCTPState(s)
+				} else {
+					f.TCPState = tcpStateFromKernel(s)
+				}
 			}
 		}
 		if t.err != nil {

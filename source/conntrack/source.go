@@ -429,7 +429,7 @@ func (r *run) sendEvent(ctx context.Context, ev flow.Event) error {
 
 // complete fills in what an event omitted: the master tuple of a RELATED
 // flow (sent only with its NEW event) from the cache, and, for a TCP
-// NEW/UPDATE without protocol info, the current entry from the kernel. It
+// (or SCTP) NEW/UPDATE without protocol info, the current entry from the kernel. It
 // returns false when the event should be dropped (the entry vanished; its
 // DESTROY event follows).
 func (r *run) complete(typ flow.EventType, h have, f *flow.Flow) (bool, error) {
@@ -444,7 +444,7 @@ func (r *run) complete(typ flow.EventType, h have, f *flow.Flow) (bool, error) {
 			delete(r.masters, k)
 		}
 	}
-	if typ == flow.EventDestroy || f.Proto != flow.ProtoTCP || h&haveProtoInfo != 0 {
+	if typ == flow.EventDestroy || (f.Proto != flow.ProtoTCP && f.Proto != flow.ProtoSCTP) || h&haveProtoInfo != 0 {
 		return true, nil
 	}
 	g, found, err := getFlow(r.query, f.Key())

@@ -32,6 +32,7 @@ type Collector struct {
 	events, eventsLost, resyncs, ringDrops, invReasons *prometheus.Desc
 	statError, clashResolve, chainTooLong, statsTime   *prometheus.Desc
 	up, synced, buildInfo                              *prometheus.Desc
+	verdicts                                           *prometheus.Desc
 	version, goVersion, revision                       string
 }
 
@@ -73,6 +74,7 @@ func NewCollector(eng *engine.Engine) *Collector {
 		statsTime:    d("conntop_table_stats_timestamp_seconds", "Unix time at which the source last read the table statistics."),
 		up:           d("conntop_source_up", "1 while the source runs, else 0.", "source"),
 		synced:       d("conntop_source_synced", "1 once the source's initial table listing is complete, else 0.", "source"),
+		verdicts:     d("conntop_tracker_packets_total", "Packets the in-process tracker handled, by the ct state the kernel's `ct state` match gives them at prerouting (capture and pcap sources).", "verdict"),
 		buildInfo:    d("conntop_build_info", "A metric with a constant '1' value labeled by conntop's version, revision and Go version.", "version", "revision", "goversion"),
 	}
 	c.version, c.revision, c.goVersion = "unknown", "unknown", "unknown"
@@ -97,6 +99,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.earlyDrop, c.searchRestart, c.flows, c.lingering, c.assured, c.byFamily, c.byProto,
 		c.byState, c.byTCPState, c.events, c.eventsLost, c.resyncs, c.ringDrops, c.invReasons,
 		c.statError, c.clashResolve, c.chainTooLong, c.statsTime, c.up, c.synced, c.buildInfo,
+		c.verdicts,
 	} {
 		ch <- d
 	}
@@ -202,6 +205,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range sn.reasons {
 		ctr(c.invReasons, r.count, r.name)
+	}
+	if t.HasVerdicts {
+		for v := range flow.NumVerdicts {
+			ctr(c.verdicts, t.Verdicts[v], v.String())
+		}
 	}
 
 	src := st.Source

@@ -72,6 +72,7 @@ func testStats() *flow.TableStats {
 		Time: time.Now(), Count: 8, Max: 262144, Found: 1, Invalid: 2, Ignore: 3, Insert: 4,
 		InsertFailed: 5, Drop: 6, EarlyDrop: 7, Error: 8, SearchRestart: 9, EventsLost: 10, Resyncs: 11,
 		RingDrops: 12, InvalidReasons: map[string]uint64{"tcp: bad flags": 13},
+		HasVerdicts: true, Verdicts: flow.Verdicts{14, 15, 16, 17, 18},
 	}
 }
 
@@ -144,6 +145,8 @@ func TestCollectorConntopMetrics(t *testing.T) {
 		{"conntop_resyncs_total", "conntop_resyncs_total 11\n"},
 		{"conntop_tracker_invalid_total", "conntop_tracker_invalid_total{reason=\"tcp: bad flags\"} 13\n"},
 		{"conntop_source_up", "conntop_source_up{source=\"none\"} 0\n"},
+		{"conntop_tracker_packets_total", "conntop_tracker_packets_total{verdict=\"established\"} 15\nconntop_tracker_packets_total{verdict=\"invalid\"} 17\n" +
+			"conntop_tracker_packets_total{verdict=\"new\"} 14\nconntop_tracker_packets_total{verdict=\"related\"} 16\nconntop_tracker_packets_total{verdict=\"untracked\"} 18\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

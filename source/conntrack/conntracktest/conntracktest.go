@@ -31,6 +31,10 @@ func FromLib(in *ct.Flow) flow.Flow {
 	if in.ProtoInfo.TCP != nil {
 		out.TCPState = flow.TCPState(in.ProtoInfo.TCP.State) // the kernel numbers them as flow does
 	}
+	if in.ProtoInfo.SCTP != nil {
+		out.SCTPState = flow.SCTPState(in.ProtoInfo.SCTP.State)
+	}
+	out.Use = in.Use
 	if in.CountersOrig.Packets|in.CountersOrig.Bytes|in.CountersReply.Packets|in.CountersReply.Bytes != 0 {
 		out.HasCounters = true
 		out.Counters = flow.Counters{
@@ -52,6 +56,29 @@ func tupleFromLib(t ct.Tuple) flow.Tuple {
 		out.Type, out.Code, out.ID = t.Proto.ICMPType, t.Proto.ICMPCode, t.Proto.ICMPID
 	} else {
 		out.SrcPort, out.DstPort = t.Proto.SourcePort, t.Proto.DestinationPort
+	}
+	return out
+}
+
+// ExpectFromLib converts a github.com/ti-mo/conntrack Expect to conntop's
+// flow.Expectation.
+func ExpectFromLib(in *ct.Expect) flow.Expectation {
+	out := flow.Expectation{
+		ID:          in.ID,
+		Proto:       in.Tuple.Proto.Protocol,
+		Timeout:     in.Timeout,
+		Tuple:       tupleFromLib(in.Tuple),
+		Mask:        tupleFromLib(in.Mask),
+		MasterProto: in.TupleMaster.Proto.Protocol,
+		Master:      tupleFromLib(in.TupleMaster),
+		Zone:        in.Zone,
+		Class:       in.Class,
+		Flags:       in.Flags,
+		Helper:      in.HelpName,
+	}
+	out.Family = flow.FamilyIPv6
+	if in.Tuple.IP.SourceAddress.Is4() {
+		out.Family = flow.FamilyIPv4
 	}
 	return out
 }
