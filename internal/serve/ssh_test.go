@@ -48,7 +48,7 @@ func TestAuthRefusesUnknownKeysAndPasswords(t *testing.T) {
 		t.Fatalf("authorized key: snapshot: %v (output %q)", err, tail(out, 300))
 	}
 	logs := ts.logs.String()
-	if !strings.Contains(logs, "ssh key refused") || !strings.Contains(logs, gossh.FingerprintSHA256(other.PublicKey())) {
+	if !strings.Contains(logs, `outcome="unknown key"`) || !strings.Contains(logs, gossh.FingerprintSHA256(other.PublicKey())) {
 		t.Errorf("log does not record the refused key with its fingerprint:\n%s", tail(logs, 2000))
 	}
 }
