@@ -173,6 +173,19 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
+// Close closes the listeners of a server that will not Run (Run closes
+// them itself).
+func (s *Server) Close() error {
+	var errs []error
+	if s.sshLn != nil {
+		errs = append(errs, s.sshLn.Close())
+	}
+	if s.httpLn != nil {
+		errs = append(errs, s.httpLn.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // Sessions lists the live SSH sessions, oldest first.
 func (s *Server) Sessions() []SessionInfo {
 	s.mu.Lock()
