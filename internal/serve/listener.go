@@ -71,6 +71,7 @@ type sshConn struct {
 	// clampNote is the terminal size a client asked for that was clamped,
 	// told to the user once.
 	clampNote string
+	lastClamp string
 	closed    bool
 }
 
@@ -92,9 +93,10 @@ func (c *sshConn) Close() error {
 }
 
 // triedMethod records an authentication method the client tried.
-func (c *sshConn) triedMethod(m string) {
+func (c *sshConn) triedMethod(user, m string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.user = user
 	for _, x := range c.methods {
 		if x == m {
 			return
@@ -170,13 +172,20 @@ func (c *sshConn) closeChannel() {
 	c.mu.Unlock()
 }
 
-// setClampNote records (the first) clamped terminal size.
-func (c *sshConn) setClampNote(note string) {
+// setClampNote records a clamped terminal size for the user (the first
+// one) and says whether it is the first time that size was clamped on
+// this connection (to log it once, not at every window change).
+func (c *sshConn) setClampNote(asked string) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.clampNote == "" {
-		c.clampNote = note
+		c.clampNote = asked
 	}
-	c.mu.Unlock()
+	if c.lastClamp == asked {
+		return false
+	}
+	c.lastClamp = asked
+	return true
 }
 
 // takeClampNote returns the clamp note once.

@@ -10,11 +10,14 @@ import (
 
 // Bounds on what one session channel may ask for.
 const (
-	// MaxColumns and MaxRows bound a terminal: a larger pty-req or
-	// window-change is clamped to them (no real terminal is larger, and
-	// every cell costs memory in each frame buffer).
+	// MaxColumns and MaxRows bound a terminal, and MaxCells its area: a
+	// larger pty-req or window-change is clamped to them (rows first). No
+	// real terminal is larger (a 4K display in a 7×14-pixel font is
+	// 548×154), and every cell costs about 170 bytes in the renderer's
+	// buffers: 16 sessions of MaxCells stay under 450 MB.
 	MaxColumns = 1000
 	MaxRows    = 500
+	MaxCells   = 160000
 	// maxEnv is how many env requests a session may make; later ones are
 	// refused.
 	maxEnv = 32
@@ -75,9 +78,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 		ok := true
 		switch req.Type {
 		case "window-change":
-			if !clampWindow(req.Payload, sc) {
-				ok = false
-			}
+			ok = s.clampWindow(req.Payload, sc)
 		case "signal", "break":
 			ok = len(req.Payload) <= 256
 		case "env":
@@ -85,7 +86,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 			ok = env <= maxEnv && len(req.Payload) <= maxEnvBytes
 		case "pty-req":
 			other++
-			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && clampPty(req.Payload, sc)
+			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && s.clampPty(req.Payload, sc)
 		default:
 			other++
 			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes
@@ -106,7 +107,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 
 // clampPty clamps the window size in a pty-req payload in place. It
 // returns false for a malformed request or an overlong TERM.
-func clampPty(p []byte, sc *sshConn) bool {
+func (s *Server) clampPty(p []byte, sc *sshConn) bool {
 	if len(p) < 4 {
 		return false
 	}
@@ -114,29 +115,43 @@ func clampPty(p []byte, sc *sshConn) bool {
 	if n > maxTermName || len(p) < 4+int(n)+16 {
 		return false
 	}
-	return clampWindow(p[4+n:], sc)
+	return s.clampWindow(p[4+n:], sc)
 }
 
 // clampWindow clamps the columns and rows at the start of p (a
 // window-change payload, or the window part of a pty-req) in place. It
 // returns false when p is too short.
-func clampWindow(p []byte, sc *sshConn) bool {
+func (s *Server) clampWindow(p []byte, sc *sshConn) bool {
 	if len(p) < 16 {
 		return false
 	}
 	cols, rows := binary.BigEndian.Uint32(p), binary.BigEndian.Uint32(p[4:])
-	if cols <= MaxColumns && rows <= MaxRows {
+	w, h := clampSize(cols, rows)
+	if w == cols && h == rows {
 		return true
 	}
 	if sc != nil {
-		sc.setClampNote(fmt.Sprintf("%d×%d", cols, rows))
+		asked := fmt.Sprintf("%d×%d", cols, rows)
+		if sc.setClampNote(asked) {
+			s.log.Info("ssh session: terminal size clamped", "remote", sc.RemoteAddr().String(), "asked", asked,
+				"clamped", fmt.Sprintf("%d×%d", w, h))
+		}
 	}
-	binary.BigEndian.PutUint32(p, min(cols, MaxColumns))
-	binary.BigEndian.PutUint32(p[4:], min(rows, MaxRows))
+	binary.BigEndian.PutUint32(p, w)
+	binary.BigEndian.PutUint32(p[4:], h)
 	// The pixel sizes go with the cell sizes; drop them.
 	binary.BigEndian.PutUint32(p[8:], 0)
 	binary.BigEndian.PutUint32(p[12:], 0)
 	return true
+}
+
+// clampSize returns cols×rows within MaxColumns, MaxRows and MaxCells.
+func clampSize(cols, rows uint32) (uint32, uint32) {
+	cols, rows = min(cols, MaxColumns), min(rows, MaxRows)
+	if uint64(cols)*uint64(rows) > MaxCells {
+		rows = MaxCells / cols
+	}
+	return cols, rows
 }
 
 // printable returns s with anything but printable ASCII replaced, cut to

@@ -319,7 +319,7 @@ func (s *Server) authLog(sc *sshConn, conn gossh.ConnMetadata, method string, er
 	if sc == nil {
 		return
 	}
-	sc.triedMethod(method)
+	sc.triedMethod(conn.User(), method)
 	if err != nil {
 		return
 	}
@@ -401,10 +401,8 @@ func (s *Server) handle(sess ssh.Session) {
 			return
 		}
 		if n := sc.takeClampNote(); n != "" {
-			s.log.Info("ssh session: terminal size clamped", "session", se.info.ID, "asked", n,
-				"max", fmt.Sprintf("%d×%d", MaxColumns, MaxRows))
-			fmt.Fprintf(stderr, "conntop: your terminal (%s) is larger than conntop draws; the view is clamped to %d×%d\r\n",
-				n, MaxColumns, MaxRows)
+			fmt.Fprintf(stderr, "conntop: your terminal (%s) is larger than conntop draws (at most %d×%d, %d cells); the view is clamped\r\n",
+				n, MaxColumns, MaxRows, MaxCells)
 		}
 	}
 
@@ -483,7 +481,11 @@ func (s *Server) watch(se *session, prog *tea.Program, winCh <-chan ssh.Window, 
 			return
 		case w, ok := <-winCh:
 			if !ok {
+				// charm.land/ssh closes it when the client closed the
+				// channel: the session is over even if the connection
+				// stays open.
 				winCh = nil
+				se.cancel()
 				continue
 			}
 			if first {

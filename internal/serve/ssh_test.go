@@ -506,7 +506,7 @@ func serverGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var left []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "openViewer") || strings.Contains(g, "serverGoroutines") {
+		if strings.Contains(g, "openViewer") || strings.Contains(g, "serverGoroutines") || strings.Contains(g, "testing.(*M).Run") {
 			continue
 		}
 		for _, mark := range []string{"charm.land/", "internal/serve.", "net/http.", "golang.org/x/crypto/ssh.(*connection)",
