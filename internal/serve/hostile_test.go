@@ -4,7 +4,11 @@ package serve
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -224,5 +228,59 @@ func TestNoKeyOfferedLogged(t *testing.T) {
 	})
 	if !ok {
 		t.Errorf("log lacks the connections' outcomes:\n%s", tail(ts.logs.String(), 2000))
+	}
+}
+
+// TestAuthorizedKeysStrictModes: an authorized_keys file writable by
+// others is refused at start and, when it becomes so, on re-read (no key
+// is accepted then); the lines skipped at a re-read are logged with why.
+func TestAuthorizedKeysStrictModes(t *testing.T) {
+	eng := newTestEngine(t, 1)
+	dir := t.TempDir()
+	key := newClientKey(t)
+	path := filepath.Join(dir, "authorized_keys")
+	writeAuthorizedKeys(t, path, key.PublicKey())
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(eng, Config{SSHAddr: "127.0.0.1:0", AuthorizedKeys: path, HostKey: filepath.Join(dir, "hk"),
+		NewModel: newTestModelFactory(time.Second), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "mode 0666") || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Fatalf("New with a 0666 authorized_keys: %v; want a refusal naming the mode and chmod go-w", err)
+	}
+
+	ts := startServer(t, eng, nil)
+	akPath := filepath.Join(ts.dir, "authorized_keys")
+	bump := func(d time.Duration) {
+		later := time.Now().Add(d)
+		if err := os.Chtimes(akPath, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A re-read that skips lines says which and why.
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(ts.key.PublicKey())))
+	if err := os.WriteFile(akPath, []byte(line+"\ncommand=\"/bin/sh\" "+line+"\nssh-ed25519 garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bump(2 * time.Second)
+	c := ts.mustDial(t, "alice")
+	c.Close()
+	logs := ts.logs.String()
+	for _, want := range []string{`msg="authorized keys re-read"`, "keys=1 skipped=2", `line 2: option \"command=`, "line 3:"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, tail(logs, 3000))
+		}
+	}
+	// Made writable by others: refused, and no key gets in.
+	if err := os.Chmod(akPath, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	bump(4 * time.Second)
+	if c, err := ts.dial("alice", gossh.PublicKeys(ts.key)); err == nil {
+		c.Close()
+		t.Fatal("a key from an authorized_keys file writable by others was accepted")
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "authorized keys refused") || !strings.Contains(logs, "mode 0666") {
+		t.Errorf("log does not say why the file was refused:\n%s", tail(logs, 3000))
 	}
 }
