@@ -25,7 +25,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/conntop/conntop/internal/engine"
-	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/labtest"
 )
 
@@ -40,25 +39,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild())
 	}
 	os.Exit(m.Run())
-}
-
-// tableSource lists flows 0..n-1 once, then stays quiet until cancelled.
-type tableSource struct{ n int }
-
-func (s tableSource) Name() string { return "conntrack" }
-
-func (s tableSource) Run(ctx context.Context, out chan<- flow.Event) error {
-	now := time.Now()
-	for i := range s.n {
-		select {
-		case out <- flow.Event{Type: flow.EventNew, Time: now, Flow: testFlow(i)}:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	out <- flow.Event{Type: flow.EventSynced, Time: now}
-	<-ctx.Done()
-	return nil
 }
 
 // runChild is the child's main: it joins the cgroup it is given, serves
