@@ -37,7 +37,7 @@ import (
 func fillAssured(t *testing.T, ns *labtest.NS, n int) {
 	t.Helper()
 	const (
-		ctNew         = 1<<8 | 0 // NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW
+		ctNew         = 1 << 8 // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW (0)
 		flags         = 0x1 | 0x400 | 0x200
 		nested        = 0x8000
 		statusAssured = 1<<1 | 1<<2 | 1<<3 // SEEN_REPLY | ASSURED | CONFIRMED

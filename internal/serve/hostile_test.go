@@ -122,14 +122,12 @@ func TestHostileResizeFlood(t *testing.T) {
 func TestHostileSnapshotsNeverRead(t *testing.T) {
 	const flows = 40000 // a JSON snapshot of ~20 MB: more than the SSH window and socket buffers
 	c := startChild(t, childOpts{flows: flows, idle: 3 * time.Second, maxSessions: 4})
-	var clients []*gossh.Client
 	for range 4 {
 		cl, err := c.dial("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer cl.Close()
-		clients = append(clients, cl)
 		s, err := cl.NewSession()
 		if err != nil {
 			t.Fatal(err)

@@ -404,13 +404,6 @@ func (l *connLimiter) dropUnauthLocked(source string) {
 	}
 }
 
-// counts returns the connections counted now (for tests and logs).
-func (l *connLimiter) counts() (unauth, authed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nUnauth, l.nAuthed
-}
-
 // refuse counts a connection refused before the handshake and logs a
 // summary at most once a second: the first refusal at once, then how
 // many were refused, and why, since the last line.

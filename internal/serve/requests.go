@@ -75,7 +75,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 	env, other := 0, 0
 	refused := 0
 	for req := range in {
-		ok := true
+		var ok bool
 		switch req.Type {
 		case "window-change":
 			ok = s.clampWindow(req.Payload, sc)
