@@ -68,6 +68,7 @@ type options struct {
 	metrics        string
 	maxSessions    int
 	idleTimeout    time.Duration
+	untracked      bool
 
 	cpuProfile string
 
@@ -123,6 +124,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.metrics, "metrics", "", "serve: Prometheus exposition at http://ADDR/metrics")
 	fs.IntVar(&o.maxSessions, "max-sessions", 16, "serve: most SSH sessions at once")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 30*time.Minute, "serve: close SSH sessions idle this long")
+	fs.BoolVar(&o.untracked, "untracked", false, "serve: exempt the SSH and metrics ports from conntrack (nftables table inet conntop_untracked), to stay reachable when the table is full")
 	return fs
 }
 
@@ -207,7 +209,7 @@ func (o *options) validate() error {
 	if o.refresh < 20*time.Millisecond {
 		return usageErr("--refresh %v is too fast (at least 20ms)", o.refresh)
 	}
-	for _, name := range []string{"ssh", "authorized-keys", "host-key", "metrics", "max-sessions", "idle-timeout"} {
+	for _, name := range []string{"ssh", "authorized-keys", "host-key", "metrics", "max-sessions", "idle-timeout", "untracked"} {
 		if o.set[name] && o.cmd != cmdServe {
 			return usageErr("--%s applies to serve only", name)
 		}

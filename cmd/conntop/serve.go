@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/serve"
+	"github.com/conntop/conntop/internal/untrack"
 	"github.com/conntop/conntop/tui"
 )
 
@@ -53,7 +57,27 @@ func (env *runEnv) serve(ctx context.Context) error {
 			return tui.New(eng, topts)
 		},
 	}
-	serr := serve.Run(ctx, eng, cfg)
+	srv, err := serve.New(eng, cfg)
+	if err != nil {
+		return err
+	}
+	if o.untracked {
+		tab, err := untrack.Install(listenPorts(srv.SSHAddr(), srv.MetricsAddr()), untrack.Options{})
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("serve --untracked: %w", err)
+		}
+		logger.Info("untracked: connections to these ports skip conntrack", "table", "inet "+untrack.TableName,
+			"ports", fmt.Sprint(tab.Ports()))
+		defer func() {
+			if err := tab.Remove(); err != nil {
+				logger.Error("untracked: remove the nftables table", "error", err)
+				return
+			}
+			logger.Info("untracked: nftables table removed", "table", "inet "+untrack.TableName)
+		}()
+	}
+	serr := srv.Run(ctx)
 	cancel()
 	eerr := <-engDone
 	if serr != nil {
@@ -63,4 +87,16 @@ func (env *runEnv) serve(ctx context.Context) error {
 		return eerr
 	}
 	return nil
+}
+
+// listenPorts returns the TCP listening sockets to exempt from conntrack.
+func listenPorts(addrs ...net.Addr) []untrack.Port {
+	var ports []untrack.Port
+	for _, a := range addrs {
+		if ta, ok := a.(*net.TCPAddr); ok && ta != nil {
+			ip, _ := netip.AddrFromSlice(ta.IP)
+			ports = append(ports, untrack.Port{Addr: ip.Unmap(), Port: uint16(ta.Port)})
+		}
+	}
+	return ports
 }

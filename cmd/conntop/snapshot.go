@@ -89,7 +89,7 @@ func (env *runEnv) writeOut(fn func(w io.Writer) error) error {
 		return nil
 	}
 	if err := export.WriteFile(env.opts.output, export.FileOptions{Force: env.opts.force}, fn); err != nil {
-		return fmt.Errorf("write %s: %w", env.opts.output, err)
+		return err // WriteFile's errors name the path
 	}
 	return nil
 }

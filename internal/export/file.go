@@ -32,6 +32,9 @@ func WriteFile(path string, opt FileOptions, fn func(io.Writer) error) (err erro
 	if path == "" {
 		return errors.New("write file: empty path")
 	}
+	if fi, err := os.Lstat(path); err == nil && opt.Force && fi.Mode()&(fs.ModeCharDevice|fs.ModeNamedPipe) != 0 {
+		return writeDevice(path, fn)
+	}
 	if err := checkTarget(path, opt.Force); err != nil {
 		return err
 	}
@@ -72,6 +75,28 @@ func WriteFile(path string, opt FileOptions, fn func(io.Writer) error) (err erro
 	}
 	placed = true
 	syncDir(dir)
+	return nil
+}
+
+// writeDevice writes to a character device or named pipe (say
+// /dev/null, or a FIFO a reader waits on), which --force allows: there is
+// no file to replace, only a stream to write.
+func writeDevice(path string, fn func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = fn(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	return nil
 }
 

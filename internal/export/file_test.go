@@ -237,3 +237,18 @@ func TestWriteFileReadOnlyDir(t *testing.T) {
 		t.Errorf("left behind %q", names)
 	}
 }
+
+// TestWriteFileDevice: --force writes to a character device such as
+// /dev/null (there is no file to replace); without it, it is refused.
+func TestWriteFileDevice(t *testing.T) {
+	if err := WriteFile(os.DevNull, FileOptions{Force: true}, writeString("x")); err != nil {
+		t.Errorf("write /dev/null with force: %v", err)
+	}
+	if err := WriteFile(os.DevNull, FileOptions{}, writeString("x")); err == nil {
+		t.Error("write /dev/null without force: accepted")
+	}
+	err := WriteFile(os.DevNull, FileOptions{Force: true}, func(io.Writer) error { return errors.New("encoder failed") })
+	if err == nil || strings.Count(err.Error(), os.DevNull) != 1 {
+		t.Errorf("error %q; want the path named once", err)
+	}
+}

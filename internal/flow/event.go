@@ -81,6 +81,10 @@ type TableStats struct {
 	// Undecodable counts messages from the kernel that could not be decoded
 	// and were skipped (kernel source): entries missing from the table.
 	Undecodable uint64
+	// ForeignMessages counts netlink datagrams dropped because their
+	// sender was not the kernel (kernel source): forgeries, or a
+	// misdirected process.
+	ForeignMessages uint64
 	// Accounting says whether byte/packet counters are kept
 	// (nf_conntrack_acct for the kernel; always true for the tracker).
 	Accounting bool

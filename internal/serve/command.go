@@ -17,7 +17,12 @@ import (
 )
 
 // commandUsage lists the commands an SSH client may run.
-const commandUsage = "snapshot [--format json|csv|text] [--filter EXPR] | explain [--format text|json] [--filter EXPR] [--what-if SECONDS|SYSCTL=SECONDS,...]"
+const commandUsage = "snapshot [--format json|ndjson|csv|text] [--filter EXPR] | explain [--format text|json] [--filter EXPR] [--what-if SECONDS|SYSCTL=SECONDS,...]"
+
+// maxSnapshotCopies bounds the whole-table copies that snapshot commands
+// hold at once (each about 230 bytes a flow: 61 MB at 262,144 flows); a
+// further snapshot waits for one to be written.
+const maxSnapshotCopies = 2
 
 // Exit statuses of SSH commands, as the CLI's.
 const (
@@ -26,17 +31,29 @@ const (
 	exitUsage = 2
 )
 
+// command is one command an SSH client may run: run gets the session, its
+// output (stdout, stderr: counted and under the stall check) and the
+// arguments after the command's name, and returns the exit status.
+type command struct {
+	run func(s *Server, se *session, stdout, stderr io.Writer, args []string) int
+}
+
+// commands are the commands SSH clients may run, by name.
+var commands = map[string]command{
+	"snapshot": {run: (*Server).snapshot},
+	"explain":  {run: (*Server).explain},
+}
+
 // runCommand runs the command an SSH client asked for instead of a shell.
 func (s *Server) runCommand(se *session, sess ssh.Session) int {
 	args := se.info.Command
-	stderr := sess.Stderr()
+	stdout, stderr := se.writer(sess), se.writer(sess.Stderr())
+	if c, ok := commands[args[0]]; ok {
+		return c.run(s, se, stdout, stderr, args[1:])
+	}
 	switch args[0] {
-	case "snapshot":
-		return s.snapshot(se, sess, stderr, args[1:])
-	case "explain":
-		return s.explain(se, sess, stderr, args[1:])
 	case "help", "-h", "--help":
-		fmt.Fprintf(sess, "commands: %s\nwithout a command: the conntop TUI (read-only; use ssh -t)\n", commandUsage)
+		fmt.Fprintf(stdout, "commands: %s\nwithout a command: the conntop TUI (read-only; use ssh -t)\n", commandUsage)
 		return exitOK
 	}
 	// %q escapes whatever the client sent.
@@ -46,12 +63,12 @@ func (s *Server) runCommand(se *session, sess ssh.Session) int {
 
 // snapshot streams the shared store's current table to the client, in the
 // format of `conntop snapshot`.
-func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args []string) int {
+func (s *Server) snapshot(se *session, stdout, stderr io.Writer, args []string) int {
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	// The flag package would echo what the client sent (a flag's name)
 	// unescaped: it prints nothing, and errors go out escaped below.
 	fs.SetOutput(io.Discard)
-	format := fs.String("format", "json", "output format: json, csv or text")
+	format := fs.String("format", "json", "output format: json, ndjson, csv or text")
 	expr := fs.String("filter", "", "filter expression")
 	if err := fs.Parse(args); err != nil {
 		fs.SetOutput(stderr)
@@ -69,7 +86,7 @@ func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args 
 	}
 	f, err := export.ParseFormat(*format)
 	if err != nil {
-		fmt.Fprintf(stderr, "conntop: snapshot: %s\n", termsafe.Escape(err.Error()))
+		fmt.Fprintf(stderr, "conntop: snapshot: unknown format \"%s\" (want json, ndjson, csv or text)\n", termsafe.Escape(*format))
 		return exitUsage
 	}
 	flt, err := filter.Parse(*expr)
@@ -79,15 +96,23 @@ func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args 
 		return exitUsage
 	}
 
+	// A whole-table copy is taken only with a slot free, and given back
+	// as soon as it is written (or the session ends).
+	select {
+	case s.snapSlots <- struct{}{}:
+	case <-se.ctx.Done():
+		return exitError
+	}
 	snap := export.Snapshot{Time: s.eng.Now(), Source: s.eng.Status().Source}
 	s.eng.View(func(st *store.Store) {
 		snap.Table = st.Summary().Table
 		snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons) // the store's map
 		snap.Flows = st.Snapshot(flt)
 	})
-
-	w := bufio.NewWriterSize(outputWriter{w: sess, se: se}, 64<<10)
+	w := bufio.NewWriterSize(stdout, 64<<10)
 	err = export.WriteSnapshot(w, f, &snap)
+	snap.Flows = nil
+	<-s.snapSlots
 	if err == nil {
 		err = w.Flush()
 	}

@@ -60,11 +60,21 @@ type Config struct {
 	// HostKey is the server's private host key file, created (ed25519, mode
 	// 0600) if missing (default: <user config dir>/conntop/ssh_host_ed25519_key).
 	HostKey string
-	// MaxSessions bounds concurrent SSH sessions (default 16).
+	// MaxSessions bounds concurrent SSH sessions (default 16); twice as
+	// many authenticated connections are allowed.
 	MaxSessions int
-	// IdleTimeout disconnects a session that sent no input for this long
+	// IdleTimeout disconnects a TUI session that sent no input for this
+	// long, and any session whose client read nothing for this long
 	// (default 30 minutes; negative disables).
 	IdleTimeout time.Duration
+	// HandshakeTimeout bounds an SSH connection's handshake and
+	// authentication (default 10s).
+	HandshakeTimeout time.Duration
+	// MaxUnauthenticated bounds the connections not authenticated yet
+	// (default 64, lowered when RLIMIT_NOFILE is small);
+	// MaxUnauthenticatedPerSource bounds them per source address
+	// (default 8).
+	MaxUnauthenticated, MaxUnauthenticatedPerSource int
 	// MetricsAddr is the HTTP listen address of /metrics and /healthz (""
 	// disables metrics).
 	MetricsAddr string
@@ -93,6 +103,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
+	if cfg.MaxUnauthenticatedPerSource <= 0 {
+		cfg.MaxUnauthenticatedPerSource = DefaultMaxUnauthenticatedPerSource
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh

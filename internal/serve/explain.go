@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"charm.land/ssh"
-
 	"github.com/conntop/conntop/internal/explain"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/termsafe"
@@ -19,7 +17,7 @@ const explainUsage = "explain [--format text|json] [--filter EXPR] [--what-if SE
 
 // explain writes what fills the shared table and what would relieve it, as
 // `conntop explain` does (the rate window is the server's own watch).
-func (s *Server) explain(se *session, sess ssh.Session, stderr io.Writer, args []string) int {
+func (s *Server) explain(se *session, stdout, stderr io.Writer, args []string) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors go out escaped below
 	format := fs.String("format", "text", "output format: text or json")
@@ -57,7 +55,7 @@ func (s *Server) explain(se *session, sess ssh.Session, stderr io.Writer, args [
 	}
 	rep := explain.FromEngine(s.eng, s.cfg.Explain, opts)
 
-	w := bufio.NewWriterSize(outputWriter{w: sess, se: se}, 64<<10)
+	w := bufio.NewWriterSize(stdout, 64<<10)
 	if *format == "json" {
 		err = explain.WriteJSON(w, rep)
 	} else {

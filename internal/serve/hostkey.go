@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,26 +41,12 @@ func loadOrCreateHostKey(path string) (pemBytes []byte, signer gossh.Signer, cre
 }
 
 // readPrivateFile reads a private key file, refusing files that others may
-// read or that group or others may write.
+// read, that group or others may write, or that someone other than root
+// or the running user owns (see readKeyFile).
 func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := readKeyFile(path, "host key", 0o027)
 	if err != nil {
-		return nil, fmt.Errorf("open host key: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("host key %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o027 != 0 {
-		return nil, fmt.Errorf("host key %s has mode %04o, open to others: run chmod 600 on it", path, perm)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("read host key %s: %w", path, err)
+		return nil, err
 	}
 	return b, nil
 }

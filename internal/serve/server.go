@@ -21,9 +21,6 @@ import (
 	"github.com/conntop/conntop/internal/serve/metrics"
 )
 
-// handshakeTimeout bounds an SSH connection's handshake and authentication.
-const handshakeTimeout = 30 * time.Second
-
 // closeWait bounds the wait for session handlers once their connections
 // are closed.
 const closeWait = 5 * time.Second
@@ -37,9 +34,13 @@ type Server struct {
 
 	keys   *authorizedKeys
 	ssh    *ssh.Server
-	sshLn  net.Listener
+	sshLn  *connLimiter
 	http   *http.Server
 	httpLn net.Listener
+
+	// snapSlots bounds the whole-table copies that snapshot commands hold
+	// at once.
+	snapSlots chan struct{}
 
 	mu       sync.Mutex
 	sessions map[uint64]*session
@@ -66,7 +67,8 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{eng: eng, cfg: cfg, log: cfg.Logger, sessions: make(map[uint64]*session)}
+	s := &Server{eng: eng, cfg: cfg, log: cfg.Logger, sessions: make(map[uint64]*session),
+		snapSlots: make(chan struct{}, maxSnapshotCopies)}
 	if cfg.SSHAddr != "" {
 		if err := s.setupSSH(); err != nil {
 			return nil, err
@@ -84,12 +86,9 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 }
 
 func (s *Server) setupSSH() error {
-	keys, err := newAuthorizedKeys(s.cfg.AuthorizedKeys)
+	keys, err := newAuthorizedKeys(s.cfg.AuthorizedKeys, s.log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
-	}
-	for _, note := range keys.skipped {
-		s.log.Warn("authorized keys: line skipped", "file", s.cfg.AuthorizedKeys, "why", note)
 	}
 	s.keys = keys
 	pemBytes, signer, created, err := loadOrCreateHostKey(s.cfg.HostKey)
@@ -108,17 +107,32 @@ func (s *Server) setupSSH() error {
 		return fmt.Errorf("serve: ssh server: %w", err)
 	}
 	srv.Handler = s.handle
-	srv.HandshakeTimeout = handshakeTimeout
-	// Only public keys: no password or keyboard-interactive handler is set,
-	// so the server does not offer those methods. Log every refusal.
-	srv.ServerConfigCallback = func(ssh.Context) *gossh.ServerConfig {
-		return &gossh.ServerConfig{AuthLogCallback: s.authLog}
+	srv.HandshakeTimeout = s.cfg.HandshakeTimeout
+	srv.ConnCallback = func(ctx ssh.Context, c net.Conn) net.Conn {
+		if sc, ok := c.(*sshConn); ok {
+			ctx.SetValue(connKey, sc)
+		}
+		return c
 	}
+	// Only public keys: no password or keyboard-interactive handler is set,
+	// so the server does not offer those methods. Every attempt is
+	// recorded for the connection's audit line.
+	srv.ServerConfigCallback = func(ctx ssh.Context) *gossh.ServerConfig {
+		sc := connOf(ctx)
+		return &gossh.ServerConfig{
+			MaxAuthTries: maxAuthTries,
+			AuthLogCallback: func(conn gossh.ConnMetadata, method string, err error) {
+				s.authLog(sc, conn, method, err)
+			},
+		}
+	}
+	srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
 	ln, err := net.Listen("tcp", s.cfg.SSHAddr)
 	if err != nil {
 		return fmt.Errorf("serve: ssh listener: %w", err)
 	}
-	s.ssh, s.sshLn = srv, ln
+	s.ssh = srv
+	s.sshLn = newConnLimiter(ln, s.log, s.cfg.MaxUnauthenticated, s.cfg.MaxUnauthenticatedPerSource, 2*s.cfg.MaxSessions)
 	return nil
 }
 
@@ -159,6 +173,19 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
+// Close closes the listeners of a server that will not Run (Run closes
+// them itself).
+func (s *Server) Close() error {
+	var errs []error
+	if s.sshLn != nil {
+		errs = append(errs, s.sshLn.Close())
+	}
+	if s.httpLn != nil {
+		errs = append(errs, s.httpLn.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // Sessions lists the live SSH sessions, oldest first.
 func (s *Server) Sessions() []SessionInfo {
 	s.mu.Lock()
@@ -192,12 +219,15 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
+	reapCtx, stopReap := context.WithCancel(context.Background())
+	wg.Go(func() { s.reap(reapCtx) })
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
 	err := s.shutdown()
+	stopReap()
 	wg.Wait()
 	return errors.Join(runErr, err)
 }
@@ -263,24 +293,48 @@ func (s *Server) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// publicKeyAllowed is the SSH public-key check.
+// publicKeyAllowed is the SSH public-key check. Keys not authorized are
+// recorded (by fingerprint) for the connection's audit line.
 func (s *Server) publicKeyAllowed(ctx ssh.Context, key ssh.PublicKey) bool {
-	if s.keys.allowed(key) {
-		return true
+	sc := connOf(ctx)
+	if sc != nil && !sc.checkKey() {
+		return false // too many keys tried on this connection
 	}
-	s.log.Info("ssh key refused", "user", ctx.User(), "fingerprint", gossh.FingerprintSHA256(key),
-		"remote", ctx.RemoteAddr().String())
-	return false
+	if !s.keys.allowed(key) {
+		if sc != nil {
+			sc.unknownKey(gossh.FingerprintSHA256(key))
+		}
+		return false
+	}
+	if sc != nil {
+		sc.allowedKey(gossh.FingerprintSHA256(key))
+	}
+	return true
 }
 
-// authLog logs refused authentication attempts other than public keys
-// (which publicKeyAllowed logs with their fingerprint).
-func (s *Server) authLog(conn gossh.ConnMetadata, method string, err error) {
-	if err == nil || method == "none" || method == "publickey" {
+// authLog records each authentication attempt; a success moves the
+// connection to the authenticated ones, or closes it when there are too
+// many.
+func (s *Server) authLog(sc *sshConn, conn gossh.ConnMetadata, method string, err error) {
+	if sc == nil {
 		return
 	}
-	s.log.Info("ssh authentication refused", "user", conn.User(), "method", method,
-		"remote", conn.RemoteAddr().String())
+	sc.triedMethod(conn.User(), method)
+	if err != nil {
+		return
+	}
+	if why := sc.authenticated(conn.User()); why != "" {
+		_ = sc.Close()
+	}
+}
+
+// connKey is the context key of a connection's *sshConn.
+var connKey = &struct{ name string }{"conntop-conn"}
+
+// connOf returns the connection of an SSH context (nil if there is none).
+func connOf(ctx ssh.Context) *sshConn {
+	sc, _ := ctx.Value(connKey).(*sshConn)
+	return sc
 }
 
 // acquire registers a new session, or returns why it is refused.
@@ -332,25 +386,45 @@ func (s *Server) handle(sess ssh.Session) {
 		return
 	}
 	defer s.release(se)
+	sc := connOf(sess.Context())
+	if sc != nil {
+		se.cut = func() { _ = sc.Close() }
+	}
 	attrs := []any{"session", se.info.ID, "user", info.User, "fingerprint", info.Fingerprint, "remote", info.Remote}
 	if len(info.Command) > 0 {
-		attrs = append(attrs, "command", info.Command[0])
+		attrs = append(attrs, "command", printable(info.Command[0]))
 	}
 	s.log.Info("ssh login", attrs...)
+	stderr := se.writer(sess.Stderr())
+	clampNote := func() {
+		if sc == nil {
+			return
+		}
+		if n := sc.takeClampNote(); n != "" {
+			fmt.Fprintf(stderr, "conntop: your terminal (%s) is larger than conntop draws (at most %d×%d, %d cells); the view is clamped\r\n",
+				n, MaxColumns, MaxRows, MaxCells)
+		}
+	}
 
 	var code int
 	if len(info.Command) > 0 {
 		code = s.runCommand(se, sess)
 	} else {
+		clampNote()
 		code = s.runTUI(se, sess)
+		clampNote() // a window change clamped during the session
 	}
 	if msg := se.stopped().message(s.cfg.IdleTimeout); msg != "" && len(info.Command) == 0 {
-		fmt.Fprintf(sess.Stderr(), "\n%s\n", msg)
+		fmt.Fprintf(stderr, "\n%s\n", msg)
 	}
 	_ = sess.Exit(code)
+	if se.stopped() == stopStalled {
+		se.cut() // its writes are stuck: drop the connection
+	}
 	s.log.Info("ssh logout", append(attrs, "reason", se.stopped().String(),
 		"duration", time.Since(info.Start).Round(time.Millisecond).String(),
-		"bytes_out", se.bytesOut.Load(), "exit", code)...)
+		"bytes_out", se.bytesOut.Load(), "resizes", se.resizes.Load(), "resizes_applied", se.resizesApplied.Load(),
+		"exit", code)...)
 }
 
 // runTUI runs the session's Bubble Tea program until the client leaves or
@@ -358,14 +432,14 @@ func (s *Server) handle(sess ssh.Session) {
 func (s *Server) runTUI(se *session, sess ssh.Session) int {
 	_, winCh, ok := sess.Pty()
 	if !ok {
-		fmt.Fprintf(sess.Stderr(), "conntop: no terminal: connect with ssh -t, or run a command: %s\n", commandUsage)
+		fmt.Fprintf(se.writer(sess.Stderr()), "conntop: no terminal: connect with ssh -t, or run a command: %s\n", commandUsage)
 		return 2
 	}
 	model := s.cfg.NewModel(s.eng, se.info)
 
 	opts := append(bubbletea.MakeOptions(sess),
 		tea.WithInput(inputReader{r: sess, se: se}),
-		tea.WithOutput(outputWriter{w: sess, se: se}),
+		tea.WithOutput(se.writer(sess)),
 		tea.WithContext(se.ctx),
 		tea.WithoutSignalHandler(),
 		tea.WithFPS(fps(s.cfg.Refresh)),
@@ -385,30 +459,89 @@ func (s *Server) runTUI(se *session, sess ssh.Session) int {
 	return 0
 }
 
-// watch forwards window changes to prog and ends an idle session.
+// watch forwards window changes to prog, at most one per frame (the
+// latest): a client that sends thousands of them costs one resize a
+// frame, not thousands.
 func (s *Server) watch(se *session, prog *tea.Program, winCh <-chan ssh.Window, done <-chan struct{}) {
-	var tick <-chan time.Time
-	if idle := s.cfg.IdleTimeout; idle > 0 {
-		t := time.NewTicker(min(max(idle/10, 10*time.Millisecond), time.Second))
-		defer t.Stop()
-		tick = t.C
-	}
+	frame := time.NewTicker(s.cfg.Refresh)
+	defer frame.Stop()
+	var pending *ssh.Window
+	first := true
 	for {
 		select {
 		case <-done:
+			// Keep taking window changes until charm.land/ssh closes the
+			// channel, so that its request loop never blocks on it.
+			if winCh != nil {
+				go func() {
+					for range winCh {
+					}
+				}()
+			}
 			return
 		case w, ok := <-winCh:
 			if !ok {
+				// charm.land/ssh closes it when the client closed the
+				// channel: the session is over even if the connection
+				// stays open.
 				winCh = nil
+				se.cancel()
 				continue
 			}
-			se.touch()
+			if first {
+				// The pty-req's own size, which the program starts with.
+				first = false
+				continue
+			}
+			se.resizes.Add(1)
+			pending = &w
+		case <-frame.C:
+			if pending == nil {
+				continue
+			}
+			w := *pending
+			pending = nil
+			se.resizesApplied.Add(1)
 			se.width.Store(int32(w.Width))
 			se.height.Store(int32(w.Height))
-			prog.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
-		case now := <-tick:
-			if se.idleFor(now) > s.cfg.IdleTimeout {
-				se.stop(stopIdle)
+			select {
+			case <-done:
+			default:
+				prog.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+			}
+		}
+	}
+}
+
+// reap ends sessions that have been idle too long (no input, in the TUI)
+// and those whose writes have been stuck as long (a client that stopped
+// reading, TUI or command), until ctx ends.
+func (s *Server) reap(ctx context.Context) {
+	idle := s.cfg.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	t := time.NewTicker(min(max(idle/10, 10*time.Millisecond), time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			live := make([]*session, 0, len(s.sessions))
+			for _, se := range s.sessions {
+				live = append(live, se)
+			}
+			s.mu.Unlock()
+			for _, se := range live {
+				switch {
+				case se.writeBlockedFor(now) > idle:
+					se.stop(stopStalled)
+					se.cut()
+				case len(se.info.Command) == 0 && se.idleFor(now) > idle:
+					se.stop(stopIdle)
+				}
 			}
 		}
 	}

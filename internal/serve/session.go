@@ -14,6 +14,7 @@ const (
 	stopNone     stopReason = iota
 	stopShutdown            // the server is shutting down
 	stopIdle                // no input for Config.IdleTimeout
+	stopStalled             // the client read nothing for Config.IdleTimeout
 )
 
 // message is what the client is told when the server ends its session.
@@ -23,6 +24,8 @@ func (r stopReason) message(idle time.Duration) string {
 		return "conntop: the server is shutting down; goodbye"
 	case stopIdle:
 		return "conntop: no input for " + idle.String() + "; disconnected"
+	case stopStalled:
+		return "conntop: nothing read for " + idle.String() + "; disconnected"
 	}
 	return ""
 }
@@ -34,6 +37,8 @@ func (r stopReason) String() string {
 		return "shutdown"
 	case stopIdle:
 		return "idle"
+	case stopStalled:
+		return "stalled"
 	}
 	return "client"
 }
@@ -44,15 +49,24 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// cut closes the session's connection: the only way to unblock a
+	// write to a client that stopped reading.
+	cut func()
+
 	reason    atomic.Int32 // stopReason
 	lastInput atomic.Int64 // unix nanoseconds
-	bytesOut  atomic.Uint64
-	width     atomic.Int32
-	height    atomic.Int32
+	// writeSince is when the write under way started (unix nanoseconds; 0
+	// when none is).
+	writeSince     atomic.Int64
+	bytesOut       atomic.Uint64
+	width          atomic.Int32
+	height         atomic.Int32
+	resizes        atomic.Uint64 // window changes received
+	resizesApplied atomic.Uint64 // window changes passed to the program
 }
 
 func newSession(parent context.Context, info SessionInfo) *session {
-	se := &session{info: info}
+	se := &session{info: info, cut: func() {}}
 	se.ctx, se.cancel = context.WithCancel(parent)
 	se.touch()
 	se.width.Store(int32(info.Width))
@@ -75,6 +89,20 @@ func (se *session) touch() { se.lastInput.Store(time.Now().UnixNano()) }
 func (se *session) idleFor(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, se.lastInput.Load()))
 }
+
+// writeBlockedFor is how long the write under way has been waiting for the
+// client (0 when none is).
+func (se *session) writeBlockedFor(now time.Time) time.Duration {
+	t := se.writeSince.Load()
+	if t == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, t))
+}
+
+// writer returns w counting the bytes written and timing each write for
+// the stall check.
+func (se *session) writer(w io.Writer) io.Writer { return outputWriter{w: w, se: se} }
 
 // snapshot returns the session's info with its counters.
 func (se *session) snapshot() SessionInfo {
@@ -100,14 +128,30 @@ func (r inputReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// outputWriter counts the bytes written to the client.
+// writeChunk bounds one write to the channel, so that a slow but steady
+// reader shows progress to the stall check between chunks.
+const writeChunk = 32 << 10
+
+// outputWriter counts the bytes written to the client and records when a
+// write started (see session.writeBlockedFor).
 type outputWriter struct {
 	w  io.Writer
 	se *session
 }
 
 func (w outputWriter) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
-	w.se.bytesOut.Add(uint64(n))
-	return n, err
+	written := 0
+	for len(p) > 0 {
+		k := min(len(p), writeChunk)
+		w.se.writeSince.Store(time.Now().UnixNano())
+		n, err := w.w.Write(p[:k])
+		w.se.writeSince.Store(0)
+		written += n
+		w.se.bytesOut.Add(uint64(n))
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+	return written, nil
 }

@@ -48,7 +48,7 @@ func TestAuthRefusesUnknownKeysAndPasswords(t *testing.T) {
 		t.Fatalf("authorized key: snapshot: %v (output %q)", err, tail(out, 300))
 	}
 	logs := ts.logs.String()
-	if !strings.Contains(logs, "ssh key refused") || !strings.Contains(logs, gossh.FingerprintSHA256(other.PublicKey())) {
+	if !strings.Contains(logs, `outcome="unknown key"`) || !strings.Contains(logs, gossh.FingerprintSHA256(other.PublicKey())) {
 		t.Errorf("log does not record the refused key with its fingerprint:\n%s", tail(logs, 2000))
 	}
 }
@@ -339,7 +339,10 @@ func TestSnapshotCommand(t *testing.T) {
 			[]string{"10.9.0.2", "1002"}, []string{"10.9.0.1,", "10.9.0.3"}},
 		{"json", "snapshot", 0, []string{`"version":1`, `"source"`, `"10.9.0.3"`}, nil},
 		{"bad filter", "snapshot --filter 'port nope'", 2, []string{"filter: position"}, nil},
-		{"bad format", "snapshot --format xml", 2, []string{"xml"}, nil},
+		{"bad format", "snapshot --format xml", 2, []string{`unknown format "xml"`, "json, ndjson, csv or text"}, nil},
+		{"bad format escaped once", "snapshot --format 'x\x1b[2J'", 2, []string{`"x\x1b[2J"`}, []string{"\x1b", `\\x1b`}},
+		{"ndjson", "snapshot --format ndjson", 0, []string{`"10.9.0.3"`}, nil},
+		{"usage names ndjson", "snapshot --nope", 2, []string{"json|ndjson|csv|text"}, nil},
 		{"unknown command", "rm -rf /", 2, []string{`unknown command "rm"`}, nil},
 		{"stray argument", "snapshot tcp", 2, []string{`unexpected argument "tcp"`}, nil},
 		{"flag name escaped", "snapshot --x\x1b[2J\u202e", 2, []string{`-x\x1b[2J\u202e`, "usage: snapshot"}, []string{"\x1b", "\u202e"}},
@@ -506,7 +509,7 @@ func serverGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var left []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "openViewer") || strings.Contains(g, "serverGoroutines") {
+		if strings.Contains(g, "openViewer") || strings.Contains(g, "serverGoroutines") || strings.Contains(g, "testing.(*M).Run") {
 			continue
 		}
 		for _, mark := range []string{"charm.land/", "internal/serve.", "net/http.", "golang.org/x/crypto/ssh.(*connection)",

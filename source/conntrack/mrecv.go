@@ -26,16 +26,19 @@ const (
 // batch saves the system call and scheduler round trip per event that
 // recvfrom(2) costs.
 type mrecv struct {
-	fd   int
-	buf  []byte
-	iov  []unix.Iovec
-	hdrs []unix.Mmsghdr
+	fd    int
+	buf   []byte
+	iov   []unix.Iovec
+	hdrs  []unix.Mmsghdr
+	names []unix.RawSockaddrNetlink // each datagram's sender
 }
 
 // newMrecv returns a batch receiver for fd with n slots of size bytes.
 func newMrecv(fd, n, size int) *mrecv {
-	m := &mrecv{fd: fd, buf: make([]byte, n*size), iov: make([]unix.Iovec, n), hdrs: make([]unix.Mmsghdr, n)}
+	m := &mrecv{fd: fd, buf: make([]byte, n*size), iov: make([]unix.Iovec, n), hdrs: make([]unix.Mmsghdr, n),
+		names: make([]unix.RawSockaddrNetlink, n)}
 	for i := range m.hdrs {
+		m.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.names[i]))
 		m.iov[i].Base = &m.buf[i*size]
 		m.iov[i].SetLen(size)
 		m.hdrs[i].Hdr.Iov = &m.iov[i]
@@ -52,6 +55,8 @@ func (m *mrecv) recv() (int, error) {
 	for i := range m.hdrs {
 		m.hdrs[i].Len = 0
 		m.hdrs[i].Hdr.Flags = 0
+		m.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrNetlink
+		m.names[i] = unix.RawSockaddrNetlink{}
 	}
 	for {
 		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(m.fd),
@@ -67,6 +72,12 @@ func (m *mrecv) recv() (int, error) {
 		}
 		return 0, errno
 	}
+}
+
+// fromKernel reports whether the i-th datagram of the last recv came from
+// the kernel (netlink port id 0; see the function fromKernel).
+func (m *mrecv) fromKernel(i int) bool {
+	return m.hdrs[i].Hdr.Namelen >= unix.SizeofSockaddrNetlink && m.names[i].Family == unix.AF_NETLINK && m.names[i].Pid == 0
 }
 
 // datagram returns the i-th datagram of the last recv, and whether the

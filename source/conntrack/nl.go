@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,6 +60,9 @@ type sock struct {
 	seq uint32
 	buf []byte
 	out []byte // request build buffer
+	// foreign, when set, counts the datagrams dropped because they came
+	// from a sender other than the kernel (see fromKernel).
+	foreign *atomic.Uint64
 }
 
 // openSock opens and binds a netfilter netlink socket in the calling thread's
@@ -145,12 +149,29 @@ func (s *sock) sendRaw(b []byte) error {
 	}
 }
 
-// recv reads one datagram (one or more netlink messages) into s.buf.
+// fromKernel reports whether a datagram's sender is the kernel (netlink
+// port id 0). Any process that may open a netfilter netlink socket in the
+// namespace (root of a user-namespaced container, say) can send datagrams
+// to ours: they could forge entries or a fake overrun, so only the
+// kernel's are read.
+func fromKernel(from unix.Sockaddr) bool {
+	sa, ok := from.(*unix.SockaddrNetlink)
+	return ok && sa.Pid == 0
+}
+
+// recv reads one datagram (one or more netlink messages) from the kernel
+// into s.buf; datagrams from other senders are dropped and counted.
 func (s *sock) recv() ([]byte, error) {
 	for {
-		n, _, err := unix.Recvfrom(s.fd, s.buf, 0)
+		n, from, err := unix.Recvfrom(s.fd, s.buf, 0)
 		switch {
 		case err == nil:
+			if !fromKernel(from) {
+				if s.foreign != nil {
+					s.foreign.Add(1)
+				}
+				continue
+			}
 			if n > len(s.buf) {
 				return nil, fmt.Errorf("netlink message of %d bytes truncated", n)
 			}

@@ -77,6 +77,7 @@ func (r *run) stats() (*flow.TableStats, error) {
 	st.EventsLost = r.lost.Load()
 	st.Resyncs = r.resyncs.Load()
 	st.Undecodable = r.bad.Load()
+	st.ForeignMessages = r.foreign.Load()
 	return st, nil
 }
 

@@ -109,6 +109,7 @@ type run struct {
 	lost    atomic.Uint64
 	resyncs atomic.Uint64
 	bad     atomic.Uint64 // undecodable messages skipped
+	foreign atomic.Uint64 // datagrams not from the kernel, dropped
 	// firstDump is how long the initial listing took: the first poll is
 	// spaced from it as later polls are from theirs.
 	firstDump time.Duration
@@ -210,6 +211,7 @@ func (r *run) open(path string) error {
 			return err
 		}
 		r.proc = openProcFiles()
+		r.events.foreign, r.query.foreign, r.poll.foreign = &r.foreign, &r.foreign, &r.foreign
 		return nil
 	})
 }
@@ -339,6 +341,9 @@ func (r *run) eventLoop(ctx context.Context) error {
 		}
 		if !lost && err == nil {
 			for i := range n {
+				if !r.rx.fromKernel(i) {
+					continue // dropped below
+				}
 				if _, truncated := r.rx.datagram(i); truncated {
 					// An event too long for its slot is an event lost.
 					r.bad.Add(1)
@@ -360,6 +365,10 @@ func (r *run) eventLoop(ctx context.Context) error {
 		}
 		now := r.opts.Now()
 		for i := range n {
+			if !r.rx.fromKernel(i) {
+				r.foreign.Add(1)
+				continue
+			}
 			b, _ := r.rx.datagram(i)
 			if err := r.handleDatagram(ctx, now, b, &f); err != nil {
 				return err

@@ -32,7 +32,7 @@ type Collector struct {
 	events, eventsLost, resyncs, ringDrops, invReasons *prometheus.Desc
 	statError, clashResolve, chainTooLong, statsTime   *prometheus.Desc
 	up, synced, buildInfo                              *prometheus.Desc
-	verdicts                                           *prometheus.Desc
+	verdicts, foreign                                  *prometheus.Desc
 	version, goVersion, revision                       string
 }
 
@@ -72,6 +72,7 @@ func NewCollector(eng *engine.Engine) *Collector {
 		clashResolve: d("conntop_nf_conntrack_stat_clash_resolve", "Insertion clashes resolved by the kernel (newer kernels only)."),
 		chainTooLong: d("conntop_nf_conntrack_stat_chain_toolong", "Insertions that found a too-long hash chain (newer kernels only)."),
 		statsTime:    d("conntop_table_stats_timestamp_seconds", "Unix time at which the source last read the table statistics."),
+		foreign:      d("conntop_netlink_foreign_messages_total", "Netlink datagrams dropped because their sender was not the kernel (conntrack source)."),
 		up:           d("conntop_source_up", "1 while the source runs, else 0.", "source"),
 		synced:       d("conntop_source_synced", "1 once the source's initial table listing is complete, else 0.", "source"),
 		verdicts:     d("conntop_tracker_packets_total", "Packets the in-process tracker handled, by the ct state the kernel's `ct state` match gives them at prerouting (capture and pcap sources).", "verdict"),
@@ -99,7 +100,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.earlyDrop, c.searchRestart, c.flows, c.lingering, c.assured, c.byFamily, c.byProto,
 		c.byState, c.byTCPState, c.events, c.eventsLost, c.resyncs, c.ringDrops, c.invReasons,
 		c.statError, c.clashResolve, c.chainTooLong, c.statsTime, c.up, c.synced, c.buildInfo,
-		c.verdicts,
+		c.verdicts, c.foreign,
 	} {
 		ch <- d
 	}
@@ -202,6 +203,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.resyncs, t.Resyncs)
 	if st.Source == "capture" {
 		ctr(c.ringDrops, t.RingDrops)
+	}
+	if st.Source == "conntrack" {
+		ctr(c.foreign, t.ForeignMessages)
 	}
 	for _, r := range sn.reasons {
 		ctr(c.invReasons, r.count, r.name)

@@ -1,0 +1,169 @@
+package serve
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"charm.land/ssh"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Bounds on what one session channel may ask for.
+const (
+	// MaxColumns and MaxRows bound a terminal, and MaxCells its area: a
+	// larger pty-req or window-change is clamped to them (rows first). No
+	// real terminal is larger (a 4K display in a 7×14-pixel font is
+	// 548×154), and every cell costs about 170 bytes in the renderer's
+	// buffers: 16 sessions of MaxCells stay under 450 MB.
+	MaxColumns = 1000
+	MaxRows    = 500
+	MaxCells   = 160000
+	// maxEnv is how many env requests a session may make; later ones are
+	// refused.
+	maxEnv = 32
+	// maxEnvBytes bounds one env request's payload.
+	maxEnvBytes = 1024
+	// maxTermName bounds a pty-req's TERM value.
+	maxTermName = 64
+	// maxRequestBytes bounds any other request's payload (pty-req modes,
+	// exec command line).
+	maxRequestBytes = 8 << 10
+	// maxOtherRequests is how many requests other than window-change,
+	// signal and break a session may make.
+	maxOtherRequests = 64
+)
+
+// sessionChannel is the SSH "session" channel handler: charm.land/ssh's
+// own, fed through requestFilter, and at most maxChannelsPerConn at once
+// per connection.
+func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
+	sc := connOf(ctx)
+	if sc != nil {
+		if !sc.openChannel() {
+			_ = newChan.Reject(gossh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxChannelsPerConn))
+			return
+		}
+		defer sc.closeChannel()
+	}
+	ssh.DefaultSessionHandler(srv, conn, filteredChannel{NewChannel: newChan, s: s, conn: sc}, ctx)
+}
+
+// filteredChannel accepts a channel and hands its requests through
+// filterRequests.
+type filteredChannel struct {
+	gossh.NewChannel
+	s    *Server
+	conn *sshConn
+}
+
+func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := f.NewChannel.Accept()
+	if err != nil {
+		return ch, reqs, err
+	}
+	out := make(chan *gossh.Request)
+	go f.s.filterRequests(f.conn, reqs, out)
+	return ch, out, nil
+}
+
+// filterRequests passes a session's requests on to charm.land/ssh within
+// bounds: it refuses env requests past maxEnv or maxEnvBytes, oversized
+// requests and too many of them, and clamps terminal sizes to
+// MaxColumns × MaxRows (rewriting the request, noting it for the user).
+func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<- *gossh.Request) {
+	defer close(out)
+	env, other := 0, 0
+	refused := 0
+	for req := range in {
+		var ok bool
+		switch req.Type {
+		case "window-change":
+			ok = s.clampWindow(req.Payload, sc)
+		case "signal", "break":
+			ok = len(req.Payload) <= 256
+		case "env":
+			env++
+			ok = env <= maxEnv && len(req.Payload) <= maxEnvBytes
+		case "pty-req":
+			other++
+			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && s.clampPty(req.Payload, sc)
+		default:
+			other++
+			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes
+		}
+		if !ok {
+			if refused++; refused == 1 && sc != nil {
+				s.log.Warn("ssh: session request refused (over its limits)", "remote", sc.RemoteAddr().String(),
+					"type", printable(req.Type), "bytes", len(req.Payload))
+			}
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+			continue
+		}
+		out <- req
+	}
+}
+
+// clampPty clamps the window size in a pty-req payload in place. It
+// returns false for a malformed request or an overlong TERM.
+func (s *Server) clampPty(p []byte, sc *sshConn) bool {
+	if len(p) < 4 {
+		return false
+	}
+	n := binary.BigEndian.Uint32(p)
+	if n > maxTermName || len(p) < 4+int(n)+16 {
+		return false
+	}
+	return s.clampWindow(p[4+n:], sc)
+}
+
+// clampWindow clamps the columns and rows at the start of p (a
+// window-change payload, or the window part of a pty-req) in place. It
+// returns false when p is too short.
+func (s *Server) clampWindow(p []byte, sc *sshConn) bool {
+	if len(p) < 16 {
+		return false
+	}
+	cols, rows := binary.BigEndian.Uint32(p), binary.BigEndian.Uint32(p[4:])
+	w, h := clampSize(cols, rows)
+	if w == cols && h == rows {
+		return true
+	}
+	if sc != nil {
+		asked := fmt.Sprintf("%d×%d", cols, rows)
+		if sc.setClampNote(asked) {
+			s.log.Info("ssh session: terminal size clamped", "remote", sc.RemoteAddr().String(), "asked", asked,
+				"clamped", fmt.Sprintf("%d×%d", w, h))
+		}
+	}
+	binary.BigEndian.PutUint32(p, w)
+	binary.BigEndian.PutUint32(p[4:], h)
+	// The pixel sizes go with the cell sizes; drop them.
+	binary.BigEndian.PutUint32(p[8:], 0)
+	binary.BigEndian.PutUint32(p[12:], 0)
+	return true
+}
+
+// clampSize returns cols×rows within MaxColumns, MaxRows and MaxCells.
+func clampSize(cols, rows uint32) (uint32, uint32) {
+	cols, rows = min(cols, MaxColumns), min(rows, MaxRows)
+	if uint64(cols)*uint64(rows) > MaxCells {
+		rows = MaxCells / cols
+	}
+	return cols, rows
+}
+
+// printable returns s with anything but printable ASCII replaced, cut to
+// 64 bytes, for a log line.
+func printable(s string) string {
+	b := make([]byte, 0, min(len(s), 64))
+	for i := 0; i < len(s) && len(b) < 64; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
