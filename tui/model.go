@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -18,17 +17,6 @@ import (
 	"github.com/conntop/conntop/internal/services"
 	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/tui/widget"
-)
-
-// viewKind is the page shown below the header.
-type viewKind uint8
-
-const (
-	viewTable viewKind = iota
-	viewDetail
-	viewTransitions
-	viewGroups
-	viewPressure // what fills the table (pressure.go)
 )
 
 // mode says what keys do: navigate, or edit a line, or answer a question.
@@ -48,7 +36,6 @@ const (
 	maxProcs      = 4096 // owning-process answers kept
 	maxGroups     = 500
 	loudFor       = 10 * time.Second // how long a drop keeps the header loud
-	statusFor     = 8 * time.Second  // how long a status message stays
 	procEvery     = 2 * time.Second
 	deleteTimeout = 10 * time.Second
 )
@@ -96,23 +83,17 @@ type procAnswer struct {
 
 // Model is the TUI. It implements tea.Model; use it through a pointer.
 type Model struct {
-	eng *engine.Engine
+	*common
+
 	// viewer holds this model's own query state (filter, sort, window).
 	viewer *engine.Viewer
-	opts   Options
-	keys   keyMap
-	st     styles
-
-	w, h int
-	view viewKind
-	mode mode
-	help bool
+	mode   mode
+	help   bool
 
 	// Filter: the typed expression, the quick toggles and the compiled
 	// combination in use.
 	typed     string
 	quick     quickFilter
-	filter    *filter.Filter
 	filterErr *filter.SyntaxError
 	otherErr  string
 	edit      lineEdit
@@ -130,20 +111,12 @@ type Model struct {
 	res     store.Result
 
 	// Data from the last refresh.
-	now       time.Time
-	status    engine.Status
-	sum       store.Summary
 	version   uint64
 	refreshed bool
 	prevStats flow.TableStats
 	statRate  [6]float64 // drop, early_drop, insert_failed, invalid, search_restart, error per second
 	dropAt    time.Time
 
-	// Pause: the still picture (nil while it is being taken) and how many
-	// flow events arrived since.
-	paused    bool
-	frozen    *frozenTable
-	waiting   uint64
 	maxFrozen int
 
 	detail   store.Detail
@@ -165,25 +138,17 @@ type Model struct {
 	deleteCount int
 	deleteBusy  bool
 
-	statusMsg string
-	statusErr bool
-	statusAt  time.Time
+	footer   *footer
+	helpPage *helpPage
+	// needRefresh asks Update to read the engine again before it returns.
+	needRefresh bool
 
-	resolver   *procs.Resolver
-	procs      map[flow.Key]procAnswer
 	procAsked  time.Time
 	procBusy   bool
-	portNames  bool
-	svc        *services.Table
 	svcLoading bool
 
 	frame string
 	dirty bool
-
-	// hints is the rendered key-hint footer for hintsWidth columns: it
-	// only changes with the width.
-	hints      string
-	hintsWidth int
 
 	// hdr is the header (with its notices), laid out at the last refresh;
 	// tabX the columns of its view tabs (for the mouse).
@@ -196,14 +161,17 @@ var _ tea.Model = (*Model)(nil)
 // New returns a Model viewing eng.
 func New(eng *engine.Engine, opts Options) *Model {
 	opts.defaults()
-	m := &Model{
+	c := &common{
 		eng:       eng,
-		viewer:    eng.NewViewer(),
 		opts:      opts,
 		keys:      newKeyMap(opts.ASCII),
 		st:        newStyles(opts.ASCII, opts.NoColor, true),
 		procs:     make(map[flow.Key]procAnswer),
 		portNames: opts.PortNames,
+	}
+	m := &Model{
+		common:    c,
+		viewer:    eng.NewViewer(),
 		dirty:     true,
 		selIdx:    0,
 		byIndex:   true,
@@ -213,6 +181,8 @@ func New(eng *engine.Engine, opts Options) *Model {
 	if !opts.NoProcs {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
 	}
+	m.footer = newFooter(c, m)
+	m.helpPage = newHelpPage(c, m, m)
 	if f, err := filter.Parse(opts.Filter); err != nil {
 		m.setFilterErr(err)
 	} else {
@@ -236,18 +206,49 @@ func (m *Model) tick() tea.Cmd {
 	return tea.Tick(m.opts.Refresh, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
-// Update implements tea.Model.
+// maxPosted bounds the messages components may post within one Update.
+const maxPosted = 16
+
+// Update implements tea.Model. It routes msg, then the messages the
+// components posted while handling it, then reads the engine again when
+// something asked for it.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.route(msg)
+	for i := 0; i < maxPosted && len(m.posted) > 0; i++ {
+		next := m.posted[0]
+		m.posted = m.posted[1:]
+		if c := m.route(next); c != nil {
+			cmd = tea.Batch(cmd, c)
+		}
+	}
+	m.posted = m.posted[:0]
+	if m.needRefresh {
+		m.needRefresh = false
+		m.refresh()
+	}
+	switch msg.(type) {
+	case tickMsg:
+		return m, tea.Batch(m.tick(), m.askProcs(), m.askPressure())
+	case tea.MouseClickMsg, tea.MouseWheelMsg:
+		return m, tea.Batch(cmd, m.askProcs(), m.askPressure())
+	case tea.KeyPressMsg:
+		m.dirty = true
+		return m, tea.Batch(cmd, m.askProcs(), m.askPressure())
+	}
+	return m, cmd
+}
+
+// route hands msg to the component it is for.
+func (m *Model) route(msg tea.Msg) tea.Cmd {
 	var cmd tea.Cmd
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.w, m.h = max(0, msg.Width), max(0, msg.Height)
-		m.refresh()
+		m.needRefresh = true
 	case tickMsg:
-		now := m.opts.Now()
-		if m.statusMsg != "" && now.Sub(m.statusAt) > statusFor {
-			m.statusMsg = ""
-			m.dirty = true
+		if had := m.footer.text; had != "" {
+			m.footer.Update(msg)
+			m.dirty = m.dirty || m.footer.text != had
 		}
 		switch {
 		case m.paused && m.frozen != nil && m.eng.Version() != m.version:
@@ -255,32 +256,34 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case !m.paused && (m.eng.Version() != m.version || !m.refreshed):
 			m.refresh()
 		}
-		return m, tea.Batch(m.tick(), m.askProcs(), m.askPressure())
 	case tea.PasteMsg:
 		// A paste goes into the line being edited.
 		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport {
 			if m.edit.handle(msg) && m.mode == modeFilter {
 				m.applyTyped(m.edit.value())
 			}
-			m.refresh()
+			m.needRefresh = true
 		}
 	case tea.MouseClickMsg, tea.MouseWheelMsg:
 		m.handleMouse(msg.(tea.MouseMsg))
-		m.refresh()
-		return m, tea.Batch(m.askProcs(), m.askPressure())
+		m.needRefresh = true
 	case tea.KeyPressMsg:
 		cmd = m.handleKey(msg)
-		m.refresh()
-		m.dirty = true
-		return m, tea.Batch(cmd, m.askProcs(), m.askPressure())
+		m.needRefresh = true
 	case tea.BackgroundColorMsg:
 		m.st = newStyles(m.opts.ASCII, m.opts.NoColor, msg.IsDark())
-		m.hints = ""
-		m.refresh()
+		m.footer.Update(msg)
+		m.needRefresh = true
+	case statusMsg:
+		m.footer.Update(msg)
+		m.dirty = true
+	case showPageMsg:
+		m.page = pageID(msg)
+		m.dirty = true
 	case FrozenMsg:
 		if m.paused && m.frozen == nil {
 			m.frozen = msg.Table
-			m.refresh()
+			m.needRefresh = true
 		}
 	case ExportDoneMsg:
 		m.exportBusy = false
@@ -317,14 +320,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.dirty = true
 	}
-	return m, cmd
-}
-
-func (m *Model) setStatus(isErr bool, format string, args ...any) {
-	m.statusMsg = fmt.Sprintf(format, args...)
-	m.statusErr = isErr
-	m.statusAt = m.opts.Now()
-	m.dirty = true
+	return cmd
 }
 
 // countWaiting counts the flow events that arrived since the pause.
@@ -348,7 +344,7 @@ func (m *Model) refresh() {
 	if m.paused {
 		m.buildHeader()
 		m.queryTable(max(1, m.tableRows()))
-		if m.view == viewDetail && m.sel != nil && m.frozen != nil {
+		if m.page == pageDetail && m.sel != nil && m.frozen != nil {
 			if r, ok := m.frozen.find(*m.sel); ok {
 				if m.detail.Flow.Key() != *m.sel {
 					m.detail.History = nil // recorded live only
@@ -356,7 +352,7 @@ func (m *Model) refresh() {
 				m.detail.Row, m.detailOK = r, true
 			}
 		}
-		if m.view == viewGroups {
+		if m.page == pageGroups {
 			// Groups are counted on the live table.
 			m.eng.View(func(s *store.Store) { m.groups = s.Groups(m.groupBy, m.matcher(), maxGroups) })
 			m.groupSel = max(0, min(m.groupSel, len(m.groups)-1))
@@ -377,28 +373,20 @@ func (m *Model) refresh() {
 	limit := max(1, m.tableRows())
 	m.queryTable(limit)
 	m.eng.View(func(s *store.Store) {
-		switch m.view {
-		case viewDetail:
+		switch m.page {
+		case pageDetail:
 			m.detail, m.detailOK = store.Detail{}, false
 			if m.sel != nil {
 				m.detail, m.detailOK = s.Detail(*m.sel)
 				m.detail.History = slices.Clone(m.detail.History)
 			}
-		case viewTransitions:
+		case pageTransitions:
 			m.pullEvents(s)
-		case viewGroups:
+		case pageGroups:
 			m.groups = s.Groups(m.groupBy, m.matcher(), maxGroups)
 			m.groupSel = max(0, min(m.groupSel, len(m.groups)-1))
 		}
 	})
-}
-
-// matcher returns the filter in use as a store.Matcher (nil = all).
-func (m *Model) matcher() store.Matcher {
-	if m.filter == nil {
-		return nil
-	}
-	return m.filter
 }
 
 // querier answers table queries: the live table (engine.Viewer) or the
@@ -592,6 +580,7 @@ func (m *Model) applyTyped(typed string) bool {
 		return false
 	}
 	m.typed, m.filter, m.filterErr, m.otherErr = typed, f, nil, ""
+	m.filterGen++
 	m.events, m.lastSeq, m.evScroll = nil, 0, 0
 	return true
 }
@@ -608,20 +597,17 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case modeConfirmDelete:
 		return m.keyConfirm(msg)
 	}
-	if m.help {
-		switch {
-		case key.Matches(msg, k.Quit):
+	if m.helpPage.open {
+		if key.Matches(msg, k.Quit) {
 			return tea.Quit
-		case key.Matches(msg, k.Help, k.Back):
-			m.help = false
 		}
-		return nil
+		return m.helpPage.Update(msg)
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
 		return tea.Quit
 	case key.Matches(msg, k.Help):
-		m.help = true
+		m.helpPage.open = true
 	case key.Matches(msg, k.Pause):
 		m.paused = !m.paused
 		m.frozen, m.waiting = nil, 0
@@ -668,33 +654,33 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Delete, k.DeleteAll):
 		return m.startDelete(key.Matches(msg, k.DeleteAll))
 	case key.Matches(msg, k.TableView):
-		m.view = viewTable
+		m.page = pageTable
 	case key.Matches(msg, k.TransView):
-		m.view = viewTransitions
+		m.page = pageTransitions
 	case key.Matches(msg, k.GroupView):
-		m.view = viewGroups
+		m.page = pageGroups
 	case key.Matches(msg, k.PressureView):
-		m.view = viewPressure
+		m.page = pagePressure
 	case key.Matches(msg, k.Next):
-		switch m.view {
-		case viewTable, viewDetail:
-			m.view = viewTransitions
-		case viewTransitions:
-			m.view = viewGroups
+		switch m.page {
+		case pageTable, pageDetail:
+			m.page = pageTransitions
+		case pageTransitions:
+			m.page = pageGroups
 		default:
-			m.view = viewTable
+			m.page = pageTable
 		}
 	default:
-		switch m.view {
-		case viewTable:
+		switch m.page {
+		case pageTable:
 			m.keyTable(msg)
-		case viewDetail:
+		case pageDetail:
 			m.keyDetail(msg)
-		case viewTransitions:
+		case pageTransitions:
 			m.keyTransitions(msg)
-		case viewGroups:
+		case pageGroups:
 			m.keyGroups(msg)
-		case viewPressure:
+		case pagePressure:
 			m.keyPressure(msg)
 		}
 	}
@@ -737,7 +723,7 @@ func (m *Model) keyTable(msg tea.KeyPressMsg) {
 		m.desc = !m.desc
 	case key.Matches(msg, k.Detail):
 		if m.sel != nil {
-			m.view = viewDetail
+			m.page = pageDetail
 		}
 	case key.Matches(msg, k.Back):
 		if m.follow {
@@ -750,7 +736,7 @@ func (m *Model) keyDetail(msg tea.KeyPressMsg) {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Back, k.Detail):
-		m.view = viewTable
+		m.page = pageTable
 	case key.Matches(msg, k.Up):
 		m.moveSel(-1)
 	case key.Matches(msg, k.Down):
@@ -797,7 +783,7 @@ func (m *Model) keyTransitions(msg tea.KeyPressMsg) {
 	case key.Matches(msg, k.End, k.Follow):
 		m.evScroll = 0
 	case key.Matches(msg, k.Back):
-		m.view = viewTable
+		m.page = pageTable
 	}
 	m.evScroll = max(0, min(m.evScroll, len(m.events)-1))
 }
@@ -820,7 +806,7 @@ func (m *Model) keyGroups(msg tea.KeyPressMsg) {
 		m.groupBy = (m.groupBy + store.NumGroupBys - 1) % store.NumGroupBys
 		m.groupSel = 0
 	case key.Matches(msg, k.Back):
-		m.view = viewTable
+		m.page = pageTable
 	case key.Matches(msg, k.Detail):
 		m.openGroup()
 	}
@@ -838,7 +824,7 @@ func (m *Model) openGroup() {
 		typed = "(" + t + ") and " + g
 	}
 	if m.applyTyped(typed) {
-		m.view = viewTable
+		m.page = pageTable
 		m.byIndex, m.selIdx, m.offset = true, 0, 0
 	}
 }
@@ -912,7 +898,7 @@ func (m *Model) askProcs() tea.Cmd {
 	if m.resolver == nil || m.procBusy || m.paused {
 		return nil
 	}
-	if m.view != viewDetail && !m.procColumnShown() {
+	if m.page != pageDetail && !m.procColumnShown() {
 		return nil
 	}
 	now := time.Now()
@@ -926,7 +912,7 @@ func (m *Model) askProcs() tea.Cmd {
 			flows = append(flows, *f)
 		}
 	}
-	if m.view == viewDetail && m.detailOK {
+	if m.page == pageDetail && m.detailOK {
 		flows = append(flows, m.detail.Flow)
 	}
 	if len(flows) == 0 {

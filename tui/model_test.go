@@ -212,8 +212,8 @@ func TestDelete(t *testing.T) {
 	// Without --allow-delete: refused, nothing deleted.
 	m := New(eng, testOptions())
 	drive(t, m, 120, 30, "d")
-	if m.mode != modeNormal || !strings.Contains(m.statusMsg, "--allow-delete") {
-		t.Fatalf("delete without AllowDelete: mode %d status %q", m.mode, m.statusMsg)
+	if m.mode != modeNormal || !strings.Contains(m.footer.text, "--allow-delete") {
+		t.Fatalf("delete without AllowDelete: mode %d status %q", m.mode, m.footer.text)
 	}
 
 	o := testOptions()
@@ -303,8 +303,8 @@ func TestPortNames(t *testing.T) {
 	m = New(eng, o)
 	_, cmd = m.Update(press("P"))
 	m.Update(runCmd(t, cmd))
-	if m.portNames || !m.statusErr {
-		t.Fatalf("missing services file: names %v status %q", m.portNames, m.statusMsg)
+	if m.portNames || !m.footer.err {
+		t.Fatalf("missing services file: names %v status %q", m.portNames, m.footer.text)
 	}
 }
 
@@ -504,11 +504,11 @@ func TestMouse(t *testing.T) {
 	}
 	x, y := screenY(t, m, "10.100.1.12:32222")
 	click(m, x, y)
-	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 12 || m.view != viewTable {
-		t.Fatalf("click selected %v (view %d)", r.Flow.Orig, m.view)
+	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 12 || m.page != pageTable {
+		t.Fatalf("click selected %v (view %d)", r.Flow.Orig, m.page)
 	}
 	click(m, x, y)
-	if m.view != viewDetail || !strings.Contains(ansi.Strip(m.View().Content), "original   10.100.1.12:32222") {
+	if m.page != pageDetail || !strings.Contains(ansi.Strip(m.View().Content), "original   10.100.1.12:32222") {
 		t.Fatalf("second click did not open the detail:\n%s", ansi.Strip(m.View().Content))
 	}
 	drive(t, m, 80, 24, "esc")
@@ -536,8 +536,8 @@ func TestMouse(t *testing.T) {
 	// View tabs.
 	tx, ty := screenY(t, m, "groups")
 	click(m, tx, ty)
-	if m.view != viewGroups {
-		t.Fatalf("click on the groups tab: view %d", m.view)
+	if m.page != pageGroups {
+		t.Fatalf("click on the groups tab: view %d", m.page)
 	}
 	gx, gy := screenY(t, m, "source host")
 	click(m, gx+1, gy)
@@ -547,13 +547,13 @@ func TestMouse(t *testing.T) {
 	lx, ly := screenY(t, m, "10.100.1.12 ")
 	click(m, lx, ly)
 	click(m, lx, ly)
-	if m.view != viewTable || m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 12 {
-		t.Fatalf("two clicks on a group: view %d, %d rows", m.view, m.res.Matched)
+	if m.page != pageTable || m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 12 {
+		t.Fatalf("two clicks on a group: view %d, %d rows", m.page, m.res.Matched)
 	}
 	tx, ty = screenY(t, m, "transitions")
 	click(m, tx+1, ty)
-	if m.view != viewTransitions {
-		t.Fatalf("click on the transitions tab: view %d", m.view)
+	if m.page != pageTransitions {
+		t.Fatalf("click on the transitions tab: view %d", m.page)
 	}
 	// --no-mouse: no mouse reporting asked of the terminal.
 	o := testOptions()

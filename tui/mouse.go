@@ -41,15 +41,15 @@ func (m *Model) handleMouse(msg tea.MouseMsg) {
 }
 
 func (m *Model) wheel(delta int) {
-	if m.help {
+	if m.helpPage.open {
 		return
 	}
-	switch m.view {
-	case viewTable, viewDetail:
+	switch m.page {
+	case pageTable, pageDetail:
 		m.moveSel(delta)
-	case viewTransitions:
+	case pageTransitions:
 		m.evScroll = max(0, min(m.evScroll-delta, len(m.events)-1))
-	case viewGroups:
+	case pageGroups:
 		m.groupSel = max(0, min(m.groupSel+delta, len(m.groups)-1))
 	}
 }
@@ -61,24 +61,24 @@ func (m *Model) click(x, y int) {
 	if y == 0 {
 		for i, span := range m.tabX {
 			if x >= span[0] && x < span[1] {
-				m.help = false
-				m.view = viewTabs[i].view
+				m.helpPage.open = false
+				m.page = viewTabs[i].view
 				return
 			}
 		}
 		return
 	}
-	if m.help {
+	if m.helpPage.open {
 		return
 	}
 	row := y - m.bodyTop()
 	if row < 0 || row >= m.bodyRows() {
 		return
 	}
-	switch m.view {
-	case viewTable:
+	switch m.page {
+	case pageTable:
 		m.clickTable(x, row)
-	case viewGroups:
+	case pageGroups:
 		m.clickGroups(x, row)
 	}
 }
@@ -106,7 +106,7 @@ func (m *Model) clickTable(x, row int) {
 		return
 	}
 	if idx == m.selIdx && m.sel != nil {
-		m.view = viewDetail
+		m.page = pageDetail
 		return
 	}
 	m.moveSel(idx - m.selIdx)

@@ -47,7 +47,7 @@ func (m *Model) pressured() bool {
 
 // pressureHint is the header's pointer to the pressure view.
 func (m *Model) pressureHint() string {
-	if !m.pressured() || m.view == viewPressure {
+	if !m.pressured() || m.page == pagePressure {
 		return ""
 	}
 	return " " + m.st.warn.Render("[e] why?")
@@ -57,7 +57,7 @@ func (m *Model) pressureHint() string {
 // and the last one is old enough.
 func (m *Model) askPressure() tea.Cmd {
 	pv := &m.pressure
-	if m.view != viewPressure || pv.busy || m.paused {
+	if m.page != pagePressure || pv.busy || m.paused {
 		return nil
 	}
 	now := time.Now()
@@ -102,7 +102,7 @@ func (m *Model) keyPressure(msg tea.KeyPressMsg) {
 	case key.Matches(msg, k.Home):
 		pv.scroll = 0
 	case key.Matches(msg, k.Back):
-		m.view = viewTable
+		m.page = pageTable
 	}
 	pv.scroll = max(0, pv.scroll)
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -48,15 +47,16 @@ func (m *Model) render() string {
 	if body > 0 {
 		var page []string
 		switch {
-		case m.help:
-			page = m.helpLines(body)
-		case m.view == viewDetail:
+		case m.helpPage.open:
+			m.helpPage.SetSize(m.w, body)
+			page = strings.Split(m.helpPage.View(), "\n")
+		case m.page == pageDetail:
 			page = m.detailLines(body)
-		case m.view == viewTransitions:
+		case m.page == pageTransitions:
 			page = m.transitionLines(body)
-		case m.view == viewGroups:
+		case m.page == pageGroups:
 			page = m.groupLines(body)
-		case m.view == viewPressure:
+		case m.page == pagePressure:
 			page = m.pressurePage(body)
 		default:
 			page = m.tableLines(body)
@@ -66,7 +66,7 @@ func (m *Model) render() string {
 		}
 		lines = append(lines, page[:body]...)
 	}
-	lines = append(lines, m.footer()...)
+	lines = append(lines, m.footer.lines()...)
 	if len(lines) > m.h {
 		lines = lines[:m.h]
 	}
@@ -79,7 +79,7 @@ func (m *Model) render() string {
 // bodyRows is the height of the page between the filter line and the
 // footer.
 func (m *Model) bodyRows() int {
-	return max(0, m.h-len(m.hdr)-m.filterHeight()-len(m.footer()))
+	return max(0, m.h-len(m.hdr)-m.filterHeight()-len(m.footer.lines()))
 }
 
 // minTableRows is how many flow rows the header leaves at least (at 80x24
@@ -290,7 +290,7 @@ func (m *Model) headerLines() []string {
 
 	// Wrapped figures take lines only while the table keeps minTableRows.
 	banners := m.banners()
-	spare := m.h - (2 + 2 + len(banners) + m.filterHeight() + len(m.footer()) + 1 + minTableRows)
+	spare := m.h - (2 + 2 + len(banners) + m.filterHeight() + len(m.footer.lines()) + 1 + minTableRows)
 	extra3 := min(len(l3)-1, max(0, spare))
 	extra4 := min(len(l4)-1, max(0, spare-extra3))
 	out := []string{l1, l2.String()}
@@ -302,17 +302,17 @@ func (m *Model) headerLines() []string {
 // viewTabs are the pages a click on the header's tabs opens.
 var viewTabs = [...]struct {
 	name string
-	view viewKind
-}{{"flows", viewTable}, {"transitions", viewTransitions}, {"groups", viewGroups}}
+	view pageID
+}{{"flows", pageTable}, {"transitions", pageTransitions}, {"groups", pageGroups}}
 
 // withTabs ends the first header line with the view tabs (the current one
 // in brackets, so that it is told apart without colour) and the clock,
 // as far as they fit, and records where each tab is for the mouse.
 func (m *Model) withTabs(left, clock string) string {
 	m.tabX = m.tabX[:0]
-	cur := m.view
-	if cur == viewDetail {
-		cur = viewTable
+	cur := m.page
+	if cur == pageDetail {
+		cur = pageTable
 	}
 	var tabs strings.Builder
 	lw := lipgloss.Width(left) + 2
@@ -470,7 +470,7 @@ func (m *Model) filterLines() []string {
 		l += " " + st.errText.Render(termsafe.Escape(m.filterErr.Error()))
 	}
 	right := shown
-	if m.view == viewTable || m.view == viewDetail {
+	if m.page == pageTable || m.page == pageDetail {
 		dir := m.st.up
 		if m.desc {
 			dir = m.st.down
@@ -486,114 +486,8 @@ func (m *Model) filterLines() []string {
 	return []string{padBetween(l, right, m.w)}
 }
 
-// filterText is the filter in use, as its expression.
-func (m *Model) filterText() string {
-	if m.filter == nil {
-		return ""
-	}
-	return m.filter.String()
-}
+// ShortHelp implements help.KeyMap: the footer's key hints.
+func (m *Model) ShortHelp() []key.Binding { return m.keys.ShortHelp() }
 
-// footer is the status message (up to two lines, so an error's end can be
-// read) or the one-line key hints.
-func (m *Model) footer() []string {
-	if m.statusMsg != "" {
-		s := termsafe.Escape(m.statusMsg)
-		style := m.st.ok
-		if m.statusErr {
-			style = m.st.errText
-		}
-		if m.w > 0 && lipgloss.Width(s) > m.w && m.h >= 12 {
-			first := ansi.Truncate(s, m.w, "")
-			rest := ansi.TruncateLeft(s, lipgloss.Width(first), "")
-			return []string{style.Render(first), style.Render(rest)}
-		}
-		return []string{style.Render(s)}
-	}
-	if m.hints == "" || m.hintsWidth != m.w {
-		h := m.helpModel()
-		m.hints, m.hintsWidth = h.ShortHelpView(m.keys.ShortHelp()), m.w
-	}
-	return []string{m.hints}
-}
-
-func (m *Model) helpModel() help.Model {
-	h := help.New()
-	h.SetWidth(m.w)
-	plain := lipgloss.NewStyle()
-	h.Styles = help.Styles{
-		Ellipsis: m.st.dim, ShortKey: m.st.key, ShortDesc: plain, ShortSeparator: m.st.dim,
-		FullKey: m.st.key, FullDesc: plain, FullSeparator: m.st.dim,
-	}
-	if m.st.ascii {
-		h.ShortSeparator = " | "
-		h.Ellipsis = "..."
-	}
-	return h
-}
-
-func (m *Model) helpLines(n int) []string {
-	h := m.helpModel()
-	h.SetWidth(0) // each group whole; the groups are laid out below
-	var out []string
-	// The notices in full (the header shows one line of each).
-	for _, n := range m.notices() {
-		text := n.detail
-		if text == "" {
-			text = n.short
-		}
-		style := lipgloss.NewStyle()
-		if m.w > 0 {
-			style = style.Width(m.w)
-		}
-		out = append(out, strings.Split(style.Render(strings.TrimSpace(text)), "\n")...)
-	}
-	if len(out) > 0 {
-		out = append(out, "")
-	}
-	out = append(out, m.st.title.Render("Keys")+m.st.dim.Render("  (? or esc closes)"), "")
-	// Key groups side by side, as many as fit, then the next row: every key
-	// is shown at 80 columns too.
-	var row []string
-	rowW := 0
-	flush := func() {
-		if len(row) > 0 {
-			out = append(out, strings.Split(lipgloss.JoinHorizontal(lipgloss.Top, row...), "\n")...)
-			row, rowW = nil, 0
-		}
-	}
-	var rest [][]key.Binding // groups that did not fit beside the others
-	for _, g := range m.keys.FullHelp() {
-		col := h.FullHelpView([][]key.Binding{g}) + "    "
-		w := lipgloss.Width(col)
-		if rowW > 0 && rowW+w > m.w {
-			rest = append(rest, g)
-			continue
-		}
-		row = append(row, col)
-		rowW += w
-	}
-	flush()
-	// The rest as compact lines of a few keys each (a narrow terminal has
-	// no height to spare either).
-	for _, g := range rest {
-		for len(g) > 0 {
-			n := min(4, len(g))
-			out = append(out, h.ShortHelpView(g[:n]))
-			g = g[n:]
-		}
-	}
-	out = append(out, "")
-	// Word-wrapped to the terminal, so that nothing of it is cut.
-	wrap := m.st.dim
-	if m.w > 0 {
-		wrap = wrap.Width(m.w)
-	}
-	out = append(out, strings.Split(wrap.Render("Filter language: tcp udp icmp ipv4 ipv6, [src|dst] host/net/port, "+
-		"state NEW,ESTABLISHED,..., mark N, zone N, assured, unreplied; and/or/not, ( )"), "\n")...)
-	out = append(out, m.st.dim.Render("Example: tcp and dport 443 and not state TIME_WAIT"))
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
-}
+// FullHelp implements help.KeyMap: the help page's key groups.
+func (m *Model) FullHelp() [][]key.Binding { return m.keys.FullHelp() }

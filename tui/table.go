@@ -151,7 +151,7 @@ func digits(n int) int {
 // procColumnShown reports whether the table has room for the process
 // column (so lookups are worth doing).
 func (m *Model) procColumnShown() bool {
-	if m.resolver == nil || m.view != viewTable {
+	if m.resolver == nil || m.page != pageTable {
 		return false
 	}
 	return m.layout()[colProc] > 0
