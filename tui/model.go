@@ -35,7 +35,6 @@ const (
 	maxEvents     = 2000 // transitions view buffer
 	maxProcs      = 4096 // owning-process answers kept
 	maxGroups     = 500
-	loudFor       = 10 * time.Second // how long a drop keeps the header loud
 	procEvery     = 2 * time.Second
 	deleteTimeout = 10 * time.Second
 )
@@ -113,9 +112,6 @@ type Model struct {
 	// Data from the last refresh.
 	version   uint64
 	refreshed bool
-	prevStats flow.TableStats
-	statRate  [6]float64 // drop, early_drop, insert_failed, invalid, search_restart, error per second
-	dropAt    time.Time
 
 	maxFrozen int
 
@@ -138,6 +134,7 @@ type Model struct {
 	deleteCount int
 	deleteBusy  bool
 
+	header   *header
 	footer   *footer
 	helpPage *helpPage
 	// needRefresh asks Update to read the engine again before it returns.
@@ -182,7 +179,8 @@ func New(eng *engine.Engine, opts Options) *Model {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
 	}
 	m.footer = newFooter(c, m)
-	m.helpPage = newHelpPage(c, m, m)
+	m.header = newHeader(c)
+	m.helpPage = newHelpPage(c, m, m.header)
 	if f, err := filter.Parse(opts.Filter); err != nil {
 		m.setFilterErr(err)
 	} else {
@@ -336,6 +334,12 @@ func (m *Model) countWaiting() {
 	m.dirty = true
 }
 
+// buildHeader lays out the header in the lines it may take.
+func (m *Model) buildHeader() {
+	m.header.SetSize(m.w, m.h-m.filterHeight()-len(m.footer.lines())-1-minTableRows)
+	m.header.refresh()
+}
+
 // refresh reads what the current view needs from the engine; while paused
 // it lays out the still picture again (after a key or a resize) and reads
 // nothing new.
@@ -368,7 +372,6 @@ func (m *Model) refresh() {
 		m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
 	})
 	m.sum.Table.InvalidReasons = nil // not shown; do not keep the store's map
-	m.updateRates()
 	m.buildHeader()
 	limit := max(1, m.tableRows())
 	m.queryTable(limit)
@@ -484,31 +487,6 @@ func (m *Model) pullEvents(s *store.Store) {
 			return
 		}
 	}
-}
-
-// updateRates derives per-second rates of the kernel counters since the
-// last frame that brought new statistics.
-func (m *Model) updateRates() {
-	cur := m.sum.Table
-	prev := m.prevStats
-	if cur.Time.IsZero() || !cur.Time.After(prev.Time) {
-		return
-	}
-	if !prev.Time.IsZero() {
-		dt := cur.Time.Sub(prev.Time).Seconds()
-		d := [6]uint64{
-			sub(cur.Drop, prev.Drop), sub(cur.EarlyDrop, prev.EarlyDrop), sub(cur.InsertFailed, prev.InsertFailed),
-			sub(cur.Invalid, prev.Invalid), sub(cur.SearchRestart, prev.SearchRestart), sub(cur.Error, prev.Error),
-		}
-		for i := range d {
-			m.statRate[i] = float64(d[i]) / dt
-		}
-		if d[0] > 0 || d[1] > 0 {
-			m.dropAt = m.now
-		}
-	}
-	m.prevStats = cur
-	m.prevStats.InvalidReasons = nil
 }
 
 func sub(a, b uint64) uint64 {

@@ -55,16 +55,13 @@ func (m *Model) wheel(delta int) {
 }
 
 // bodyTop is the screen line where the page starts.
-func (m *Model) bodyTop() int { return len(m.hdr) + m.filterHeight() }
+func (m *Model) bodyTop() int { return m.header.height() + m.filterHeight() }
 
 func (m *Model) click(x, y int) {
 	if y == 0 {
-		for i, span := range m.tabX {
-			if x >= span[0] && x < span[1] {
-				m.helpPage.open = false
-				m.page = viewTabs[i].view
-				return
-			}
+		if p, ok := m.header.tabAt(x); ok {
+			m.helpPage.open = false
+			m.page = p
 		}
 		return
 	}

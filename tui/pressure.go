@@ -35,24 +35,6 @@ type pressureView struct {
 	scroll int
 }
 
-// pressured says the header should point at the pressure view: the table
-// is above 80 % of its limit or has dropped lately.
-func (m *Model) pressured() bool {
-	t := m.sum.Table
-	if !m.dropAt.IsZero() && m.now.Sub(m.dropAt) < loudFor {
-		return true
-	}
-	return t.Max > 0 && !t.Time.IsZero() && float64(t.Count) >= 0.8*float64(t.Max)
-}
-
-// pressureHint is the header's pointer to the pressure view.
-func (m *Model) pressureHint() string {
-	if !m.pressured() || m.page == pagePressure {
-		return ""
-	}
-	return " " + m.st.warn.Render("[e] why?")
-}
-
 // askPressure starts a background report when the pressure view is open
 // and the last one is old enough.
 func (m *Model) askPressure() tea.Cmd {
