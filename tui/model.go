@@ -1,33 +1,18 @@
 package tui
 
 import (
-	"context"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/engine"
-	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/procs"
 	"github.com/conntop/conntop/internal/services"
 	"github.com/conntop/conntop/internal/store"
-	"github.com/conntop/conntop/tui/widget"
-)
-
-// mode says what keys do: navigate, or edit a line, or answer a question.
-type mode uint8
-
-const (
-	modeNormal mode = iota
-	modeFilter
-	modePort
-	modeExport
-	modeConfirmDelete
 )
 
 // Bounds on what a Model keeps.
@@ -36,24 +21,10 @@ const (
 	maxProcs      = 4096 // owning-process answers kept
 	maxGroups     = 500
 	procEvery     = 2 * time.Second
-	deleteTimeout = 10 * time.Second
 )
 
 // tickMsg is the frame clock.
 type tickMsg time.Time
-
-// ExportDoneMsg reports the end of an export.
-type ExportDoneMsg struct {
-	Path string
-	Rows int
-	Err  error
-}
-
-// DeleteDoneMsg reports the end of a delete.
-type DeleteDoneMsg struct {
-	Deleted int
-	Err     error
-}
 
 // ProcsMsg carries owning processes of flows, looked up in the background.
 type ProcsMsg struct {
@@ -68,13 +39,6 @@ type ServicesMsg struct {
 	Err   error
 }
 
-// quickFilter holds the quick toggles, combined with the typed filter.
-type quickFilter struct {
-	states [3]bool // NEW, ESTABLISHED, RELATED
-	protos [3]bool // tcp, udp, icmp (with icmpv6)
-	port   string
-}
-
 type procAnswer struct {
 	proc  procs.Proc
 	found bool
@@ -86,18 +50,9 @@ type Model struct {
 
 	// viewer holds this model's own query state (filter, sort, window).
 	viewer *engine.Viewer
-	mode   mode
-	help   bool
 
-	// Filter: the typed expression, the quick toggles and the compiled
-	// combination in use.
-	typed     string
-	quick     quickFilter
-	filterErr *filter.SyntaxError
-	otherErr  string
-	edit      lineEdit
-	// savedTyped is the typed filter before the filter line was opened.
-	savedTyped string
+	bar     *filterBar
+	actions *actions
 
 	// Table state.
 	sortKey store.SortKey
@@ -127,12 +82,6 @@ type Model struct {
 	groupBy  store.GroupBy
 	groups   []store.Group
 	groupSel int
-
-	exportCSV   bool
-	exportBusy  bool
-	deleteAll   bool
-	deleteCount int
-	deleteBusy  bool
 
 	header   *header
 	footer   *footer
@@ -173,7 +122,6 @@ func New(eng *engine.Engine, opts Options) *Model {
 		selIdx:    0,
 		byIndex:   true,
 		maxFrozen: maxFrozen,
-		edit:      newLineEdit(),
 	}
 	if !opts.NoProcs {
 		m.resolver = procs.New(procs.Options{NetDir: opts.ProcNet})
@@ -181,12 +129,8 @@ func New(eng *engine.Engine, opts Options) *Model {
 	m.footer = newFooter(c, m)
 	m.header = newHeader(c)
 	m.helpPage = newHelpPage(c, m, m.header)
-	if f, err := filter.Parse(opts.Filter); err != nil {
-		m.setFilterErr(err)
-	} else {
-		m.typed = opts.Filter
-		m.filter = f
-	}
+	m.bar = newFilterBar(c, m)
+	m.actions = newActions(c, m)
 	return m
 }
 
@@ -242,6 +186,8 @@ func (m *Model) route(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.w, m.h = max(0, msg.Width), max(0, msg.Height)
+		m.bar.SetSize(m.w, 1)
+		m.actions.SetSize(m.w, 1)
 		m.needRefresh = true
 	case tickMsg:
 		if had := m.footer.text; had != "" {
@@ -256,10 +202,12 @@ func (m *Model) route(msg tea.Msg) tea.Cmd {
 		}
 	case tea.PasteMsg:
 		// A paste goes into the line being edited.
-		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport {
-			if m.edit.handle(msg) && m.mode == modeFilter {
-				m.applyTyped(m.edit.value())
-			}
+		switch {
+		case m.bar.editing():
+			m.bar.Update(msg)
+			m.needRefresh = true
+		case m.actions.asking():
+			m.actions.Update(msg)
 			m.needRefresh = true
 		}
 	case tea.MouseClickMsg, tea.MouseWheelMsg:
@@ -283,20 +231,10 @@ func (m *Model) route(msg tea.Msg) tea.Cmd {
 			m.frozen = msg.Table
 			m.needRefresh = true
 		}
-	case ExportDoneMsg:
-		m.exportBusy = false
-		if msg.Err != nil {
-			m.setStatus(true, "export failed: %v", msg.Err)
-		} else {
-			m.setStatus(false, "exported %s flows to %s", widget.Count(uint64(msg.Rows)), msg.Path)
-		}
-	case DeleteDoneMsg:
-		m.deleteBusy = false
-		if msg.Err != nil {
-			m.setStatus(true, "delete failed after %d flows: %v", msg.Deleted, msg.Err)
-		} else {
-			m.setStatus(false, "deleted %s flows", widget.Count(uint64(msg.Deleted)))
-		}
+	case ExportDoneMsg, DeleteDoneMsg:
+		m.actions.Update(msg)
+	case tableTopMsg:
+		m.byIndex, m.selIdx, m.offset = true, 0, 0
 	case ProcsMsg:
 		m.procBusy = false
 		if len(m.procs)+len(msg.Keys) > maxProcs {
@@ -496,84 +434,13 @@ func sub(a, b uint64) uint64 {
 	return a - b
 }
 
-// setFilterErr records a filter error for display.
-func (m *Model) setFilterErr(err error) {
-	if se, ok := err.(*filter.SyntaxError); ok {
-		m.filterErr = se
-		m.otherErr = ""
-		return
-	}
-	m.filterErr = nil
-	m.otherErr = err.Error()
-}
-
-// combined returns the filter expression of typed plus the quick toggles.
-func (m *Model) combined(typed string) string {
-	var parts []string
-	typed = strings.TrimSpace(typed)
-	var st []string
-	for i, on := range m.quick.states {
-		if on {
-			st = append(st, flow.State(i).String())
-		}
-	}
-	if len(st) > 0 {
-		parts = append(parts, "state "+strings.Join(st, ","))
-	}
-	var pr []string
-	for i, on := range m.quick.protos {
-		if on {
-			pr = append(pr, [...]string{"tcp", "udp", "icmp or icmpv6"}[i])
-		}
-	}
-	if len(pr) > 0 {
-		p := strings.Join(pr, " or ")
-		if len(pr) > 1 || m.quick.protos[2] {
-			p = "(" + p + ")"
-		}
-		parts = append(parts, p)
-	}
-	if m.quick.port != "" {
-		parts = append(parts, "port "+m.quick.port)
-	}
-	if typed != "" {
-		if len(parts) > 0 {
-			typed = "(" + typed + ")"
-		}
-		parts = append([]string{typed}, parts...)
-	}
-	return strings.Join(parts, " and ")
-}
-
-// applyTyped compiles typed plus the quick toggles; on error the filter in
-// use stays and the error is shown.
-func (m *Model) applyTyped(typed string) bool {
-	if _, err := filter.Parse(typed); err != nil {
-		m.setFilterErr(err)
-		return false
-	}
-	f, err := filter.Parse(m.combined(typed))
-	if err != nil {
-		m.setFilterErr(err)
-		return false
-	}
-	m.typed, m.filter, m.filterErr, m.otherErr = typed, f, nil, ""
-	m.filterGen++
-	m.events, m.lastSeq, m.evScroll = nil, 0, 0
-	return true
-}
-
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
-	switch m.mode {
-	case modeFilter:
-		return m.keyFilter(msg)
-	case modePort:
-		return m.keyPort(msg)
-	case modeExport:
-		return m.keyExport(msg)
-	case modeConfirmDelete:
-		return m.keyConfirm(msg)
+	switch {
+	case m.bar.editing():
+		return m.bar.Update(msg)
+	case m.actions.asking():
+		return m.actions.Update(msg)
 	}
 	if m.helpPage.open {
 		if key.Matches(msg, k.Quit) {
@@ -593,44 +460,15 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Offset: m.offset, Select: m.sel}
 			return freezeCmd(m.eng, q, m.selIdx, m.maxFrozen)
 		}
-	case key.Matches(msg, k.Filter):
-		m.mode = modeFilter
-		m.savedTyped = m.typed
-		m.edit.set(m.typed)
-	case key.Matches(msg, k.PortFilter):
-		m.mode = modePort
-		m.edit.set(m.quick.port)
-	case key.Matches(msg, k.ClearFilter):
-		m.quick = quickFilter{}
-		m.applyTyped("")
-	case key.Matches(msg, k.ToggleNew, k.ToggleEst, k.ToggleRel):
-		for i, b := range []key.Binding{k.ToggleNew, k.ToggleEst, k.ToggleRel} {
-			if key.Matches(msg, b) {
-				m.quick.states[i] = !m.quick.states[i]
-			}
-		}
-		m.applyTyped(m.typed)
-	case key.Matches(msg, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP):
-		for i, b := range []key.Binding{k.ToggleTCP, k.ToggleUDP, k.ToggleICMP} {
-			if key.Matches(msg, b) {
-				m.quick.protos[i] = !m.quick.protos[i]
-			}
-		}
-		m.applyTyped(m.typed)
+	case key.Matches(msg, m.bar.bindings...):
+		return m.bar.Update(msg)
 	case key.Matches(msg, k.PortNames):
 		m.portNames = !m.portNames
 		if m.portNames && m.svc == nil && !m.svcLoading {
 			return m.loadServices()
 		}
-	case key.Matches(msg, k.Export):
-		if m.opts.ReadOnly {
-			m.setStatus(true, "export is disabled in a read-only session; from your machine: ssh -p PORT HOST snapshot --format csv > flows.csv")
-			return nil
-		}
-		m.mode = modeExport
-		m.edit.set(m.defaultExportPath())
-	case key.Matches(msg, k.Delete, k.DeleteAll):
-		return m.startDelete(key.Matches(msg, k.DeleteAll))
+	case key.Matches(msg, m.actions.bindings...):
+		return m.actions.Update(msg)
 	case key.Matches(msg, k.TableView):
 		m.page = pageTable
 	case key.Matches(msg, k.TransView):
@@ -796,63 +634,10 @@ func (m *Model) openGroup() {
 	if m.groupSel < 0 || m.groupSel >= len(m.groups) {
 		return
 	}
-	g := m.groups[m.groupSel].Filter
-	typed := g
-	if t := strings.TrimSpace(m.typed); t != "" {
-		typed = "(" + t + ") and " + g
-	}
-	if m.applyTyped(typed) {
+	if m.bar.narrow(m.groups[m.groupSel].Filter) {
 		m.page = pageTable
 		m.byIndex, m.selIdx, m.offset = true, 0, 0
 	}
-}
-
-func (m *Model) keyFilter(msg tea.KeyPressMsg) tea.Cmd {
-	switch k := m.keys; {
-	case key.Matches(msg, k.Cancel):
-		m.mode = modeNormal
-		m.applyTyped(m.savedTyped)
-		m.filterErr, m.otherErr = nil, ""
-		return nil
-	case key.Matches(msg, k.Accept):
-		if m.applyTyped(m.edit.value()) {
-			m.mode = modeNormal
-			m.byIndex, m.selIdx, m.offset = true, 0, 0
-		}
-		return nil
-	case key.Matches(msg, k.ForceQuit):
-		return tea.Quit
-	}
-	if m.edit.handle(msg) {
-		// Live preview: apply when it parses, else keep the previous
-		// filter and show where the error is.
-		m.applyTyped(m.edit.value())
-	}
-	return nil
-}
-
-func (m *Model) keyPort(msg tea.KeyPressMsg) tea.Cmd {
-	switch k := m.keys; {
-	case key.Matches(msg, k.Cancel):
-		m.mode = modeNormal
-		return nil
-	case key.Matches(msg, k.Accept):
-		p := strings.TrimSpace(m.edit.value())
-		if p != "" {
-			if _, err := filter.Parse("port " + p); err != nil {
-				m.setStatus(true, "bad port %q: %v", p, err)
-				return nil
-			}
-		}
-		m.quick.port = p
-		m.applyTyped(m.typed)
-		m.mode = modeNormal
-		return nil
-	case key.Matches(msg, k.ForceQuit):
-		return tea.Quit
-	}
-	m.edit.handle(msg)
-	return nil
 }
 
 // tableRows is the number of data rows the table shows.
@@ -908,91 +693,22 @@ func (m *Model) askProcs() tea.Cmd {
 	}
 }
 
-// startDelete asks for confirmation of deleting the selected flow or every
-// flow the filter matches.
-func (m *Model) startDelete(all bool) tea.Cmd {
-	switch {
-	case m.opts.ReadOnly:
-		m.setStatus(true, "delete is disabled in a read-only session")
-		return nil
-	case !m.opts.AllowDelete:
-		m.setStatus(true, "read-only: start conntop with --allow-delete to delete flows")
-		return nil
-	case m.eng.Source() == nil || !m.eng.CanDelete():
-		m.setStatus(true, "%v", engine.ErrReadOnly)
-		return nil
-	case m.deleteBusy:
-		m.setStatus(true, "a delete is still running")
-		return nil
-	}
-	if all {
-		n := m.res.Matched // the count shown; the command deletes what matches then
-		if n == 0 {
-			m.setStatus(true, "no flows match the filter")
-			return nil
-		}
-		m.deleteCount = n
-	} else {
-		if _, ok := m.selectedRow(); !ok {
-			m.setStatus(true, "no flow selected")
-			return nil
-		}
-		m.deleteCount = 1
-	}
-	m.deleteAll = all
-	m.mode = modeConfirmDelete
-	return nil
-}
 
-func (m *Model) keyConfirm(msg tea.KeyPressMsg) tea.Cmd {
-	switch k := m.keys; {
-	case key.Matches(msg, k.Confirm):
-	case key.Matches(msg, k.ForceQuit):
-		return tea.Quit
-	default:
-		m.mode = modeNormal
-		m.setStatus(false, "delete cancelled")
-		return nil
-	}
-	m.mode = modeNormal
-	var one *flow.Flow
-	if !m.deleteAll {
-		r, ok := m.selectedRow()
-		if !ok || r.Destroyed {
-			m.setStatus(true, "nothing left to delete")
-			return nil
-		}
-		one = &r.Flow
-	}
-	m.deleteBusy = true
-	m.setStatus(false, "deleting…")
-	return deleteCmd(m.eng, m.matcher(), one)
-}
+// matchedTotal implements tableStatus.
+func (m *Model) matchedTotal() (matched, total int) { return m.res.Matched, m.res.Total }
 
-// deleteCmd deletes one flow, or every live flow the filter matches (the
-// list is taken in the command, never in Update).
-func deleteCmd(eng *engine.Engine, match store.Matcher, one *flow.Flow) tea.Cmd {
-	var flows []flow.Flow
-	if one != nil {
-		flows = []flow.Flow{*one}
-	}
-	return func() tea.Msg {
-		if one == nil {
-			eng.View(func(s *store.Store) {
-				s.Walk(match, func(r *store.Row) bool {
-					if r.Flow.Status&flow.StatusDying == 0 {
-						flows = append(flows, r.Flow)
-					}
-					return true
-				})
-			})
+// sortStatus implements tableStatus.
+func (m *Model) sortStatus() string {
+	var s string
+	if m.page == pageTable || m.page == pageDetail {
+		dir := m.st.up
+		if m.desc {
+			dir = m.st.down
 		}
-		if len(flows) == 0 {
-			return DeleteDoneMsg{}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		defer cancel()
-		n, err := eng.Delete(ctx, flows)
-		return DeleteDoneMsg{Deleted: n, Err: err}
+		s += "  sort " + sortNames[m.sortKey] + " " + dir
 	}
+	if m.follow {
+		s += "  " + m.st.ok.Render("FOLLOW")
+	}
+	return s
 }

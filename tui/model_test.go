@@ -173,12 +173,12 @@ func TestFilterKeepsPrevious(t *testing.T) {
 		t.Fatalf("filter %q matched %d", m.filterText(), m.res.Matched)
 	}
 	drive(t, m, 120, 30, "/", " ", "a", "n", "d", " ", "(", "enter")
-	if m.mode != modeFilter || m.filterErr == nil || m.filterText() != "udp" || m.res.Matched != 1 {
-		t.Fatalf("after a bad filter: mode %d err %v filter %q matched %d", m.mode, m.filterErr, m.filterText(), m.res.Matched)
+	if m.bar.mode != barFilter || m.bar.filterErr == nil || m.filterText() != "udp" || m.res.Matched != 1 {
+		t.Fatalf("after a bad filter: mode %d err %v filter %q matched %d", m.bar.mode, m.bar.filterErr, m.filterText(), m.res.Matched)
 	}
 	drive(t, m, 120, 30, "esc")
-	if m.mode != modeNormal || m.filterText() != "udp" {
-		t.Fatalf("after esc: mode %d filter %q", m.mode, m.filterText())
+	if m.bar.mode != barIdle || m.filterText() != "udp" {
+		t.Fatalf("after esc: mode %d filter %q", m.bar.mode, m.filterText())
 	}
 	drive(t, m, 120, 30, "c")
 	if m.filterText() != "" || m.res.Matched != 7 {
@@ -212,16 +212,16 @@ func TestDelete(t *testing.T) {
 	// Without --allow-delete: refused, nothing deleted.
 	m := New(eng, testOptions())
 	drive(t, m, 120, 30, "d")
-	if m.mode != modeNormal || !strings.Contains(m.footer.text, "--allow-delete") {
-		t.Fatalf("delete without AllowDelete: mode %d status %q", m.mode, m.footer.text)
+	if m.actions.asking() || !strings.Contains(m.footer.text, "--allow-delete") {
+		t.Fatalf("delete without AllowDelete: asking %v status %q", m.actions.asking(), m.footer.text)
 	}
 
 	o := testOptions()
 	o.AllowDelete = true
 	m = New(eng, o)
 	drive(t, m, 120, 30, "/", dport80[0], dport80[1], dport80[2], dport80[3], dport80[4], dport80[5], dport80[6], dport80[7], "enter", "D")
-	if m.mode != modeConfirmDelete || m.deleteCount != 2 {
-		t.Fatalf("D: mode %d count %d", m.mode, m.deleteCount)
+	if m.actions.ask != askConfirm || m.actions.deleteCount != 2 {
+		t.Fatalf("D: asking %d count %d", m.actions.ask, m.actions.deleteCount)
 	}
 	if !strings.Contains(ansi.Strip(m.View().Content), "delete 2 flows matching") {
 		t.Fatalf("no confirmation shown:\n%s", ansi.Strip(m.View().Content))

@@ -21,7 +21,7 @@ var colSort = [numCols]int{
 // click on the selected row opens it), sort by a column title, and open
 // a view tab or a grouping; the wheel scrolls.
 func (m *Model) handleMouse(msg tea.MouseMsg) {
-	if m.mode != modeNormal {
+	if m.bar.editing() || m.actions.asking() {
 		return
 	}
 	ms := msg.Mouse()

@@ -1,14 +1,12 @@
 package tui
 
 import (
-	"fmt"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/conntop/conntop/internal/termsafe"
 	"github.com/conntop/conntop/tui/widget"
 )
 
@@ -80,10 +78,10 @@ func (m *Model) bodyRows() int {
 }
 
 func (m *Model) filterHeight() int {
-	if m.mode == modeFilter && (m.filterErr != nil || m.otherErr != "") {
-		return 2
+	if m.actions.asking() {
+		return 1
 	}
-	return 1
+	return m.bar.height()
 }
 
 // item is one figure of a header line, in a long and a short form.
@@ -144,65 +142,10 @@ func padBetween(left, right string, w int) string {
 }
 
 func (m *Model) filterLines() []string {
-	st := &m.st
-	shown := fmt.Sprintf("shown %s / %s", widget.Count(uint64(m.res.Matched)), widget.Count(uint64(m.res.Total)))
-	switch m.mode {
-	case modeFilter:
-		l := st.key.Render("/") + " " + m.edit.render(st)
-		l = padBetween(l, shown, m.w)
-		if m.filterErr != nil {
-			pos := min(len(m.filterErr.Expr), max(0, m.filterErr.Pos))
-			col := 2 + lipgloss.Width(termsafe.Escape(m.filterErr.Expr[:pos]))
-			caret := strings.Repeat(" ", col) + st.errText.Render("^ "+termsafe.Escape(m.filterErr.Error())+"  (previous filter kept)")
-			return []string{l, caret}
-		}
-		if m.otherErr != "" {
-			return []string{l, st.errText.Render("  " + termsafe.Escape(m.otherErr))}
-		}
-		return []string{l}
-	case modePort:
-		return []string{st.key.Render("port (N or N-M, empty clears): ") + m.edit.render(st)}
-	case modeExport:
-		f := "json"
-		if m.exportCSV {
-			f = "csv"
-		}
-		prompt := "export " + f + " (tab: json/csv, enter: write, esc: cancel) to: "
-		if len(prompt)+len(m.edit.value())+1 > m.w {
-			prompt = "export " + f + " (tab: csv/json) to: "
-		}
-		return []string{st.key.Render(prompt) + m.edit.render(st)}
-	case modeConfirmDelete:
-		what := "the selected flow"
-		if m.deleteAll {
-			what = fmt.Sprintf("%s flows matching %q", widget.Count(uint64(m.deleteCount)), m.filterText())
-		}
-		return []string{st.loud.Render(termsafe.Escape(" delete " + what + " from the kernel table? [y/N] "))}
+	if m.actions.asking() {
+		return []string{m.actions.View()}
 	}
-	l := "filter: "
-	if ft := m.filterText(); ft != "" {
-		l += st.bold.Render(termsafe.Escape(ft))
-	} else {
-		l += st.dim.Render("none (/ to filter)")
-	}
-	if m.filterErr != nil {
-		l += " " + st.errText.Render(termsafe.Escape(m.filterErr.Error()))
-	}
-	right := shown
-	if m.page == pageTable || m.page == pageDetail {
-		dir := m.st.up
-		if m.desc {
-			dir = m.st.down
-		}
-		right += "  sort " + sortNames[m.sortKey] + " " + dir
-	}
-	if m.follow {
-		right += "  " + st.ok.Render("FOLLOW")
-	}
-	if m.portNames {
-		right += "  names"
-	}
-	return []string{padBetween(l, right, m.w)}
+	return m.bar.lines()
 }
 
 // ShortHelp implements help.KeyMap: the footer's key hints.
