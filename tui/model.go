@@ -17,10 +17,10 @@ import (
 
 // Bounds on what a Model keeps.
 const (
-	maxEvents     = 2000 // transitions view buffer
-	maxProcs      = 4096 // owning-process answers kept
-	maxGroups     = 500
-	procEvery     = 2 * time.Second
+	maxEvents = 2000 // transitions view buffer
+	maxProcs  = 4096 // owning-process answers kept
+	maxGroups = 500
+	procEvery = 2 * time.Second
 )
 
 // tickMsg is the frame clock.
@@ -692,7 +692,6 @@ func (m *Model) askProcs() tea.Cmd {
 		return ProcsMsg{Keys: keys, Procs: ps, Found: found}
 	}
 }
-
 
 // matchedTotal implements tableStatus.
 func (m *Model) matchedTotal() (matched, total int) { return m.res.Matched, m.res.Total }
