@@ -75,7 +75,8 @@ type Model struct {
 
 	events   []store.EventRecord
 	lastSeq  uint64
-	evScroll int // rows scrolled up from the newest
+	evScroll int    // rows scrolled up from the newest
+	evGen    uint64 // the filterGen the events were pulled with
 
 	pressure pressureView
 
@@ -96,10 +97,6 @@ type Model struct {
 	frame string
 	dirty bool
 
-	// hdr is the header (with its notices), laid out at the last refresh;
-	// tabX the columns of its view tabs (for the mouse).
-	hdr  []string
-	tabX [][2]int
 }
 
 var _ tea.Model = (*Model)(nil)
@@ -404,6 +401,10 @@ func (m *Model) selectedRow() (store.Row, bool) {
 
 // pullEvents appends new events of the stream to the bounded buffer.
 func (m *Model) pullEvents(s *store.Store) {
+	if m.evGen != m.filterGen {
+		// A new filter: start over.
+		m.events, m.lastSeq, m.evScroll, m.evGen = nil, 0, 0, m.filterGen
+	}
 	if m.lastSeq == 0 {
 		// First look (or a new filter): the newest events only.
 		evs := s.EventsTail(maxEvents, m.matcher())
