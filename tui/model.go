@@ -96,7 +96,6 @@ type Model struct {
 
 	frame string
 	dirty bool
-
 }
 
 var _ tea.Model = (*Model)(nil)
