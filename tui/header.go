@@ -151,7 +151,7 @@ func (m *header) refresh() {
 		m.updateRates()
 	}
 	m.lines = m.headerLines()
-	m.view = strings.Join(m.lines, "\n")
+	m.view = fitLines(m.lines, m.width, len(m.lines))
 }
 
 func (m *header) headerLines() []string {
@@ -396,4 +396,58 @@ func (m *header) pressureHint() string {
 		return ""
 	}
 	return " " + m.st.warn.Render("[e] why?")
+}
+
+// item is one figure of a header line, in a long and a short form.
+type item struct {
+	long, short string
+	style       *lipgloss.Style
+}
+
+// wrapItems joins items with two spaces when they fit in one line of w
+// columns, else their short forms with one space, wrapped at item
+// boundaries: a figure is never cut.
+func wrapItems(w int, items []item) []string {
+	width := 0
+	for i, it := range items {
+		if i > 0 {
+			width += 2
+		}
+		width += len(it.long)
+	}
+	sep, long := "  ", true
+	if w > 0 && width > w {
+		sep, long = " ", false
+	}
+	var lines []string
+	var b strings.Builder
+	used := 0
+	for _, it := range items {
+		s := it.short
+		if long {
+			s = it.long
+		}
+		if used > 0 && w > 0 && used+len(sep)+len(s) > w {
+			lines = append(lines, b.String())
+			b.Reset()
+			used = 0
+		}
+		if used > 0 {
+			b.WriteString(sep)
+			used += len(sep)
+		}
+		used += len(s)
+		if it.style != nil {
+			s = it.style.Render(s)
+		}
+		b.WriteString(s)
+	}
+	return append(lines, b.String())
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0 // counters reset (e.g. a new namespace)
+	}
+	return a - b
 }

@@ -26,8 +26,14 @@ type PressureMsg struct {
 // view is open; a slow report (a huge table) spaces them further.
 const pressureEvery = 2 * time.Second
 
-// pressureView is the pressure view's state.
-type pressureView struct {
+// pressurePage is the pressure view: what fills the table and what to do
+// about it, from an explain.Report computed in the background (it walks
+// the whole table) while the page is shown, every pressureEvery or five
+// times as long as the last report took.
+type pressurePage struct {
+	*common
+	width, height int
+
 	report *explain.Report
 	busy   bool
 	asked  time.Time
@@ -35,18 +41,38 @@ type pressureView struct {
 	scroll int
 }
 
-// askPressure starts a background report when the pressure view is open
-// and the last one is old enough.
-func (m *Model) askPressure() tea.Cmd {
-	pv := &m.pressure
-	if m.page != pagePressure || pv.busy || m.paused {
+var (
+	_ page   = (*pressurePage)(nil)
+	_ poller = (*pressurePage)(nil)
+)
+
+func newPressurePage(c *common) *pressurePage { return &pressurePage{common: c} }
+
+// ShortHelp implements help.KeyMap.
+func (m *pressurePage) ShortHelp() []key.Binding {
+	return []key.Binding{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.Back}
+}
+
+// FullHelp implements help.KeyMap.
+func (m *pressurePage) FullHelp() [][]key.Binding { return [][]key.Binding{m.ShortHelp()} }
+
+// SetSize implements component.
+func (m *pressurePage) SetSize(w, h int) { m.width, m.height = w, h }
+
+// refresh implements page: the report comes from poll, not from a refresh.
+func (m *pressurePage) refresh() {}
+
+// poll implements poller: it starts a background report when the last one
+// is old enough.
+func (m *pressurePage) poll() tea.Cmd {
+	if m.busy || m.paused {
 		return nil
 	}
 	now := time.Now()
-	if pv.report != nil && now.Sub(pv.asked) < max(pressureEvery, 5*pv.took) {
+	if m.report != nil && now.Sub(m.asked) < max(pressureEvery, 5*m.took) {
 		return nil
 	}
-	pv.busy, pv.asked = true, now
+	m.busy, m.asked = true, now
 	eng, hooks := m.eng, m.opts.Explain
 	opts := explain.Options{Filter: m.filterText()}
 	if mt := m.matcher(); mt != nil {
@@ -59,45 +85,46 @@ func (m *Model) askPressure() tea.Cmd {
 	}
 }
 
-// pressureDone takes a finished report.
-func (m *Model) pressureDone(msg PressureMsg) {
-	m.pressure.busy = false
-	m.pressure.report = msg.Report
-	m.pressure.took = msg.Took
-	m.dirty = true
-}
-
-// keyPressure handles keys in the pressure view: scrolling, and back.
-func (m *Model) keyPressure(msg tea.KeyPressMsg) {
-	k := m.keys
-	pv := &m.pressure
-	page := max(1, m.bodyRows()-1)
-	switch {
-	case key.Matches(msg, k.Up):
-		pv.scroll--
-	case key.Matches(msg, k.Down):
-		pv.scroll++
-	case key.Matches(msg, k.PageUp):
-		pv.scroll -= page
-	case key.Matches(msg, k.PageDown):
-		pv.scroll += page
-	case key.Matches(msg, k.Home):
-		pv.scroll = 0
-	case key.Matches(msg, k.Back):
-		m.page = pageTable
+// Update implements component: a finished report; keys scroll, and back.
+func (m *pressurePage) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case PressureMsg:
+		m.busy = false
+		m.report = msg.Report
+		m.took = msg.Took
+	case tea.KeyPressMsg:
+		k := &m.keys
+		page := max(1, m.height-1)
+		switch {
+		case key.Matches(msg, k.Up):
+			m.scroll--
+		case key.Matches(msg, k.Down):
+			m.scroll++
+		case key.Matches(msg, k.PageUp):
+			m.scroll -= page
+		case key.Matches(msg, k.PageDown):
+			m.scroll += page
+		case key.Matches(msg, k.Home):
+			m.scroll = 0
+		case key.Matches(msg, k.Back):
+			m.show(pageTable)
+		}
+		m.scroll = max(0, m.scroll)
 	}
-	pv.scroll = max(0, pv.scroll)
+	return nil
 }
 
-// pressurePage is the pressure view's body of n rows.
-func (m *Model) pressurePage(n int) []string {
-	pv := &m.pressure
-	if pv.report == nil {
+// View implements component.
+func (m *pressurePage) View() string { return fitLines(m.lines(m.height), m.width, m.height) }
+
+// lines is the pressure view's body of n rows.
+func (m *pressurePage) lines(n int) []string {
+	if m.report == nil {
 		return []string{m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…")}
 	}
-	lines := PressureLines(pv.report, m.w, &m.st)
-	pv.scroll = max(0, min(pv.scroll, len(lines)-n))
-	lines = lines[pv.scroll:]
+	lines := PressureLines(m.report, m.width, &m.st)
+	m.scroll = max(0, min(m.scroll, len(lines)-n))
+	lines = lines[m.scroll:]
 	if len(lines) > n {
 		lines = lines[:n]
 	}
