@@ -45,7 +45,10 @@ func (m *detailPage) FullHelp() [][]key.Binding { return [][]key.Binding{m.bindi
 func (m *detailPage) SetSize(w, h int) { m.width, m.height = w, h }
 
 // View implements component.
-func (m *detailPage) View() string { return fitLines(m.detailLines(m.height), m.width, m.height) }
+func (m *detailPage) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *detailPage) viewLines() []string { return m.detailLines(m.height) }
 
 // refresh implements page: the selected flow, from the live table or, while
 // paused, from the still picture (whose rows have no history).

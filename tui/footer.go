@@ -55,6 +55,15 @@ func (f *footer) Update(msg tea.Msg) tea.Cmd {
 // SetSize implements component; the footer takes the terminal's width.
 func (f *footer) SetSize(int, int) {}
 
+// height is the number of lines of the footer (as lines, without
+// drawing them).
+func (f *footer) height() int {
+	if f.text != "" && f.w > 0 && f.h >= 12 && lipgloss.Width(termsafe.Escape(f.text)) > f.w {
+		return 2
+	}
+	return 1
+}
+
 // lines is the footer's lines for the terminal's size.
 func (f *footer) lines() []string {
 	if f.text != "" {

@@ -46,7 +46,10 @@ func (m *groupsPage) FullHelp() [][]key.Binding { return [][]key.Binding{m.bindi
 func (m *groupsPage) SetSize(w, h int) { m.width, m.height = w, h }
 
 // View implements component.
-func (m *groupsPage) View() string { return fitLines(m.groupLines(m.height), m.width, m.height) }
+func (m *groupsPage) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *groupsPage) viewLines() []string { return m.groupLines(m.height) }
 
 // refresh implements page: the groups are counted on the live table, also
 // while paused.

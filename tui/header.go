@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,10 +34,9 @@ type header struct {
 	statRate  [6]float64 // drop, early_drop, insert_failed, invalid, search_restart, error per second
 	dropAt    time.Time
 
-	// lines and view are the header as laid out at the last refresh; tabX
-	// the columns of its view tabs (for the mouse).
+	// lines is the header as laid out at the last refresh; tabX the
+	// columns of its view tabs (for the mouse).
 	lines []string
-	view  string
 	tabX  [][2]int
 }
 
@@ -50,8 +50,8 @@ func (m *header) Update(tea.Msg) tea.Cmd { return nil }
 // the header may take before the table would get fewer than minTableRows.
 func (m *header) SetSize(w, h int) { m.width, m.room = w, h }
 
-// View implements component.
-func (m *header) View() string { return m.view }
+// View implements component: the lines laid out at the last refresh.
+func (m *header) View() string { return fitLines(slices.Clone(m.lines), m.width, len(m.lines)) }
 
 // height is the number of lines of the header.
 func (m *header) height() int { return len(m.lines) }
@@ -151,7 +151,6 @@ func (m *header) refresh() {
 		m.updateRates()
 	}
 	m.lines = m.headerLines()
-	m.view = fitLines(m.lines, m.width, len(m.lines))
 }
 
 func (m *header) headerLines() []string {

@@ -48,7 +48,10 @@ func (p *helpPage) ShortHelp() []key.Binding { return []key.Binding{p.keys.Help,
 func (p *helpPage) FullHelp() [][]key.Binding { return [][]key.Binding{p.ShortHelp()} }
 
 // View implements component.
-func (p *helpPage) View() string { return fitLines(p.lines(p.height), p.width, p.height) }
+func (p *helpPage) View() string { return fitLines(p.viewLines(), p.width, p.height) }
+
+// viewLines is the lines of View before they are cut and joined.
+func (p *helpPage) viewLines() []string { return p.lines(p.height) }
 
 func (p *helpPage) lines(n int) []string {
 	h := newHelpModel(&p.st, 0) // each group whole; the groups are laid out below

@@ -398,7 +398,7 @@ func (m *Model) countWaiting() {
 
 // buildHeader lays out the header in the lines it may take.
 func (m *Model) buildHeader() {
-	m.header.SetSize(m.w, m.h-m.barHeight()-len(m.footer.lines())-1-minTableRows)
+	m.header.SetSize(m.w, m.h-m.barHeight()-m.footer.height()-1-minTableRows)
 	m.header.refresh()
 }
 
@@ -451,7 +451,7 @@ func (m *Model) barHeight() int {
 // bodyRows is the height of the page between the filter line and the
 // footer.
 func (m *Model) bodyRows() int {
-	return max(0, m.h-m.header.height()-m.barHeight()-len(m.footer.lines()))
+	return max(0, m.h-m.header.height()-m.barHeight()-m.footer.height())
 }
 
 // bodyTop is the screen line where the page starts.

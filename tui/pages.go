@@ -27,6 +27,9 @@ type page interface {
 	// refresh reads what the page shows, from the engine or from the
 	// still picture of a pause.
 	refresh()
+	// viewLines is the lines of View before they are cut to the size and
+	// joined: the root joins the lines of all components once a frame.
+	viewLines() []string
 }
 
 // procUser is a page that shows the owning processes of flows.

@@ -115,7 +115,10 @@ func (m *pressurePage) Update(msg tea.Msg) tea.Cmd {
 }
 
 // View implements component.
-func (m *pressurePage) View() string { return fitLines(m.lines(m.height), m.width, m.height) }
+func (m *pressurePage) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *pressurePage) viewLines() []string { return m.lines(m.height) }
 
 // lines is the pressure view's body of n rows.
 func (m *pressurePage) lines(n int) []string {

@@ -5,6 +5,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+
+	"github.com/conntop/conntop/tui/widget"
 )
 
 // View implements tea.Model. It reuses the previous frame when nothing
@@ -25,36 +27,43 @@ func (m *Model) View() tea.View {
 	return v
 }
 
-// render joins the components' views: header, filter bar (or the actions'
-// question), the page shown (or the help), footer. Each component cuts its
-// lines to the width; the screen is cut to the height, so no size makes it
-// overflow.
+// render draws the whole screen from the components' lines: header,
+// filter bar (or the actions' question), the page shown (or the help),
+// footer, joined once (each component's View would join its own). Every
+// line is cut to the width and the screen to the height, so no size makes
+// it overflow.
 func (m *Model) render() string {
 	if m.w <= 0 || m.h <= 0 {
 		return ""
 	}
 	m.layout()
-	bar := m.bar.View()
+	lines := make([]string, 0, m.h)
+	lines = append(lines, m.header.lines...)
 	if m.actions.asking() {
-		bar = m.actions.View()
+		lines = append(lines, m.actions.View())
+	} else {
+		lines = append(lines, m.bar.lines()...)
 	}
-	parts := make([]string, 0, 4)
-	parts = append(parts, m.header.View(), bar)
 	if body := m.bodyRows(); body > 0 {
-		var p component = m.pages[m.page]
+		var page []string
 		if m.helpPage.open {
-			p = m.helpPage
+			page = m.helpPage.viewLines()
+		} else {
+			page = m.pages[m.page].viewLines()
 		}
-		parts = append(parts, p.View())
+		for len(page) < body {
+			page = append(page, "")
+		}
+		lines = append(lines, page[:body]...)
 	}
-	parts = append(parts, m.footer.View())
-	out := strings.Join(parts, "\n")
-	if m.header.height()+m.barHeight()+len(m.footer.lines()) > m.h {
-		// Too small for all of it: the first h lines.
-		lines := strings.SplitN(out, "\n", m.h+1)
-		out = strings.Join(lines[:min(m.h, len(lines))], "\n")
+	lines = append(lines, m.footer.lines()...)
+	if len(lines) > m.h {
+		lines = lines[:m.h]
 	}
-	return out
+	for i, l := range lines {
+		lines[i] = widget.Truncate(l, m.w)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // padBetween puts right at the right edge of a width-w line that starts

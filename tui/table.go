@@ -63,7 +63,10 @@ func (m *flowTable) SetSize(w, h int) { m.width, m.height = w, h }
 func (m *flowTable) rows() int { return max(0, m.height-1) }
 
 // View implements component.
-func (m *flowTable) View() string { return fitLines(m.tableLines(m.height), m.width, m.height) }
+func (m *flowTable) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *flowTable) viewLines() []string { return m.tableLines(m.height) }
 
 // refresh implements page: it queries the visible window.
 func (m *flowTable) refresh() { m.query(max(1, m.rows())) }

@@ -45,9 +45,10 @@ func (m *transitionsPage) FullHelp() [][]key.Binding { return [][]key.Binding{m.
 func (m *transitionsPage) SetSize(w, h int) { m.width, m.height = w, h }
 
 // View implements component.
-func (m *transitionsPage) View() string {
-	return fitLines(m.transitionLines(m.height), m.width, m.height)
-}
+func (m *transitionsPage) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *transitionsPage) viewLines() []string { return m.transitionLines(m.height) }
 
 // refresh implements page: the events that arrived since (none while
 // paused).
