@@ -81,8 +81,8 @@ type Model struct {
 	frame string
 	dirty bool
 
-	// bindings are the keys the root handles itself.
-	views, global []key.Binding
+	// views are the keys that switch pages (the root handles them).
+	views []key.Binding
 }
 
 var (
@@ -110,7 +110,6 @@ func New(eng *engine.Engine, opts Options) *Model {
 		dirty:     true,
 		maxFrozen: maxFrozen,
 		views:     []key.Binding{k.TableView, k.TransView, k.GroupView, k.PressureView, k.Next},
-		global:    []key.Binding{k.PortNames, k.Pause, k.Help, k.Quit},
 	}
 	m.table = newFlowTable(c)
 	m.detail = newDetailPage(c, m.table)
@@ -146,11 +145,12 @@ func (m *Model) ShortHelp() []key.Binding {
 // orderings (root, table, groups), filtering (filter bar), the rest (root,
 // actions).
 func (m *Model) FullHelp() [][]key.Binding {
+	k := &m.keys
 	tbl := m.table.FullHelp()
 	move := slices.Concat(tbl[0], m.detail.ShortHelp())
 	views := slices.Concat(m.views, tbl[1], m.groups.ShortHelp())
-	rest := slices.Concat(m.global[:2], m.actions.bindings, m.global[2:])
-	return [][]key.Binding{move, views, m.bar.bindings, rest}
+	rest := slices.Concat([]key.Binding{k.PortNames, k.Pause}, m.actions.FullHelp()[0], []key.Binding{k.Help, k.Quit})
+	return [][]key.Binding{move, views, m.bar.FullHelp()[0], rest}
 }
 
 // Init implements tea.Model.
