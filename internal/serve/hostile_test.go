@@ -30,6 +30,14 @@ const hostileFlows = 2000
 // openPty opens a TUI session with a w×h terminal that nobody reads.
 func openPty(t *testing.T, c *gossh.Client, w, h int) *gossh.Session {
 	t.Helper()
+	s, _ := openPtyOut(t, c, w, h)
+	return s
+}
+
+// openPtyOut opens a TUI session with a w×h terminal and returns what it
+// shows.
+func openPtyOut(t *testing.T, c *gossh.Client, w, h int) (*gossh.Session, *syncBuffer) {
+	t.Helper()
 	s, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +50,7 @@ func openPty(t *testing.T, c *gossh.Client, w, h int) *gossh.Session {
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, out
 }
 
 // TestHostileTerminalSize: a PTY of 100000×100000, and an 80×24 one
@@ -74,6 +82,66 @@ func TestHostileTerminalSize(t *testing.T) {
 		t.Errorf("log does not say the size asked:\n%s", tail(c.logs.String(), 3000))
 	}
 }
+
+// TestHostileMaximalTerminals: 16 sessions (the DaemonSet's MaxSessions)
+// ask for the largest terminal conntop draws and then change its shape
+// (wide, tall, square, absurd), a frame apart each, so that Bubble Tea's
+// buffers would keep every shape's lines. They share the server's cell
+// budget (DefaultCellBudget): the first get what they ask, later ones what
+// is left (at least 80×24), and are told; the whole server stays under
+// maximalTerminalsRSS, in a cgroup of the DaemonSet's 512 MiB limit.
+func TestHostileMaximalTerminals(t *testing.T) {
+	const sessions = 16
+	c := startChild(t, childOpts{flows: hostileFlows, idle: time.Minute, maxSessions: sessions + 1, memLimit: 512 << 20})
+	var outs []*syncBuffer
+	for i := range sessions / 4 {
+		cl, err := c.dial("127.0.0.1")
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer cl.Close()
+		for range 4 {
+			s, out := openPtyOut(t, cl, MaxColumns, MaxCells/MaxColumns)
+			defer s.Close()
+			outs = append(outs, out)
+			go func() {
+				for _, sz := range [][2]int{{320, 500}, {500, 320}, {MaxColumns, MaxRows}, {100000, 100000}, {999, 161}, {400, 400}} {
+					time.Sleep(2 * DefaultRefresh)
+					if err := s.WindowChange(sz[1], sz[0]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+	time.Sleep(6 * time.Second) // every shape drawn for a few frames
+	c.healthy()
+	c.checkRSS(maximalTerminalsRSS)
+	logs := c.logs.String()
+	if !strings.Contains(logs, `why="cell budget"`) {
+		t.Errorf("log does not record sessions held to the cell budget:\n%s", tail(logs, 3000))
+	}
+	told := 0
+	for _, out := range outs {
+		if strings.Contains(out.String(), "other sessions hold the rest") {
+			told++
+		}
+	}
+	if told == 0 || told == sessions {
+		t.Errorf("%d of %d sessions were told that the cell budget clamped them; want the later ones", told, sessions)
+	}
+	re := regexp.MustCompile(`cells_in_use=(\d+)`)
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		if n, _ := strconv.Atoi(m[1]); n > DefaultCellBudget+sessions*MinColumns*MinRows {
+			t.Errorf("%d cells in use; want at most the budget %d plus %d sessions of %d×%d", n, DefaultCellBudget, sessions, MinColumns, MinRows)
+		}
+	}
+}
+
+// maximalTerminalsRSS bounds the server's peak RSS in
+// TestHostileMaximalTerminals: the child's engine, 16 sessions' models and
+// the cell budget's renderer buffers (~75 MB).
+const maximalTerminalsRSS = 200 << 20
 
 // TestHostileResizeFlood: 20,000 window changes alternating 4096×256 and
 // 80×24 cost at most one resize per frame.
