@@ -186,7 +186,7 @@ func TestHostileResizeFlood(t *testing.T) {
 // TestHostileSnapshotsNeverRead: 4 `snapshot` sessions that never read,
 // with MaxSessions 4 and a 3s idle timeout, are cut off once their writes
 // have been stuck that long; then a 5th login is served. At most
-// maxSnapshotCopies whole-table copies exist at once.
+// maxSnapshotCopies snapshots run at once, each holding keys and a page.
 func TestHostileSnapshotsNeverRead(t *testing.T) {
 	const flows = 40000 // a JSON snapshot of ~20 MB: more than the SSH window and socket buffers
 	c := startChild(t, childOpts{flows: flows, idle: 3 * time.Second, maxSessions: 4})

@@ -38,8 +38,7 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 
-	// snapSlots bounds the whole-table copies that snapshot commands hold
-	// at once.
+	// snapSlots bounds the snapshot commands running at once.
 	snapSlots chan struct{}
 	// cells is the terminal cells all sessions together may draw.
 	cells *cellBudget
