@@ -163,7 +163,9 @@ func FuzzDecodeExpect(f *testing.F) {
 		if err := decodeExpect(data, &e); err != nil {
 			return
 		}
-		if !e.Tuple.Src.IsValid() || !e.Master.Dst.IsValid() || (e.Family != flow.FamilyIPv4 && e.Family != flow.FamilyIPv6) {
+		v4 := e.Family == flow.FamilyIPv4
+		if !e.Tuple.Src.IsValid() || !e.Master.Dst.IsValid() || (!v4 && e.Family != flow.FamilyIPv6) ||
+			e.Tuple.Dst.Is4() != v4 || e.Master.Src.Is4() != v4 {
 			t.Fatalf("accepted an expectation without tuples or family: %+v", e)
 		}
 	})

@@ -499,6 +499,11 @@ func getFlow(s *sock, k flow.Key) (flow.Flow, bool, error) {
 		if _, err := decodeFlow(m.data, &f); err != nil {
 			return err
 		}
+		// The count includes the reference the kernel's lookup holds
+		// while it answers: the entry's own is one less.
+		if f.Use > 1 {
+			f.Use--
+		}
 		found = true
 		return nil
 	})
