@@ -71,7 +71,7 @@ var commands = []commandSpec{
 	{name: cmdVersion, synopsis: "version", summary: "print the version, commit and build date",
 		about: "Also: conntop --version."},
 	{name: cmdHelp, synopsis: "help [COMMAND]", summary: "show the help of conntop or of a command",
-		about: "Also: conntop COMMAND --help.",
+		about:        "Also: conntop COMMAND --help.",
 		argIsCommand: true, argName: "COMMAND", optionalArg: true},
 }
 
