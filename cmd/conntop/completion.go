@@ -375,7 +375,8 @@ function __conntop_ifaces
 end
 
 function __conntop_filter
-    set -l tok (commandline -ct)
+    # The expression so far, without the quote that opens it.
+    set -l tok (string trim -l -c "'\"" -- (commandline -ct))
     set -l pre (string match -r '^.* ' -- $tok)
     for w in `)
 	b.WriteString(strings.Join(filterWords(), " "))
