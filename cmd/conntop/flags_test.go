@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -210,5 +211,25 @@ func TestFlagTable(t *testing.T) {
 		if d := fs.Lookup(f.name).DefValue; f.defaultValue() != "" && d != f.defaultValue() {
 			t.Errorf("--%s: default shown as %q, flag package has %q", f.name, f.defaultValue(), d)
 		}
+	}
+}
+
+// TestPackagedServiceFlags: the flags /etc/default/conntop gives
+// conntop.service are valid flags of serve.
+func TestPackagedServiceFlags(t *testing.T) {
+	raw, err := os.ReadFile("../../packaging/conntop.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CONNTOP_OPTS="([^"]*)"$`).FindStringSubmatch(string(raw))
+	if m == nil {
+		t.Fatal("no CONNTOP_OPTS line")
+	}
+	o, err := parseArgs(append([]string{"serve"}, strings.Fields(m[1])...))
+	if err != nil {
+		t.Fatalf("serve %s: %v", m[1], err)
+	}
+	if o.metrics == "" {
+		t.Errorf("the packaged service serves no metrics: %q", m[1])
 	}
 }
