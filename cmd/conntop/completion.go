@@ -230,8 +230,9 @@ func zshAction(f *flagSpec, cmd command) string {
 		return ":" + msg + ":_conntop_filter"
 	case completeFile:
 		return ":" + msg + ":_files"
+	case completeNothing:
 	}
-	return ":" + msg + ": "
+	return ":" + msg + ": " // nothing to offer
 }
 
 // zshSpecs are cmd's flags as _arguments specs, one a line.

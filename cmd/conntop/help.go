@@ -42,11 +42,10 @@ const exitHelp = "0 success, 2 bad usage or bad filter, 1 any other error."
 
 // writeHelp writes the help of cmd: the overview for the TUI (conntop
 // --help), else the command's own usage and flags.
-func writeHelp(w io.Writer, cmd command) {
+func writeHelp(w io.Writer, cmd command) error {
 	spec, ok := lookupCommand(string(cmd))
 	if !ok || cmd == cmdTUI {
-		writeOverview(w)
-		return
+		return writeOverview(w)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "conntop %s — %s\n\nUsage:\n  conntop %s\n\n%s\n", spec.name, spec.summary, spec.synopsis, wrap(spec.about, 78, ""))
@@ -58,11 +57,14 @@ func writeHelp(w io.Writer, cmd command) {
 		b.WriteString("\nFilter language (--filter):\n" + filterHelp)
 	}
 	b.WriteString("\nRun 'conntop --help' for the commands, sources and examples.\n")
-	io.WriteString(w, b.String())
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write help: %w", err)
+	}
+	return nil
 }
 
 // writeOverview is conntop --help: the commands, then the TUI's flags.
-func writeOverview(w io.Writer) {
+func writeOverview(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conntop — %s.\n\nUsage:\n", helpTagline)
 	for _, c := range commands {
@@ -91,7 +93,10 @@ func writeOverview(w io.Writer) {
 		b.WriteString(line + "\n")
 	}
 	b.WriteString("\nExit status: " + exitHelp + "\n")
-	io.WriteString(w, b.String())
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write help: %w", err)
+	}
+	return nil
 }
 
 // writeFlagList writes flags grouped as in the table, one line each (two

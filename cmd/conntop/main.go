@@ -42,8 +42,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch o.cmd {
 	case cmdHelp:
-		writeHelp(stdout, o.helpFor)
-		return 0
+		return exitStatus(writeHelp(stdout, o.helpFor), stderr)
 	case cmdVersion:
 		fmt.Fprintf(stdout, "conntop %s\n", buildinfo.Get())
 		return 0
