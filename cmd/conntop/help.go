@@ -73,7 +73,7 @@ func writeOverview(w io.Writer) error {
 		}
 		line := "  conntop " + c.synopsis
 		if len(line) >= 30 {
-			line += "\n" + strings.Repeat(" ", 30)
+			line += "\n" + strings.Repeat(" ", 31)
 		} else {
 			line += pad(len(line), 31)
 		}
