@@ -12,11 +12,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 
+	"github.com/conntop/conntop/internal/buildinfo"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/termsafe"
 )
@@ -33,16 +33,23 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "conntop: %s\nRun 'conntop --help' for usage.\n", escapeLines(err.Error()))
+		help := "conntop --help"
+		if o != nil && o.cmd != cmdTUI {
+			help = "conntop " + string(o.cmd) + " --help"
+		}
+		fmt.Fprintf(stderr, "conntop: %s\nRun '%s' for usage.\n", escapeLines(err.Error()), help)
 		return 2
 	}
 	switch o.cmd {
 	case cmdHelp:
-		writeHelp(stdout)
-		return 0
+		return exitStatus(writeHelp(stdout, o.helpFor), stderr)
 	case cmdVersion:
-		fmt.Fprintf(stdout, "conntop %s\n", version())
+		fmt.Fprintf(stdout, "conntop %s\n", buildinfo.Get())
 		return 0
+	case cmdCompletion:
+		return exitStatus(writeCompletion(stdout, o.arg), stderr)
+	case cmdMan:
+		return exitStatus(writeManPage(stdout, buildinfo.Get()), stderr)
 	}
 	if o.cpuProfile != "" {
 		stop, err := startCPUProfile(o.cpuProfile)
@@ -101,37 +108,6 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
-}
-
-// version returns the module version and VCS revision the binary was built
-// from.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "+dirty"
-			}
-		}
-	}
-	if (v == "" || v == "(devel)") && rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		return "rev " + rev + modified + " (" + bi.GoVersion + ")"
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v + " (" + bi.GoVersion + ")"
 }
 
 // escapeLines escapes s for the terminal line by line, so that a message's

@@ -1,10 +1,9 @@
 package metrics
 
 import (
-	"runtime/debug"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/conntop/conntop/internal/buildinfo"
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
@@ -33,7 +32,7 @@ type Collector struct {
 	statError, clashResolve, chainTooLong, statsTime   *prometheus.Desc
 	up, synced, buildInfo                              *prometheus.Desc
 	verdicts, foreign                                  *prometheus.Desc
-	version, goVersion, revision                       string
+	build                                              buildinfo.Info
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -76,20 +75,9 @@ func NewCollector(eng *engine.Engine) *Collector {
 		up:           d("conntop_source_up", "1 while the source runs, else 0.", "source"),
 		synced:       d("conntop_source_synced", "1 once the source's initial table listing is complete, else 0.", "source"),
 		verdicts:     d("conntop_tracker_packets_total", "Packets the in-process tracker handled, by the ct state the kernel's `ct state` match gives them at prerouting (capture and pcap sources).", "verdict"),
-		buildInfo:    d("conntop_build_info", "A metric with a constant '1' value labeled by conntop's version, revision and Go version.", "version", "revision", "goversion"),
+		buildInfo:    d("conntop_build_info", "A metric with a constant '1' value labeled by conntop's version, revision, build date and Go version (as conntop --version prints them).", "version", "revision", "build_date", "goversion"),
 	}
-	c.version, c.revision, c.goVersion = "unknown", "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		c.goVersion = bi.GoVersion
-		if v := bi.Main.Version; v != "" {
-			c.version = v
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && s.Value != "" {
-				c.revision = s.Value
-			}
-		}
-	}
+	c.build = buildinfo.Get()
 	return c
 }
 
@@ -222,7 +210,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(c.up, b2f(st.Live), src)
 	g(c.synced, b2f(st.Synced), src)
-	g(c.buildInfo, 1, c.version, c.revision, c.goVersion)
+	g(c.buildInfo, 1, c.build.Version, c.build.Commit, c.build.Date, c.build.GoVersion)
 }
 
 func isAlwaysProto(p uint8) bool {

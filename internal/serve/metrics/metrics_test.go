@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/conntop/conntop/internal/buildinfo"
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/source/sourcetest"
@@ -171,6 +172,13 @@ func TestCollectorConntopMetrics(t *testing.T) {
 	}
 	if bi := gatherText(t, c, "conntop_build_info"); !strings.Contains(bi, "goversion=\"go") || !strings.HasSuffix(bi, " 1\n") {
 		t.Errorf("conntop_build_info:\n%s", bi)
+	}
+	// The same version, commit and date as conntop --version.
+	in := buildinfo.Get()
+	for _, l := range []string{`version="` + in.Version + `"`, `revision="` + in.Commit + `"`, `build_date="` + in.Date + `"`} {
+		if bi := gatherText(t, c, "conntop_build_info"); !strings.Contains(bi, l) {
+			t.Errorf("conntop_build_info lacks %s:\n%s", l, bi)
+		}
 	}
 	// The ring-drop counter belongs to the capture source only.
 	if got := gatherText(t, c, "conntop_capture_ring_drops_total"); got != "" {
