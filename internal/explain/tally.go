@@ -202,10 +202,16 @@ func (c *counter) grow() {
 // top offers every key's count to t, the key made an addrKey by mk. It
 // uses the counter up.
 func (c *counter) top(t *topN, mk func(uint64) addrKey) {
+	c.each(func(k uint64, flows, fresh int) { t.offer(cand{key: mk(k), flows: flows, fresh: fresh}) })
+}
+
+// each calls fn with every key's count, once a key. It uses the counter
+// up.
+func (c *counter) each(fn func(k uint64, flows, fresh int)) {
 	if !c.full {
 		for _, s := range c.slots {
 			if s.key != 0 {
-				t.offer(cand{key: mk(s.key - 1), flows: int(s.flows), fresh: int(s.fresh)})
+				fn(s.key-1, int(s.flows), int(s.fresh))
 			}
 		}
 		return
@@ -235,8 +241,9 @@ func (c *counter) top(t *topN, mk func(uint64) addrKey) {
 				ti++
 			}
 		}
-		t.offer(cand{key: mk(k), flows: flows, fresh: fresh})
+		fn(k, flows, fresh)
 	}
+	c.slots, c.col = nil, nil
 }
 
 // radixDigit is the width of one radix sort pass: 2,048 counters fit in
