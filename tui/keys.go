@@ -22,6 +22,8 @@ type keyMap struct {
 	// In the filter bar and the delete question.
 	Accept, Cancel, ForceQuit, NextFormat, Confirm key.Binding
 	PressureView                                   key.Binding
+	// In the pressure view.
+	WhatIf key.Binding
 }
 
 func newKeyMap(ascii bool) keyMap {
@@ -74,6 +76,7 @@ func newKeyMap(ascii bool) keyMap {
 		NextFormat:   b("tab", "json/csv", "tab"),
 		Confirm:      b("y", "yes", "y", "Y"),
 		PressureView: b("4/e", "pressure", "4", "e"),
+		WhatIf:       b("w", "what-if value", "w"),
 	}
 }
 
@@ -87,7 +90,7 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.Follow, k.Detail, k.Master, k.Back},
 		{k.TableView, k.TransView, k.GroupView, k.PressureView, k.Next, k.SortNext, k.SortPrev, k.Reverse, k.GroupNext, k.GroupPrev},
-		{k.Filter, k.ClearFilter, k.PortFilter, k.ToggleNew, k.ToggleEst, k.ToggleRel, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP},
+		{k.Filter, k.ClearFilter, k.PortFilter, k.ToggleNew, k.ToggleEst, k.ToggleRel, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP, k.WhatIf},
 		{k.PortNames, k.Pause, k.Export, k.Delete, k.DeleteAll, k.Help, k.Quit},
 	}
 }

@@ -40,6 +40,7 @@ const (
 	modePort
 	modeExport
 	modeConfirmDelete
+	modeWhatIf // the pressure view's what-if value (pressure.go)
 )
 
 // Bounds on what a Model keeps.
@@ -258,7 +259,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.tick(), m.askProcs(), m.askPressure())
 	case tea.PasteMsg:
 		// A paste goes into the line being edited.
-		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport {
+		if m.mode == modeFilter || m.mode == modePort || m.mode == modeExport || m.mode == modeWhatIf {
 			if m.edit.handle(msg) && m.mode == modeFilter {
 				m.applyTyped(m.edit.value())
 			}
@@ -607,6 +608,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.keyExport(msg)
 	case modeConfirmDelete:
 		return m.keyConfirm(msg)
+	case modeWhatIf:
+		return m.keyWhatIf(msg)
 	}
 	if m.help {
 		switch {

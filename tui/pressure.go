@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,11 @@ import (
 // PressureMsg carries a pressure report computed in the background.
 type PressureMsg struct {
 	Report *explain.Report
+	// Analysis and Input made Report (nil Analysis: a report alone); the
+	// view keeps them to report again with another what-if value without
+	// walking the table.
+	Analysis *explain.Analysis
+	Input    explain.Input
 	// Took is how long the report took (it walks the whole table).
 	Took time.Duration
 }
@@ -33,6 +39,13 @@ type pressureView struct {
 	asked  time.Time
 	took   time.Duration
 	scroll int
+	// analysis and in made report (analysis nil: unknown).
+	analysis *explain.Analysis
+	in       explain.Input
+	// whatIf is the user's what-if value (w), as typed and parsed (nil:
+	// none): every report asks for it.
+	whatIfText string
+	whatIf     map[string]uint32
 }
 
 // pressured says the header should point at the pressure view: the table
@@ -66,23 +79,70 @@ func (m *Model) askPressure() tea.Cmd {
 	}
 	pv.busy, pv.asked = true, now
 	eng, hooks := m.eng, m.opts.Explain
-	opts := explain.Options{Filter: m.filterText()}
+	opts := explain.Options{Filter: m.filterText(), WhatIf: pv.whatIf}
 	if mt := m.matcher(); mt != nil {
 		opts.Matcher = mt
 	}
 	return func() tea.Msg {
 		start := time.Now()
-		r := explain.FromEngine(eng, hooks, opts)
-		return PressureMsg{Report: r, Took: time.Since(start)}
+		a, in := explain.AnalyzeEngine(eng, hooks, opts)
+		r := a.Report(in)
+		return PressureMsg{Report: r, Analysis: a, Input: in, Took: time.Since(start)}
 	}
 }
 
-// pressureDone takes a finished report.
+// pressureDone takes a finished report; one asked for before the user
+// typed another what-if value is reported again with it.
 func (m *Model) pressureDone(msg PressureMsg) {
-	m.pressure.busy = false
-	m.pressure.report = msg.Report
-	m.pressure.took = msg.Took
+	pv := &m.pressure
+	pv.busy = false
+	pv.report, pv.analysis, pv.in = msg.Report, msg.Analysis, msg.Input
+	if pv.analysis != nil && !maps.Equal(pv.in.WhatIf, pv.whatIf) {
+		pv.reportAgain()
+	}
+	pv.took = msg.Took
 	m.dirty = true
+}
+
+// reportAgain reports the last analysis with the user's what-if value.
+func (pv *pressureView) reportAgain() {
+	pv.in.WhatIf = pv.whatIf
+	pv.report = pv.analysis.Report(pv.in)
+}
+
+// whatIfPrompt is the what-if input line's prompt.
+const whatIfPrompt = "what-if timeout (seconds, or sysctl=seconds,...; empty clears; enter, esc): "
+
+// keyWhatIf edits the what-if value (w in the pressure view): enter
+// applies it to the report shown at once and to every later one.
+func (m *Model) keyWhatIf(msg tea.KeyPressMsg) tea.Cmd {
+	pv := &m.pressure
+	switch k := m.keys; {
+	case key.Matches(msg, k.Cancel):
+		m.mode = modeNormal
+		return nil
+	case key.Matches(msg, k.ForceQuit):
+		return tea.Quit
+	case key.Matches(msg, k.Accept):
+		text := strings.TrimSpace(m.edit.value())
+		w, err := explain.ParseWhatIf(text)
+		if err != nil {
+			m.setStatus(true, "%v", err)
+			return nil
+		}
+		m.mode = modeNormal
+		pv.whatIfText, pv.whatIf = text, w
+		if len(w) == 0 {
+			pv.whatIf = nil
+		}
+		if pv.analysis != nil {
+			pv.reportAgain()
+		}
+		m.dirty = true
+		return nil
+	}
+	m.edit.handle(msg)
+	return nil
 }
 
 // keyPressure handles keys in the pressure view: scrolling, and back.
@@ -103,6 +163,9 @@ func (m *Model) keyPressure(msg tea.KeyPressMsg) {
 		pv.scroll = 0
 	case key.Matches(msg, k.Back):
 		m.view = viewTable
+	case key.Matches(msg, k.WhatIf):
+		m.mode = modeWhatIf
+		m.edit.set(pv.whatIfText)
 	}
 	pv.scroll = max(0, pv.scroll)
 }
@@ -110,8 +173,16 @@ func (m *Model) keyPressure(msg tea.KeyPressMsg) {
 // pressurePage is the pressure view's body of n rows.
 func (m *Model) pressurePage(n int) []string {
 	pv := &m.pressure
+	var top []string
+	switch {
+	case m.mode == modeWhatIf:
+		top = append(top, m.st.key.Render(whatIfPrompt)+m.edit.render(&m.st))
+	case pv.whatIf != nil:
+		top = append(top, m.st.dim.Render("your what-if: ")+termsafe.Escape(pv.whatIfText)+m.st.dim.Render(" (w: change)"))
+	}
+	n = max(0, n-len(top))
 	if pv.report == nil {
-		return []string{m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…")}
+		return append(top, m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…"))
 	}
 	lines := PressureLines(pv.report, m.w, &m.st)
 	pv.scroll = max(0, min(pv.scroll, len(lines)-n))
@@ -119,7 +190,7 @@ func (m *Model) pressurePage(n int) []string {
 	if len(lines) > n {
 		lines = lines[:n]
 	}
-	return lines
+	return append(top, lines...)
 }
 
 // PressureLines renders a pressure report for a terminal w columns wide:
