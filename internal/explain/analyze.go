@@ -51,70 +51,143 @@ type Analysis struct {
 	now         time.Time
 	windowStart time.Time
 	settings    *Settings
-	value       [numClasses]int64 // the class's timeout, -1 if unknown
-	capValue    int64             // TCP cap (max of max_retrans and unacknowledged), -1 if unknown
-
-	flows, assured, fresh int
-	classes               [numClasses]classAcc
+	*classCounts
 	// top are the consumers of each dimension, best first.
 	top [numDims][]cand
 }
 
-// parallelRecs is the least number of flows counted on several cores.
-const parallelRecs = 1 << 15
+// classCounts are the counts by class, and the settings they are filed by.
+type classCounts struct {
+	value    [numClasses]int64 // the class's timeout, -1 if unknown
+	capValue int64             // TCP cap (max of max_retrans and unacknowledged), -1 if unknown
 
-// Analyze counts the flows added: classes and their idle-time histograms,
-// and the top n consumers of every dimension (n <= 0: 10). The dimensions
-// are counted side by side on the available cores. The Collector may be
-// dropped afterwards.
-func (c *Collector) Analyze(n int) *Analysis {
-	if n <= 0 {
-		n = 10
-	}
-	s := c.settings
-	a := &Analysis{now: c.now, windowStart: c.windowStart, settings: s, capValue: -1}
+	flows, assured, fresh int
+	classes               [numClasses]classAcc
+}
+
+// tally is what the counting keeps of the flows: the classes, a counter
+// per dimension (IPv4 addresses and numbers) and the IPv6 addresses.
+type tally struct {
+	classCounts
+	cnt        [numDims]*counter
+	src6, dst6 []v6row
+	hint       int // expected flows (see Collector.Expect)
+}
+
+func newTally(s *Settings) *tally {
+	t := &tally{}
+	t.capValue = -1
 	for i, d := range classDefs {
-		a.value[i] = -1
+		t.value[i] = -1
 		if d.sysctl == "" {
 			continue
 		}
 		if v, ok := s.timeout(d.sysctl); ok {
-			a.value[i] = int64(v)
+			t.value[i] = int64(v)
 		}
 	}
 	r, rok := s.timeout(SysTCPRetrans)
 	u, uok := s.timeout(SysTCPUnack)
 	if rok && uok {
-		a.capValue = int64(max(r, u))
+		t.capValue = int64(max(r, u))
 	}
+	return t
+}
 
-	recs := c.recs
-	var v4, v6 [numDims]*topN
+// count counts a chunk of flows.
+func (t *tally) count(ch *chunk) {
+	if t.cnt[0] == nil {
+		for d := range t.cnt {
+			t.cnt[d] = newCounter(t.hint)
+		}
+	}
+	dport, zone, mark := t.cnt[dimDport], t.cnt[dimZone], t.cnt[dimMark]
+	src, net, dst := t.cnt[dimSrcHost], t.cnt[dimSrcNet], t.cnt[dimDstHost]
+	for i := range ch.recs {
+		x := &ch.recs[i]
+		fresh := uint32(x.flags & recFresh)
+		t.flows++
+		t.fresh += int(fresh)
+		ca := &t.classes[x.cls]
+		ca.flows++
+		if x.flags&recAssured != 0 {
+			t.assured++
+			ca.assured++
+		}
+		t.timer(int(x.cls), ca, x)
+
+		dport.add(uint64(x.proto)<<16|uint64(x.dport), fresh)
+		zone.add(uint64(x.zone), fresh)
+		mark.add(uint64(x.mark), fresh)
+		switch {
+		case x.flags&(recSrc6|recNoSrc) == 0:
+			src.add(uint64(x.src), fresh)
+			net.add(uint64(x.src>>8), fresh)
+		case x.flags&recSrc6 != 0:
+			t.src6 = append(t.src6, v6row{ch.v6[x.src], int(fresh)})
+		}
+		switch {
+		case x.flags&(recDst6|recNoDst) == 0:
+			dst.add(uint64(x.dst), fresh)
+		case x.flags&recDst6 != 0:
+			t.dst6 = append(t.dst6, v6row{ch.v6[x.dst], int(fresh)})
+		}
+	}
+}
+
+// parallelFlows is the least number of flows whose counts are finished
+// on several cores.
+const parallelFlows = 1 << 15
+
+// Analyze finishes the counts of the flows added: the classes' idle-time
+// histograms, and the top n consumers of every dimension (n <= 0: 10),
+// the dimensions side by side on the available cores. The Collector is
+// used up: a second call returns the same Analysis.
+func (c *Collector) Analyze(n int) *Analysis {
+	if c.analysis != nil {
+		return c.analysis
+	}
+	if n <= 0 {
+		n = 10
+	}
+	t := c.finish()
+	a := &Analysis{now: c.now, windowStart: c.windowStart, settings: c.settings, classCounts: &t.classCounts}
+	var tops [numDims]*topN
+	num := func(k uint64) addrKey { return addrKey{lo: k} }
+	host := func(k uint64) addrKey { return addrKey{hi: v4Tag, lo: k} }
+	net := func(k uint64) addrKey { return addrKey{hi: v4Tag, lo: k << 8} }
+	tasks := []func(){a.suffixSums}
 	for d := range numDims {
-		v4[d] = newTopN(n)
+		tops[d] = newTopN(n)
+		if t.cnt[d] == nil {
+			continue
+		}
+		mk := num
+		switch d {
+		case dimSrcHost, dimDstHost:
+			mk = host
+		case dimSrcNet:
+			mk = net
+		}
+		tasks = append(tasks, func() { t.cnt[d].top(tops[d], mk) })
 	}
-	tasks := []func(){
-		func() { countDim(recs, dimSrcHost, v4[dimSrcHost]) },
-		func() { countDim(recs, dimDstHost, v4[dimDstHost]) },
-		func() { countDim(recs, dimSrcNet, v4[dimSrcNet]) },
-		func() { a.countClasses(recs) },
-		func() { countDim(recs, dimDport, v4[dimDport]) },
-		func() { countDim(recs, dimMark, v4[dimMark]) },
-		func() { countDim(recs, dimZone, v4[dimZone]) },
+	var v6 [numDims]*topN
+	if len(t.src6) > 0 {
+		v6[dimSrcHost], v6[dimSrcNet] = newTopN(n), newTopN(n)
+		tasks = append(tasks, func() { countV6(t.src6, v6[dimSrcHost], v6[dimSrcNet]) })
 	}
-	if len(c.v6) > 0 {
-		v6[dimSrcHost], v6[dimSrcNet], v6[dimDstHost] = newTopN(n), newTopN(n), newTopN(n)
-		tasks = append(tasks,
-			func() { countV6(recs, c.v6, true, v6[dimSrcHost], v6[dimSrcNet]) },
-			func() { countV6(recs, c.v6, false, v6[dimDstHost], nil) })
+	if len(t.dst6) > 0 {
+		v6[dimDstHost] = newTopN(n)
+		tasks = append(tasks, func() { countV6(t.dst6, v6[dimDstHost], nil) })
 	}
-	runTasks(tasks, len(recs) >= parallelRecs)
+	runTasks(tasks, c.n >= parallelFlows)
 	for d := range numDims {
 		if v6[d] != nil {
-			v4[d].merge(v6[d])
+			tops[d].merge(v6[d])
 		}
-		a.top[d] = v4[d].out
+		a.top[d] = tops[d].out
 	}
+	c.analysis, c.tally = a, nil
 	return a
 }
 
@@ -143,72 +216,15 @@ func runTasks(tasks []func(), parallel bool) {
 	wg.Wait()
 }
 
-// countDim counts the IPv4 (or numeric) keys of one dimension.
-func countDim(recs []rec, dim int, t *topN) {
-	c := newCounter(len(recs))
-	num := func(k uint64) addrKey { return addrKey{lo: k} }
-	host := func(k uint64) addrKey { return addrKey{hi: v4Tag, lo: k} }
-	switch dim {
-	case dimDport:
-		for i := range recs {
-			x := &recs[i]
-			c.add(uint64(x.proto)<<16|uint64(x.dport), uint32(x.flags&recFresh))
-		}
-	case dimZone:
-		for i := range recs {
-			c.add(uint64(recs[i].zone), uint32(recs[i].flags&recFresh))
-		}
-	case dimMark:
-		for i := range recs {
-			c.add(uint64(recs[i].mark), uint32(recs[i].flags&recFresh))
-		}
-	case dimSrcHost, dimSrcNet:
-		shift := 0
-		if dim == dimSrcNet {
-			shift = 8
-			host = func(k uint64) addrKey { return addrKey{hi: v4Tag, lo: k << 8} }
-		}
-		for i := range recs {
-			x := &recs[i]
-			if x.flags&(recSrc6|recNoSrc) == 0 {
-				c.add(uint64(x.src>>shift), uint32(x.flags&recFresh))
-			}
-		}
-	case dimDstHost:
-		for i := range recs {
-			x := &recs[i]
-			if x.flags&(recDst6|recNoDst) == 0 {
-				c.add(uint64(x.dst), uint32(x.flags&recFresh))
-			}
-		}
-	}
-	switch dim {
-	case dimDport, dimZone, dimMark:
-		c.top(t, num)
-	default:
-		c.top(t, host)
-	}
-}
-
 // v6row is an IPv6 address of a flow.
 type v6row struct {
 	k     addrKey
 	fresh int
 }
 
-// countV6 counts the IPv6 source (src) or destination addresses: sorted,
-// then counted in runs of equal address and, for nets, of equal /64.
-func countV6(recs []rec, v6 []addrKey, src bool, hosts, nets *topN) {
-	var rows []v6row
-	for i := range recs {
-		x := &recs[i]
-		switch {
-		case src && x.flags&recSrc6 != 0:
-			rows = append(rows, v6row{v6[x.src], int(x.flags & recFresh)})
-		case !src && x.flags&recDst6 != 0:
-			rows = append(rows, v6row{v6[x.dst], int(x.flags & recFresh)})
-		}
-	}
+// countV6 counts IPv6 addresses: sorted, then counted in runs of equal
+// address (hosts) and, for nets, of equal /64.
+func countV6(rows []v6row, hosts, nets *topN) {
 	slices.SortFunc(rows, func(a, b v6row) int { return cmpAddrKey(a.k, b.k) })
 	runs := func(t *topN, same func(a, b addrKey) bool, key func(addrKey) addrKey) {
 		for i := 0; i < len(rows); {
@@ -226,25 +242,9 @@ func countV6(recs []rec, v6 []addrKey, src bool, hosts, nets *topN) {
 	}
 }
 
-// countClasses counts the flows by class and files their idle times; then
-// turns the histograms into suffix sums, so that any what-if value costs
-// one lookup.
-func (an *Analysis) countClasses(recs []rec) {
-	for i := range recs {
-		x := &recs[i]
-		assured := x.flags&recAssured != 0
-		an.flows++
-		ca := &an.classes[x.cls]
-		ca.flows++
-		if assured {
-			an.assured++
-			ca.assured++
-		}
-		if x.flags&recFresh != 0 {
-			an.fresh++
-		}
-		an.timer(int(x.cls), ca, x)
-	}
+// suffixSums turns the classes' histograms into suffix sums, so that any
+// what-if value costs one lookup.
+func (an *Analysis) suffixSums() {
 	for i := range an.classes {
 		ca := &an.classes[i]
 		for _, h := range [][]int32{ca.idle, ca.idleLong, ca.capped, ca.cappedLong} {
@@ -256,7 +256,7 @@ func (an *Analysis) countClasses(recs []rec) {
 }
 
 // timer files the entry's idle time in its class's histograms.
-func (an *Analysis) timer(id int, ca *classAcc, x *rec) {
+func (t *classCounts) timer(id int, ca *classAcc, x *rec) {
 	if x.flags&recNoExpiry != 0 {
 		ca.unknown++
 		return
@@ -265,17 +265,17 @@ func (an *Analysis) timer(id int, ca *classAcc, x *rec) {
 	if rem <= 60 {
 		ca.expiring++
 	}
-	v := an.value[id]
+	v := t.value[id]
 	if v < 0 {
 		return
 	}
 	long := rem > 60
-	if classDefs[id].tcp && an.capValue >= 0 && v > an.capValue && rem <= an.capValue {
+	if classDefs[id].tcp && t.capValue >= 0 && v > t.capValue && rem <= t.capValue {
 		if ca.capped == nil {
-			ca.capped = make([]int32, an.capValue+1)
-			ca.cappedLong = make([]int32, an.capValue+1)
+			ca.capped = make([]int32, t.capValue+1)
+			ca.cappedLong = make([]int32, t.capValue+1)
 		}
-		idle := an.capValue - rem
+		idle := t.capValue - rem
 		ca.capped[idle]++
 		if long {
 			ca.cappedLong[idle]++

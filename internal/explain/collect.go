@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
@@ -102,12 +101,10 @@ func classOf(f *flow.Flow) int {
 	return clsOther
 }
 
-// rec is one flow as the analysis needs it: 24 bytes without pointers, so
-// that a table of millions costs one flat array and nothing for the
-// garbage collector to scan.
+// rec is one flow as the analysis needs it: 24 bytes without pointers.
 type rec struct {
 	// src and dst are the original direction's IPv4 addresses, or with
-	// recSrc6/recDst6 indices into Collector.v6.
+	// recSrc6/recDst6 indices into the chunk's v6.
 	src, dst uint32
 	mark     uint32
 	// rem is the remaining timeout in whole seconds (unless recNoExpiry).
@@ -124,17 +121,40 @@ const (
 	recFresh    = 1 << iota // first seen inside the rate window
 	recAssured              // ASSURED: early drop cannot evict it
 	recNoExpiry             // no known expiry
-	recSrc6                 // src is an index into Collector.v6
-	recDst6                 // dst is an index into Collector.v6
+	recSrc6                 // src is an index into the chunk's v6
+	recDst6                 // dst is an index into the chunk's v6
 	recNoSrc                // no valid source address
 	recNoDst                // no valid destination address
 )
 
-// Collector gathers what an analysis needs from the flows of the table,
-// one Add per flow: a compact record each, nothing else. Adding is cheap,
-// so that a caller holding the engine's lock holds it little longer than
-// the walk itself; Analyze does the counting afterwards, without the lock.
-// It is not safe for concurrent use.
+// chunk is a batch of records on its way to be counted, with the IPv6
+// addresses they point at.
+type chunk struct {
+	recs []rec
+	v6   []addrKey
+}
+
+// chunkRecs is the size of a chunk: 16,384 records (384 KiB, in a core's
+// L2 cache).
+const chunkRecs = 1 << 14
+
+// Queues between the walk and the counting: at least minQueued chunks (or
+// as many as the expected flows fill) may wait to be counted before the
+// walk waits; up to spareChunks counted ones are kept for reuse.
+const (
+	minQueued   = 64
+	spareChunks = 8
+)
+
+// Collector gathers and counts the flows of the table, one Add per flow.
+// Add only copies what the analysis needs into a compact record, so that
+// a caller holding the engine's lock holds it little longer than the walk
+// itself. Full chunks of records go to a goroutine of the collector's own
+// that counts them meanwhile on another core (the counting never touches
+// the store); the walk does not wait for it (a chunk is made when no
+// counted one is free), and Analyze finishes the counts once the walk is
+// done and the lock released. Add is not safe for concurrent use; Analyze
+// must be called once all flows are added (it stops the goroutine).
 type Collector struct {
 	now         time.Time
 	windowStart time.Time
@@ -144,9 +164,14 @@ type Collector struct {
 	nowNs, windowStartNs int64
 	window               bool
 
-	recs []rec
-	// v6 holds the IPv6 addresses the records point at.
-	v6 []addrKey
+	n     int
+	cur   *chunk
+	full  chan *chunk // to the counting goroutine (nil: not started)
+	free  chan *chunk // back from it
+	done  chan struct{}
+	tally *tally // written by the counting goroutine until it is done
+
+	analysis *Analysis // once analyzed
 }
 
 // NewCollector returns a Collector for the table as of now under the given
@@ -154,22 +179,23 @@ type Collector struct {
 // (zero windowStart: no rate is measured).
 func NewCollector(now, windowStart time.Time, s *Settings) *Collector {
 	return &Collector{now: now, windowStart: windowStart, settings: s,
-		nowNs: now.UnixNano(), windowStartNs: windowStart.UnixNano(), window: !windowStart.IsZero()}
+		nowNs: now.UnixNano(), windowStartNs: windowStart.UnixNano(), window: !windowStart.IsZero(),
+		tally: newTally(s)}
 }
 
-// Expect presizes the collector for about n flows, so that a big table
-// does not pay for growing it row by row.
-func (c *Collector) Expect(n int) {
-	if n > cap(c.recs) {
-		c.recs = slices.Grow(c.recs, n-len(c.recs))
-	}
-}
+// Expect says about n flows will be added: a consumer dimension with many
+// keys then sizes its column once.
+func (c *Collector) Expect(n int) { c.tally.hint = max(c.tally.hint, n) }
 
 // Len is the number of flows added.
-func (c *Collector) Len() int { return len(c.recs) }
+func (c *Collector) Len() int { return c.n }
 
 // Add records one flow.
 func (c *Collector) Add(r *store.Row) {
+	if c.cur == nil {
+		c.cur = &chunk{recs: make([]rec, 0, chunkRecs)}
+	}
+	ch := c.cur
 	f := &r.Flow
 	x := rec{mark: f.Mark, zone: f.Zone, proto: f.Proto, cls: uint8(classOf(f))}
 	if f.Status&flow.StatusAssured != 0 {
@@ -187,14 +213,59 @@ func (c *Collector) Add(r *store.Row) {
 	if flow.HasPorts(f.Proto) {
 		x.dport = f.Orig.DstPort
 	}
-	x.src, x.flags = c.addr(f.Orig.Src, x.flags, recSrc6, recNoSrc)
-	x.dst, x.flags = c.addr(f.Orig.Dst, x.flags, recDst6, recNoDst)
-	c.recs = append(c.recs, x)
+	x.src, x.flags = ch.addr(f.Orig.Src, x.flags, recSrc6, recNoSrc)
+	x.dst, x.flags = ch.addr(f.Orig.Dst, x.flags, recDst6, recNoDst)
+	ch.recs = append(ch.recs, x)
+	c.n++
+	if len(ch.recs) == chunkRecs {
+		c.handOff()
+	}
+}
+
+// handOff sends the current chunk to the counting goroutine (started on
+// the first one) and takes a counted chunk back, or none (Add makes one).
+func (c *Collector) handOff() {
+	if c.full == nil {
+		c.full = make(chan *chunk, max(minQueued, c.tally.hint/chunkRecs+1))
+		c.free = make(chan *chunk, spareChunks)
+		c.done = make(chan struct{})
+		go func(t *tally) {
+			defer close(c.done)
+			for ch := range c.full {
+				t.count(ch)
+				ch.recs, ch.v6 = ch.recs[:0], ch.v6[:0]
+				select {
+				case c.free <- ch:
+				default: // enough spares
+				}
+			}
+		}(c.tally)
+	}
+	c.full <- c.cur
+	select {
+	case c.cur = <-c.free:
+	default:
+		c.cur = nil
+	}
+}
+
+// finish stops the counting goroutine and counts the last chunk.
+func (c *Collector) finish() *tally {
+	if c.full != nil {
+		close(c.full)
+		<-c.done
+		c.full = nil
+	}
+	if c.cur != nil {
+		c.tally.count(c.cur)
+		c.cur = nil
+	}
+	return c.tally
 }
 
 // addr encodes an address for a record: an IPv4 address as itself, an
-// IPv6 address as its index in c.v6.
-func (c *Collector) addr(a netip.Addr, flags, is6, invalid uint8) (uint32, uint8) {
+// IPv6 address as its index in ch.v6.
+func (ch *chunk) addr(a netip.Addr, flags, is6, invalid uint8) (uint32, uint8) {
 	switch {
 	case a.Is4():
 		b := a.As4()
@@ -202,6 +273,6 @@ func (c *Collector) addr(a netip.Addr, flags, is6, invalid uint8) (uint32, uint8
 	case !a.IsValid():
 		return 0, flags | invalid
 	}
-	c.v6 = append(c.v6, keyOf(a))
-	return uint32(len(c.v6) - 1), flags | is6
+	ch.v6 = append(ch.v6, keyOf(a))
+	return uint32(len(ch.v6) - 1), flags | is6
 }

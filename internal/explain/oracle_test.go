@@ -131,7 +131,7 @@ func naiveWhatIf(rows []*store.Row, s *Settings, id int, w int64) (now, within i
 // sequential and the parallel path, with tables full enough that every
 // address dimension spills into its sorted column.
 func TestAgainstNaive(t *testing.T) {
-	for _, n := range []int{500, parallelRecs + 20000} {
+	for _, n := range []int{500, parallelFlows + 20000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			rows := randomRows(n, uint64(n))
 			window := t0.Add(-time.Minute)
@@ -257,5 +257,39 @@ func TestRadixSort(t *testing.T) {
 				t.Errorf("n %d bits %d: not sorted", n, bitsN)
 			}
 		}
+	}
+}
+
+// TestCollectorChunks adds more chunks' worth of flows than may be queued
+// (no Expect), so that the walk may wait for the counting goroutine, and
+// checks the totals; a second Analyze returns the same analysis.
+func TestCollectorChunks(t *testing.T) {
+	rows := randomRows(1000, 9)
+	const n = (minQueued+20)*chunkRecs + 5
+	c := NewCollector(t0, t0.Add(-time.Minute), kernelSettings(nil))
+	wantDport := map[uint64]int{}
+	for i := range n {
+		r := &rows[i%len(rows)]
+		c.Add(r)
+		var p uint16
+		if flow.HasPorts(r.Flow.Proto) {
+			p = r.Flow.Orig.DstPort
+		}
+		wantDport[uint64(r.Flow.Proto)<<16|uint64(p)]++
+	}
+	if c.Len() != n {
+		t.Fatalf("Len %d, want %d", c.Len(), n)
+	}
+	a := c.Analyze(3)
+	if a.flows != n {
+		t.Errorf("counted %d flows, want %d", a.flows, n)
+	}
+	for _, got := range a.top[dimDport] {
+		if want := wantDport[got.key.lo]; got.flows != want {
+			t.Errorf("dport %x: %d flows, want %d", got.key.lo, got.flows, want)
+		}
+	}
+	if c.Analyze(3) != a {
+		t.Error("a second Analyze should return the same analysis")
 	}
 }
