@@ -51,7 +51,7 @@ type Analysis struct {
 	now         time.Time
 	windowStart time.Time
 	settings    *Settings
-	*classCounts
+	classCounts
 	// top are the consumers of each dimension, best first.
 	top [numDims][]cand
 }
@@ -151,7 +151,7 @@ func (c *Collector) Analyze(n int) *Analysis {
 		n = 10
 	}
 	t := c.finish()
-	a := &Analysis{now: c.now, windowStart: c.windowStart, settings: c.settings, classCounts: &t.classCounts}
+	a := &Analysis{now: c.now, windowStart: c.windowStart, settings: c.settings, classCounts: t.classCounts}
 	var tops [numDims]*topN
 	num := func(k uint64) addrKey { return addrKey{lo: k} }
 	host := func(k uint64) addrKey { return addrKey{hi: v4Tag, lo: k} }

@@ -15,7 +15,9 @@ const RateWindow = time.Minute
 // history, statistics, table size). observedSince is when the source's
 // initial listing ended: entries first seen before it were listed, not
 // created, so the rate window starts there at the earliest. Call it under
-// engine.View; the result holds nothing of the store.
+// engine.View; the result holds nothing of the store. The collector's
+// Analyze (or Report) must be called: it stops the collector's counting
+// goroutine.
 func FromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, settings *Settings) (*Collector, Input) {
 	c := NewCollector(now, windowStart(now, observedSince), settings)
 	c.Expect(s.Len())
