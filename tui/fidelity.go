@@ -13,7 +13,7 @@ import (
 // tracker's packets by verdict (the ct state each packet had) and the
 // pending expectations it made (an FTP data connection announced but not
 // yet open).
-func (m *Model) fidelityLines(f *flow.Flow, label func(string) string) []string {
+func (m *detailPage) fidelityLines(f *flow.Flow, label func(string) string) []string {
 	st := &m.st
 	var out []string
 	if f.Proto == flow.ProtoSCTP {

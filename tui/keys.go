@@ -4,8 +4,9 @@ import (
 	"charm.land/bubbles/v2/key"
 )
 
-// keyMap holds every binding; the help overlay and the footer are generated
-// from it.
+// keyMap holds every binding, in common for all components, as
+// soft-serve's keymap: each component's help.KeyMap lists the bindings it
+// handles, and the root assembles the footer and the help page from those.
 type keyMap struct {
 	Quit, Help, Back                      key.Binding
 	Up, Down, PageUp, PageDown, Home, End key.Binding
@@ -77,20 +78,5 @@ func newKeyMap(ascii bool) keyMap {
 		Confirm:      b("y", "yes", "y", "Y"),
 		PressureView: b("4/e", "pressure", "4", "e"),
 		WhatIf:       b("w", "what-if value", "w"),
-	}
-}
-
-// ShortHelp is the one-line footer.
-func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Help, k.Filter, k.Detail, k.SortNext, k.Reverse, k.TransView, k.GroupView, k.Export, k.Pause, k.Quit}
-}
-
-// FullHelp is the help overlay, one column per group.
-func (k keyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.Follow, k.Detail, k.Master, k.Back},
-		{k.TableView, k.TransView, k.GroupView, k.PressureView, k.Next, k.SortNext, k.SortPrev, k.Reverse, k.GroupNext, k.GroupPrev},
-		{k.Filter, k.ClearFilter, k.PortFilter, k.ToggleNew, k.ToggleEst, k.ToggleRel, k.ToggleTCP, k.ToggleUDP, k.ToggleICMP, k.WhatIf},
-		{k.PortNames, k.Pause, k.Export, k.Delete, k.DeleteAll, k.Help, k.Quit},
 	}
 }

@@ -106,20 +106,20 @@ func TestSelectionFollowsFlow(t *testing.T) {
 	m := New(eng, o)
 	drive(t, m, 120, 30, ">", ">", ">", ">") // sort by source address
 	drive(t, m, 120, 30, "down", "down")
-	idx := m.selIdx
-	before, ok := m.selectedRow()
+	idx := m.table.selIdx
+	before, ok := m.table.selectedRow()
 	if !ok {
 		t.Fatal("no selection")
 	}
 	early := tcpFlow(99, "10.0.0.0", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
 	eng.Apply([]flow.Event{{Type: flow.EventNew, Time: t0, Flow: early}})
 	m.Update(tickMsg(t0))
-	after, ok := m.selectedRow()
+	after, ok := m.table.selectedRow()
 	if !ok || after.Flow.Key() != before.Flow.Key() {
 		t.Fatalf("selection moved from %v to %v", before.Flow.Orig, after.Flow.Orig)
 	}
-	if m.selIdx != idx+1 {
-		t.Fatalf("selected index %d, want %d (one flow sorted in before it)", m.selIdx, idx+1)
+	if m.table.selIdx != idx+1 {
+		t.Fatalf("selected index %d, want %d (one flow sorted in before it)", m.table.selIdx, idx+1)
 	}
 }
 
@@ -169,25 +169,25 @@ func TestFilterKeepsPrevious(t *testing.T) {
 	eng := newEngine(t, scenario())
 	m := New(eng, testOptions())
 	drive(t, m, 120, 30, "/", "u", "d", "p", "enter")
-	if m.filterText() != "udp" || m.res.Matched != 1 {
-		t.Fatalf("filter %q matched %d", m.filterText(), m.res.Matched)
+	if m.filterText() != "udp" || m.table.res.Matched != 1 {
+		t.Fatalf("filter %q matched %d", m.filterText(), m.table.res.Matched)
 	}
 	drive(t, m, 120, 30, "/", " ", "a", "n", "d", " ", "(", "enter")
-	if m.mode != modeFilter || m.filterErr == nil || m.filterText() != "udp" || m.res.Matched != 1 {
-		t.Fatalf("after a bad filter: mode %d err %v filter %q matched %d", m.mode, m.filterErr, m.filterText(), m.res.Matched)
+	if m.bar.mode != barFilter || m.bar.filterErr == nil || m.filterText() != "udp" || m.table.res.Matched != 1 {
+		t.Fatalf("after a bad filter: mode %d err %v filter %q matched %d", m.bar.mode, m.bar.filterErr, m.filterText(), m.table.res.Matched)
 	}
 	drive(t, m, 120, 30, "esc")
-	if m.mode != modeNormal || m.filterText() != "udp" {
-		t.Fatalf("after esc: mode %d filter %q", m.mode, m.filterText())
+	if m.bar.mode != barIdle || m.filterText() != "udp" {
+		t.Fatalf("after esc: mode %d filter %q", m.bar.mode, m.filterText())
 	}
 	drive(t, m, 120, 30, "c")
-	if m.filterText() != "" || m.res.Matched != 7 {
-		t.Fatalf("after clear: filter %q matched %d", m.filterText(), m.res.Matched)
+	if m.filterText() != "" || m.table.res.Matched != 7 {
+		t.Fatalf("after clear: filter %q matched %d", m.filterText(), m.table.res.Matched)
 	}
 	// A bad initial filter is reported, and everything is shown.
 	m = New(eng, Options{Filter: "port", Now: testOptions().Now, NoProcs: true})
 	out := ansi.Strip(drive(t, m, 120, 30))
-	if !strings.Contains(out, "position") || m.res.Matched != 7 {
+	if !strings.Contains(out, "position") || m.table.res.Matched != 7 {
 		t.Fatalf("bad initial filter:\n%s", out)
 	}
 }
@@ -212,16 +212,16 @@ func TestDelete(t *testing.T) {
 	// Without --allow-delete: refused, nothing deleted.
 	m := New(eng, testOptions())
 	drive(t, m, 120, 30, "d")
-	if m.mode != modeNormal || !strings.Contains(m.statusMsg, "--allow-delete") {
-		t.Fatalf("delete without AllowDelete: mode %d status %q", m.mode, m.statusMsg)
+	if m.actions.asking() || !strings.Contains(m.footer.text, "--allow-delete") {
+		t.Fatalf("delete without AllowDelete: asking %v status %q", m.actions.asking(), m.footer.text)
 	}
 
 	o := testOptions()
 	o.AllowDelete = true
 	m = New(eng, o)
 	drive(t, m, 120, 30, "/", dport80[0], dport80[1], dport80[2], dport80[3], dport80[4], dport80[5], dport80[6], dport80[7], "enter", "D")
-	if m.mode != modeConfirmDelete || m.deleteCount != 2 {
-		t.Fatalf("D: mode %d count %d", m.mode, m.deleteCount)
+	if m.actions.ask != askConfirm || m.actions.deleteCount != 2 {
+		t.Fatalf("D: asking %d count %d", m.actions.ask, m.actions.deleteCount)
 	}
 	if !strings.Contains(ansi.Strip(m.View().Content), "delete 2 flows matching") {
 		t.Fatalf("no confirmation shown:\n%s", ansi.Strip(m.View().Content))
@@ -303,8 +303,8 @@ func TestPortNames(t *testing.T) {
 	m = New(eng, o)
 	_, cmd = m.Update(press("P"))
 	m.Update(runCmd(t, cmd))
-	if m.portNames || !m.statusErr {
-		t.Fatalf("missing services file: names %v status %q", m.portNames, m.statusMsg)
+	if m.portNames || !m.footer.err {
+		t.Fatalf("missing services file: names %v status %q", m.portNames, m.footer.text)
 	}
 }
 
@@ -345,8 +345,8 @@ func Test80x24(t *testing.T) {
 	if rows < 15 {
 		t.Fatalf("%d flow rows at 80x24, want at least 15:\n%s", rows, out)
 	}
-	for i := range m.res.Rows[:rows] {
-		f := &m.res.Rows[i].Flow
+	for i := range m.table.res.Rows[:rows] {
+		f := &m.table.res.Rows[i].Flow
 		src, dst := f.Orig.Src.String(), f.Orig.Dst.String()
 		sp, dp := ":"+strconv.Itoa(int(f.Orig.SrcPort)), ":"+strconv.Itoa(int(f.Orig.DstPort))
 		if f.Family == flow.FamilyIPv6 {
@@ -419,19 +419,19 @@ func TestPauseStillPicture(t *testing.T) {
 	}
 	// Navigation, sort and filter on the frozen rows.
 	drive(t, m, 120, 30, "down", "down")
-	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 3 {
+	if r, ok := m.table.selectedRow(); !ok || r.Flow.ID != 3 {
 		t.Fatalf("selection on %+v, want flow 3 (third oldest)", r.Flow.Orig)
 	}
 	drive(t, m, 120, 30, ">", ">", ">", ">") // sort by source
-	if m.res.Matched != 7 || m.res.Rows[0].Flow.ID == 99 {
-		t.Fatalf("sorted frozen table: matched %d, first %v", m.res.Matched, m.res.Rows[0].Flow.Orig)
+	if m.table.res.Matched != 7 || m.table.res.Rows[0].Flow.ID == 99 {
+		t.Fatalf("sorted frozen table: matched %d, first %v", m.table.res.Matched, m.table.res.Rows[0].Flow.Orig)
 	}
-	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 3 {
+	if r, ok := m.table.selectedRow(); !ok || r.Flow.ID != 3 {
 		t.Fatalf("selection moved off flow 3 when sorting: %+v", r.Flow.Orig)
 	}
 	drive(t, m, 120, 30, "/", "p", "o", "r", "t", " ", "2", "1", "enter")
-	if m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 1 || m.res.Rows[0].Destroyed {
-		t.Fatalf("filtered frozen table: %d rows, first %+v", m.res.Matched, m.res.Rows[0])
+	if m.table.res.Matched != 1 || m.table.res.Rows[0].Flow.ID != 1 || m.table.res.Rows[0].Destroyed {
+		t.Fatalf("filtered frozen table: %d rows, first %+v", m.table.res.Matched, m.table.res.Rows[0])
 	}
 	// Resume: the live table, with the new flow and without the destroyed
 	// one alive.
@@ -461,13 +461,13 @@ func TestPauseBigTable(t *testing.T) {
 	m := New(eng, testOptions())
 	m.maxFrozen = 6
 	drive(t, m, 120, 30, "down", "down", "down", "down", "down", "down", "down", "down", "down", "down")
-	sel, _ := m.selectedRow()
+	sel, _ := m.table.selectedRow()
 	_, cmd := m.Update(press("p"))
 	m.Update(runCmd(t, cmd))
 	if m.frozen == nil || !m.frozen.partial || len(m.frozen.rows) != 6 || m.frozen.total != 20 {
 		t.Fatal("want a partial freeze of 6 of 20 rows")
 	}
-	if r, ok := m.selectedRow(); !ok || r.Flow.Key() != sel.Flow.Key() {
+	if r, ok := m.table.selectedRow(); !ok || r.Flow.Key() != sel.Flow.Key() {
 		t.Fatal("the selection is not in the frozen rows")
 	}
 	if out := ansi.Strip(m.View().Content); !strings.Contains(out, "PAUSED (6 of 20 flows kept) 0 changes waiting") {
@@ -504,31 +504,31 @@ func TestMouse(t *testing.T) {
 	}
 	x, y := screenY(t, m, "10.100.1.12:32222")
 	click(m, x, y)
-	if r, ok := m.selectedRow(); !ok || r.Flow.ID != 12 || m.view != viewTable {
-		t.Fatalf("click selected %v (view %d)", r.Flow.Orig, m.view)
+	if r, ok := m.table.selectedRow(); !ok || r.Flow.ID != 12 || m.page != pageTable {
+		t.Fatalf("click selected %v (view %d)", r.Flow.Orig, m.page)
 	}
 	click(m, x, y)
-	if m.view != viewDetail || !strings.Contains(ansi.Strip(m.View().Content), "original   10.100.1.12:32222") {
+	if m.page != pageDetail || !strings.Contains(ansi.Strip(m.View().Content), "original   10.100.1.12:32222") {
 		t.Fatalf("second click did not open the detail:\n%s", ansi.Strip(m.View().Content))
 	}
 	drive(t, m, 80, 24, "esc")
 	m.Update(tea.MouseWheelMsg{X: x, Y: y, Button: tea.MouseWheelDown})
-	if r, _ := m.selectedRow(); r.Flow.ID != 15 {
+	if r, _ := m.table.selectedRow(); r.Flow.ID != 15 {
 		t.Fatalf("wheel down: selected flow %d, want 15", r.Flow.ID)
 	}
 	m.Update(tea.MouseWheelMsg{X: x, Y: y, Button: tea.MouseWheelUp})
-	if r, _ := m.selectedRow(); r.Flow.ID != 12 {
+	if r, _ := m.table.selectedRow(); r.Flow.ID != 12 {
 		t.Fatalf("wheel up: selected flow %d, want 12", r.Flow.ID)
 	}
 	// Sort by a click on a column title; a second click reverses.
 	hx, hy := screenY(t, m, "DESTINATION")
 	click(m, hx+2, hy)
-	if m.sortKey != store.SortDst || m.desc {
-		t.Fatalf("click on DESTINATION: sort %d desc %v", m.sortKey, m.desc)
+	if m.table.sortKey != store.SortDst || m.table.desc {
+		t.Fatalf("click on DESTINATION: sort %d desc %v", m.table.sortKey, m.table.desc)
 	}
 	click(m, hx+2, hy)
-	if m.sortKey != store.SortDst || !m.desc {
-		t.Fatalf("second click on DESTINATION: sort %d desc %v", m.sortKey, m.desc)
+	if m.table.sortKey != store.SortDst || !m.table.desc {
+		t.Fatalf("second click on DESTINATION: sort %d desc %v", m.table.sortKey, m.table.desc)
 	}
 	if !strings.Contains(ansi.Strip(m.View().Content), "sort destination ▼") {
 		t.Fatalf("sort not shown:\n%s", ansi.Strip(m.View().Content))
@@ -536,24 +536,24 @@ func TestMouse(t *testing.T) {
 	// View tabs.
 	tx, ty := screenY(t, m, "groups")
 	click(m, tx, ty)
-	if m.view != viewGroups {
-		t.Fatalf("click on the groups tab: view %d", m.view)
+	if m.page != pageGroups {
+		t.Fatalf("click on the groups tab: view %d", m.page)
 	}
 	gx, gy := screenY(t, m, "source host")
 	click(m, gx+1, gy)
-	if m.groupBy != store.GroupSrcHost {
-		t.Fatalf("click on source host: grouping %d", m.groupBy)
+	if m.groups.groupBy != store.GroupSrcHost {
+		t.Fatalf("click on source host: grouping %d", m.groups.groupBy)
 	}
 	lx, ly := screenY(t, m, "10.100.1.12 ")
 	click(m, lx, ly)
 	click(m, lx, ly)
-	if m.view != viewTable || m.res.Matched != 1 || m.res.Rows[0].Flow.ID != 12 {
-		t.Fatalf("two clicks on a group: view %d, %d rows", m.view, m.res.Matched)
+	if m.page != pageTable || m.table.res.Matched != 1 || m.table.res.Rows[0].Flow.ID != 12 {
+		t.Fatalf("two clicks on a group: view %d, %d rows", m.page, m.table.res.Matched)
 	}
 	tx, ty = screenY(t, m, "transitions")
 	click(m, tx+1, ty)
-	if m.view != viewTransitions {
-		t.Fatalf("click on the transitions tab: view %d", m.view)
+	if m.page != pageTransitions {
+		t.Fatalf("click on the transitions tab: view %d", m.page)
 	}
 	// --no-mouse: no mouse reporting asked of the terminal.
 	o := testOptions()

@@ -20,7 +20,7 @@ import (
 type PressureMsg struct {
 	Report *explain.Report
 	// Analysis and Input made Report (nil Analysis: a report alone); the
-	// view keeps them to report again with another what-if value without
+	// page keeps them to report again with another what-if value without
 	// walking the table.
 	Analysis *explain.Analysis
 	Input    explain.Input
@@ -32,8 +32,16 @@ type PressureMsg struct {
 // view is open; a slow report (a huge table) spaces them further.
 const pressureEvery = 2 * time.Second
 
-// pressureView is the pressure view's state.
-type pressureView struct {
+// pressurePage is the pressure view: what fills the table and what to do
+// about it, from an explain.Report computed in the background (it walks
+// the whole table) while the page is shown, every pressureEvery or five
+// times as long as the last report took. w types a what-if value on a line
+// of the page's own: the report shown is made again from the same
+// analysis at once, and every later report asks for it.
+type pressurePage struct {
+	*common
+	width, height int
+
 	report *explain.Report
 	busy   bool
 	asked  time.Time
@@ -42,44 +50,53 @@ type pressureView struct {
 	// analysis and in made report (analysis nil: unknown).
 	analysis *explain.Analysis
 	in       explain.Input
-	// whatIf is the user's what-if value (w), as typed and parsed (nil:
-	// none): every report asks for it.
+	// The user's what-if value as typed and parsed (nil: none), and its
+	// input line while open.
 	whatIfText string
 	whatIf     map[string]uint32
+	typing     bool
+	edit       lineEdit
 }
 
-// pressured says the header should point at the pressure view: the table
-// is above 80 % of its limit or has dropped lately.
-func (m *Model) pressured() bool {
-	t := m.sum.Table
-	if !m.dropAt.IsZero() && m.now.Sub(m.dropAt) < loudFor {
-		return true
-	}
-	return t.Max > 0 && !t.Time.IsZero() && float64(t.Count) >= 0.8*float64(t.Max)
+var (
+	_ page   = (*pressurePage)(nil)
+	_ poller = (*pressurePage)(nil)
+)
+
+func newPressurePage(c *common) *pressurePage { return &pressurePage{common: c, edit: newLineEdit()} }
+
+// ShortHelp implements help.KeyMap.
+func (m *pressurePage) ShortHelp() []key.Binding {
+	return []key.Binding{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.WhatIf, m.keys.Back}
 }
 
-// pressureHint is the header's pointer to the pressure view.
-func (m *Model) pressureHint() string {
-	if !m.pressured() || m.view == viewPressure {
-		return ""
-	}
-	return " " + m.st.warn.Render("[e] why?")
+// FullHelp implements help.KeyMap: moving, then the page's own action.
+func (m *pressurePage) FullHelp() [][]key.Binding {
+	return [][]key.Binding{{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.Back}, {m.keys.WhatIf}}
 }
 
-// askPressure starts a background report when the pressure view is open
-// and the last one is old enough.
-func (m *Model) askPressure() tea.Cmd {
-	pv := &m.pressure
-	if m.view != viewPressure || pv.busy || m.paused {
+// editing says the what-if line is open: the page has every key.
+func (m *pressurePage) editing() bool { return m.typing }
+
+// SetSize implements component.
+func (m *pressurePage) SetSize(w, h int) { m.width, m.height = w, h }
+
+// refresh implements page: the report comes from poll, not from a refresh.
+func (m *pressurePage) refresh() {}
+
+// poll implements poller: it starts a background report when the last one
+// is old enough.
+func (m *pressurePage) poll() tea.Cmd {
+	if m.busy || m.paused {
 		return nil
 	}
 	now := time.Now()
-	if pv.report != nil && now.Sub(pv.asked) < max(pressureEvery, 5*pv.took) {
+	if m.report != nil && now.Sub(m.asked) < max(pressureEvery, 5*m.took) {
 		return nil
 	}
-	pv.busy, pv.asked = true, now
+	m.busy, m.asked = true, now
 	eng, hooks := m.eng, m.opts.Explain
-	opts := explain.Options{Filter: m.filterText(), WhatIf: pv.whatIf}
+	opts := explain.Options{Filter: m.filterText(), WhatIf: m.whatIf}
 	if mt := m.matcher(); mt != nil {
 		opts.Matcher = mt
 	}
@@ -91,35 +108,69 @@ func (m *Model) askPressure() tea.Cmd {
 	}
 }
 
-// pressureDone takes a finished report; one asked for before the user
-// typed another what-if value is reported again with it.
-func (m *Model) pressureDone(msg PressureMsg) {
-	pv := &m.pressure
-	pv.busy = false
-	pv.report, pv.analysis, pv.in = msg.Report, msg.Analysis, msg.Input
-	if pv.analysis != nil && !maps.Equal(pv.in.WhatIf, pv.whatIf) {
-		pv.reportAgain()
+// Update implements component: a finished report (one asked for before
+// the user typed another what-if value is reported again with it); keys
+// scroll, open the what-if line, and back; while the line is open, it
+// edits it.
+func (m *pressurePage) Update(msg tea.Msg) tea.Cmd {
+	if m.typing {
+		switch msg := msg.(type) {
+		case tea.KeyPressMsg:
+			return m.keyWhatIf(msg)
+		case tea.PasteMsg:
+			m.edit.handle(msg)
+			return nil
+		}
 	}
-	pv.took = msg.Took
-	m.dirty = true
+	switch msg := msg.(type) {
+	case PressureMsg:
+		m.busy = false
+		m.report, m.analysis, m.in = msg.Report, msg.Analysis, msg.Input
+		if m.analysis != nil && !maps.Equal(m.in.WhatIf, m.whatIf) {
+			m.reportAgain()
+		}
+		m.took = msg.Took
+	case tea.KeyPressMsg:
+		k := &m.keys
+		page := max(1, m.height-1)
+		switch {
+		case key.Matches(msg, k.Up):
+			m.scroll--
+		case key.Matches(msg, k.Down):
+			m.scroll++
+		case key.Matches(msg, k.PageUp):
+			m.scroll -= page
+		case key.Matches(msg, k.PageDown):
+			m.scroll += page
+		case key.Matches(msg, k.Home):
+			m.scroll = 0
+		case key.Matches(msg, k.Back):
+			m.show(pageTable)
+		case key.Matches(msg, k.WhatIf):
+			m.typing = true
+			m.edit.set(m.whatIfText)
+		}
+		m.scroll = max(0, m.scroll)
+	}
+	return nil
 }
 
 // reportAgain reports the last analysis with the user's what-if value.
-func (pv *pressureView) reportAgain() {
-	pv.in.WhatIf = pv.whatIf
-	pv.report = pv.analysis.Report(pv.in)
+func (m *pressurePage) reportAgain() {
+	m.in.WhatIf = m.whatIf
+	m.report = m.analysis.Report(m.in)
 }
 
-// whatIfPrompt is the what-if input line's prompt.
+// whatIfPrompt is the what-if line's prompt.
 const whatIfPrompt = "what-if timeout (seconds, or sysctl=seconds,...; empty clears; enter, esc): "
 
-// keyWhatIf edits the what-if value (w in the pressure view): enter
-// applies it to the report shown at once and to every later one.
-func (m *Model) keyWhatIf(msg tea.KeyPressMsg) tea.Cmd {
-	pv := &m.pressure
-	switch k := m.keys; {
+// keyWhatIf edits the what-if value: enter applies it to the report shown
+// at once and to every later one; a bad value is refused with the line
+// kept open.
+func (m *pressurePage) keyWhatIf(msg tea.KeyPressMsg) tea.Cmd {
+	switch k := &m.keys; {
 	case key.Matches(msg, k.Cancel):
-		m.mode = modeNormal
+		m.typing = false
 		return nil
 	case key.Matches(msg, k.ForceQuit):
 		return tea.Quit
@@ -130,63 +181,43 @@ func (m *Model) keyWhatIf(msg tea.KeyPressMsg) tea.Cmd {
 			m.setStatus(true, "%v", err)
 			return nil
 		}
-		m.mode = modeNormal
-		pv.whatIfText, pv.whatIf = text, w
+		m.typing = false
+		m.whatIfText, m.whatIf = text, w
 		if len(w) == 0 {
-			pv.whatIf = nil
+			m.whatIf = nil
 		}
-		if pv.analysis != nil {
-			pv.reportAgain()
+		if m.analysis != nil {
+			m.reportAgain()
 		}
-		m.dirty = true
 		return nil
 	}
 	m.edit.handle(msg)
 	return nil
 }
 
-// keyPressure handles keys in the pressure view: scrolling, and back.
-func (m *Model) keyPressure(msg tea.KeyPressMsg) {
-	k := m.keys
-	pv := &m.pressure
-	page := max(1, m.bodyRows()-1)
-	switch {
-	case key.Matches(msg, k.Up):
-		pv.scroll--
-	case key.Matches(msg, k.Down):
-		pv.scroll++
-	case key.Matches(msg, k.PageUp):
-		pv.scroll -= page
-	case key.Matches(msg, k.PageDown):
-		pv.scroll += page
-	case key.Matches(msg, k.Home):
-		pv.scroll = 0
-	case key.Matches(msg, k.Back):
-		m.view = viewTable
-	case key.Matches(msg, k.WhatIf):
-		m.mode = modeWhatIf
-		m.edit.set(pv.whatIfText)
-	}
-	pv.scroll = max(0, pv.scroll)
-}
+// View implements component.
+func (m *pressurePage) View() string { return fitLines(m.viewLines(), m.width, m.height) }
 
-// pressurePage is the pressure view's body of n rows.
-func (m *Model) pressurePage(n int) []string {
-	pv := &m.pressure
+// viewLines implements page.
+func (m *pressurePage) viewLines() []string { return m.lines(m.height) }
+
+// lines is the pressure view's body of n rows: the what-if line (while
+// open, or the value in use), then the report.
+func (m *pressurePage) lines(n int) []string {
 	var top []string
 	switch {
-	case m.mode == modeWhatIf:
+	case m.typing:
 		top = append(top, m.st.key.Render(whatIfPrompt)+m.edit.render(&m.st))
-	case pv.whatIf != nil:
-		top = append(top, m.st.dim.Render("your what-if: ")+termsafe.Escape(pv.whatIfText)+m.st.dim.Render(" (w: change)"))
+	case m.whatIf != nil:
+		top = append(top, m.st.dim.Render("your what-if: ")+termsafe.Escape(m.whatIfText)+m.st.dim.Render(" (w: change)"))
 	}
 	n = max(0, n-len(top))
-	if pv.report == nil {
+	if m.report == nil {
 		return append(top, m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…"))
 	}
-	lines := PressureLines(pv.report, m.w, &m.st)
-	pv.scroll = max(0, min(pv.scroll, len(lines)-n))
-	lines = lines[pv.scroll:]
+	lines := PressureLines(m.report, m.width, &m.st)
+	m.scroll = max(0, min(m.scroll, len(lines)-n))
+	lines = lines[m.scroll:]
 	if len(lines) > n {
 		lines = lines[:n]
 	}

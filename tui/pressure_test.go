@@ -132,25 +132,25 @@ func TestPressureWhatIf(t *testing.T) {
 		t.Fatal("a user what-if before anything was typed")
 	}
 	out := ansi.Strip(drive(t, m, 120, 40, "w", "4", "5"))
-	if m.mode != modeWhatIf || !strings.Contains(out, "what-if timeout") || !strings.Contains(out, "45") {
+	if !m.pressure.typing || !strings.Contains(out, "what-if timeout") || !strings.Contains(out, "45") {
 		t.Fatalf("the what-if input is not open with 45:\n%s", out)
 	}
 	out = ansi.Strip(drive(t, m, 120, 40, "enter"))
 	if v, freed, ok := userValue(); !ok || v != 45 || freed != 1 {
 		t.Fatalf("user what-if %d (frees %d, found %v), want 45 freeing the DNS flow:\n%s", v, freed, ok, out)
 	}
-	if m.pressure.analysis != a || m.mode != modeNormal || !strings.Contains(out, "45s:1/1") || !strings.Contains(out, "your what-if: 45") {
+	if m.pressure.analysis != a || m.pressure.typing || !strings.Contains(out, "45s:1/1") || !strings.Contains(out, "your what-if: 45") {
 		t.Errorf("not reported again from the same analysis, or not shown:\n%s", out)
 	}
 
 	// A bad value: refused, the input stays open, the value stays.
 	out = ansi.Strip(drive(t, m, 120, 40, "w", "ctrl+u", "x", "enter"))
-	if m.mode != modeWhatIf || !m.statusErr || !strings.Contains(out, "not a number") {
+	if !m.pressure.typing || !m.footer.err || !strings.Contains(out, "not a number") {
 		t.Errorf("a bad value should be refused with the input open:\n%s", out)
 	}
 	drive(t, m, 120, 40, "esc")
-	if v, _, ok := userValue(); m.mode != modeNormal || !ok || v != 45 {
-		t.Errorf("esc should keep 45: mode %d value %d", m.mode, v)
+	if v, _, ok := userValue(); m.pressure.typing || !ok || v != 45 {
+		t.Errorf("esc should keep 45: typing %v value %d", m.pressure.typing, v)
 	}
 
 	// A report asked for before the value: reported again with it.

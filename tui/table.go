@@ -1,15 +1,317 @@
 package tui
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/internal/termsafe"
 	"github.com/conntop/conntop/tui/widget"
 )
+
+// flowTable is the flow table page: the visible window of the filtered,
+// sorted table (queried through an engine.Viewer, or from the still
+// picture of a pause), a selection that stays on its flow while rows move,
+// and the column layout for the width. Only the visible rows are
+// formatted.
+type flowTable struct {
+	*common
+	// viewer holds this table's own query state (filter, sort, window).
+	viewer        *engine.Viewer
+	width, height int // height counts the column titles
+
+	sortKey store.SortKey
+	desc    bool
+	sel     *flow.Key
+	selIdx  int
+	offset  int
+	byIndex bool
+	follow  bool
+	res     store.Result
+
+	nav, sorting []key.Binding
+}
+
+var _ page = (*flowTable)(nil)
+
+func newFlowTable(c *common) *flowTable {
+	k := &c.keys
+	return &flowTable{common: c, viewer: c.eng.NewViewer(), byIndex: true,
+		nav:     []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.Follow, k.Detail},
+		sorting: []key.Binding{k.SortNext, k.SortPrev, k.Reverse}}
+}
+
+// ShortHelp implements help.KeyMap.
+func (m *flowTable) ShortHelp() []key.Binding {
+	return []key.Binding{m.keys.Detail, m.keys.SortNext, m.keys.Reverse}
+}
+
+// FullHelp implements help.KeyMap: moving, then sorting.
+func (m *flowTable) FullHelp() [][]key.Binding { return [][]key.Binding{m.nav, m.sorting} }
+
+// SetSize implements component.
+func (m *flowTable) SetSize(w, h int) { m.width, m.height = w, h }
+
+// rows is the number of flow rows shown.
+func (m *flowTable) rows() int { return max(0, m.height-1) }
+
+// View implements component.
+func (m *flowTable) View() string { return fitLines(m.viewLines(), m.width, m.height) }
+
+// viewLines implements page.
+func (m *flowTable) viewLines() []string { return m.tableLines(m.height) }
+
+// refresh implements page: it queries the visible window.
+func (m *flowTable) refresh() { m.query(max(1, m.rows())) }
+
+// top shows the table from its first row (a new filter).
+func (m *flowTable) top() { m.byIndex, m.selIdx, m.offset = true, 0, 0 }
+
+// selectFlow selects flow k, shown even if the filter hides it.
+func (m *flowTable) selectFlow(k flow.Key) { m.sel, m.byIndex, m.follow = &k, false, false }
+
+// matchedTotal implements tableStatus and selection.
+func (m *flowTable) matchedTotal() (matched, total int) { return m.res.Matched, m.res.Total }
+
+// sortStatus implements tableStatus: the sort shows on the table's pages.
+func (m *flowTable) sortStatus() string {
+	var s string
+	if m.page == pageTable || m.page == pageDetail {
+		dir := m.st.up
+		if m.desc {
+			dir = m.st.down
+		}
+		s += "  sort " + sortNames[m.sortKey] + " " + dir
+	}
+	if m.follow {
+		s += "  " + m.st.ok.Render("FOLLOW")
+	}
+	return s
+}
+
+// procFlows implements procUser: the shown TCP and UDP flows, while the
+// process column is shown.
+func (m *flowTable) procFlows() []flow.Flow {
+	if !m.procColumnShown() {
+		return nil
+	}
+	return m.rowFlows()
+}
+
+// rowFlows are the TCP and UDP flows of the window.
+func (m *flowTable) rowFlows() []flow.Flow {
+	var flows []flow.Flow
+	for i := range m.res.Rows {
+		f := &m.res.Rows[i].Flow
+		if f.Proto == flow.ProtoTCP || f.Proto == flow.ProtoUDP {
+			flows = append(flows, *f)
+		}
+	}
+	return flows
+}
+
+// freezeCmd takes the still picture of a pause around the selection.
+func (m *flowTable) freezeCmd(limit int) tea.Cmd {
+	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Offset: m.offset, Select: m.sel}
+	return freezeCmd(m.eng, q, m.selIdx, limit)
+}
+
+// Update implements component: moving, sorting, following, opening the
+// detail; a click selects (a second one opens), a click on a column title
+// sorts by it; the wheel scrolls.
+func (m *flowTable) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.KeyPressMsg:
+		m.key(msg)
+	case tea.MouseWheelMsg:
+		m.wheel(msg)
+	case tea.MouseClickMsg:
+		if msg.Button == tea.MouseLeft {
+			m.click(msg.X, msg.Y)
+		}
+	}
+	return nil
+}
+
+func (m *flowTable) key(msg tea.KeyPressMsg) {
+	k := &m.keys
+	page := max(1, m.rows()-1)
+	switch {
+	case key.Matches(msg, k.Up):
+		m.moveSel(-1)
+	case key.Matches(msg, k.Down):
+		m.moveSel(1)
+	case key.Matches(msg, k.PageUp):
+		m.moveSel(-page)
+		m.offset = max(0, m.offset-page)
+	case key.Matches(msg, k.PageDown):
+		m.moveSel(page)
+		m.offset += page
+	case key.Matches(msg, k.Home):
+		m.moveSel(-m.selIdx)
+		m.offset = 0
+	case key.Matches(msg, k.End):
+		m.moveSel(m.res.Matched)
+	case key.Matches(msg, k.Follow):
+		m.follow = !m.follow
+	case key.Matches(msg, k.SortNext):
+		m.sortKey = (m.sortKey + 1) % store.NumSortKeys
+	case key.Matches(msg, k.SortPrev):
+		m.sortKey = (m.sortKey + store.NumSortKeys - 1) % store.NumSortKeys
+	case key.Matches(msg, k.Reverse):
+		m.desc = !m.desc
+	case key.Matches(msg, k.Detail):
+		if m.sel != nil {
+			m.show(pageDetail)
+		}
+	case key.Matches(msg, k.Back):
+		if m.follow {
+			m.follow = false
+		}
+	}
+}
+
+// wheel moves the selection by wheelStep rows a notch.
+func (m *flowTable) wheel(msg tea.MouseWheelMsg) {
+	switch msg.Button {
+	case tea.MouseWheelUp:
+		m.moveSel(-wheelStep)
+	case tea.MouseWheelDown:
+		m.moveSel(wheelStep)
+	}
+}
+
+// click at column x of page line y: the first line is the column titles,
+// then the rows.
+func (m *flowTable) click(x, y int) {
+	if y == 0 {
+		c := m.columnAt(x)
+		if c < 0 {
+			return
+		}
+		key := colSort[c]
+		if key < 0 {
+			return
+		}
+		if store.SortKey(key) == m.sortKey {
+			m.desc = !m.desc
+		} else {
+			m.sortKey, m.desc = store.SortKey(key), false
+		}
+		return
+	}
+	idx := m.res.Offset + y - 1
+	if y-1 >= len(m.res.Rows) {
+		return
+	}
+	if idx == m.selIdx && m.sel != nil {
+		m.show(pageDetail)
+		return
+	}
+	m.moveSel(idx - m.selIdx)
+}
+
+// columnAt returns the table column under screen column x, or -1.
+func (m *flowTable) columnAt(x int) int {
+	widths := m.layout()
+	pos := 0
+	for c := range numCols {
+		if widths[c] == 0 {
+			continue
+		}
+		if x >= pos && x < pos+widths[c] {
+			return c
+		}
+		pos += widths[c] + 1
+	}
+	return -1
+}
+
+// moveSel moves the selection by delta rows (by position).
+func (m *flowTable) moveSel(delta int) {
+	m.follow = false
+	m.byIndex = true
+	m.selIdx = max(0, min(m.selIdx+delta, m.res.Matched-1))
+}
+
+// querier answers table queries: the live table (engine.Viewer) or the
+// still picture of a pause (frozenTable).
+type querier interface {
+	Query(q store.Query) store.Result
+}
+
+// query fetches the visible window, keeping the selection on the same
+// flow when it can, else on the same row number.
+func (m *flowTable) query(limit int) {
+	var src querier = m.viewer
+	if m.paused {
+		if m.frozen == nil {
+			return // the picture is being taken: keep the rows shown
+		}
+		src = m.frozen
+	}
+	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Limit: limit}
+	if m.follow {
+		m.byIndex = true
+		m.selIdx = math.MaxInt32
+	}
+	if !m.byIndex && m.sel != nil {
+		q.Offset = m.offset
+		sel := *m.sel
+		q.Select = &sel
+		res := src.Query(q)
+		if res.SelectedIndex >= 0 {
+			m.res = res
+			m.selIdx, m.offset = res.SelectedIndex, res.Offset
+			return
+		}
+		// The selected flow is gone: stay on the same row number.
+	}
+	m.byIndex = false
+	q.Select = nil
+	// First learn how many rows match, then place the window around the
+	// wanted row.
+	q.Offset = m.offset
+	res := src.Query(q)
+	if res.Matched == 0 {
+		m.res, m.sel, m.selIdx, m.offset = res, nil, 0, 0
+		return
+	}
+	idx := max(0, min(m.selIdx, res.Matched-1))
+	off := max(0, min(m.offset, res.Matched-limit))
+	if idx < off {
+		off = idx
+	} else if idx >= off+limit {
+		off = idx - limit + 1
+	}
+	if off != res.Offset {
+		q.Offset = off
+		res = src.Query(q)
+	}
+	m.res = res
+	m.offset = res.Offset
+	m.selIdx = idx
+	if i := idx - res.Offset; i >= 0 && i < len(res.Rows) {
+		k := res.Rows[i].Flow.Key()
+		m.sel = &k
+	}
+}
+
+// selectedRow returns the selected row of the window.
+func (m *flowTable) selectedRow() (store.Row, bool) {
+	i := m.selIdx - m.res.Offset
+	if i < 0 || i >= len(m.res.Rows) {
+		return store.Row{}, false
+	}
+	return m.res.Rows[i], true
+}
 
 // Table columns.
 const (
@@ -56,11 +358,19 @@ var colRight = [numCols]bool{colPkts: true, colBytes: true, colRate: true, colAg
 // sortNames name the sort keys in the filter line.
 var sortNames = [store.NumSortKeys]string{"age", "state", "tcp state", "proto", "source", "destination", "sport", "dport", "packets", "bytes", "rate", "timeout", "mark"}
 
+// colSort is the sort key a click on a column's title selects (-1: none).
+var colSort = [numCols]int{
+	colState: int(store.SortState), colSeen: -1, colTCP: int(store.SortTCPState), colProto: int(store.SortProto),
+	colSrc: int(store.SortSrc), colDst: int(store.SortDst), colReply: -1, colPkts: int(store.SortPackets),
+	colBytes: int(store.SortBytes), colRate: int(store.SortRate), colAge: int(store.SortAge),
+	colTTL: int(store.SortTimeout), colMark: int(store.SortMark), colProc: -1,
+}
+
 // sortCol is the column each sort key marks in the table header.
 var sortCol = [store.NumSortKeys]int{colAge, colState, colTCP, colProto, colSrc, colDst, colSrc, colDst, colPkts, colBytes, colRate, colTTL, colMark}
 
 // layout computes the column widths for the current width and window.
-func (m *Model) layout() []int {
+func (m *flowTable) layout() []int {
 	cols := []widget.Column{
 		colState: {Width: 3},
 		colSeen:  {Width: 4, Hidden: true},
@@ -77,7 +387,7 @@ func (m *Model) layout() []int {
 		colMark:  {Width: 11, Hidden: true},
 		colProc:  {Width: 18, Hidden: m.resolver == nil},
 	}
-	if m.w >= foldWidth {
+	if m.width >= foldWidth {
 		cols[colState].Width = 11
 	} else {
 		cols[colState].Width = foldedStateWidth
@@ -104,13 +414,13 @@ func (m *Model) layout() []int {
 		}
 	}
 	cols[colSrc].Min, cols[colDst].Min = srcNeed, dstNeed
-	return widget.Layout(cols, colPrio, m.w)
+	return widget.Layout(cols, colPrio, m.width)
 }
 
 // endpointWidth is the display width of an endpoint cell, as endpoint
 // formats it, counted without allocating (it runs for every row of every
 // frame).
-func (m *Model) endpointWidth(proto uint8, t flow.Tuple, src bool) int {
+func (m *common) endpointWidth(proto uint8, t flow.Tuple, src bool) int {
 	a, p := t.Dst, t.DstPort
 	if src {
 		a, p = t.Src, t.SrcPort
@@ -150,15 +460,15 @@ func digits(n int) int {
 
 // procColumnShown reports whether the table has room for the process
 // column (so lookups are worth doing).
-func (m *Model) procColumnShown() bool {
-	if m.resolver == nil || m.view != viewTable {
+func (m *flowTable) procColumnShown() bool {
+	if m.resolver == nil || m.page != pageTable {
 		return false
 	}
 	return m.layout()[colProc] > 0
 }
 
 // tableLines formats the column header and only the visible rows.
-func (m *Model) tableLines(n int) []string {
+func (m *flowTable) tableLines(n int) []string {
 	st := &m.st
 	widths := m.layout()
 	out := make([]string, 0, n)
@@ -229,7 +539,7 @@ func (m *Model) tableLines(n int) []string {
 		line := b.String()
 		switch {
 		case selected:
-			line = st.sel.Render(widget.Fit(line, m.w, false, st.ellipsis))
+			line = st.sel.Render(widget.Fit(line, m.width, false, st.ellipsis))
 		case r.Destroyed:
 			line = st.destroyed.Render(line)
 		}
@@ -290,7 +600,7 @@ func fitEndpoint(s string, w int, ellipsis string) string {
 }
 
 // rowCells formats the visible cells of one row (plain text, escaped).
-func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
+func (m *flowTable) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
 	f := &r.Flow
 	for c := range cells {
 		cells[c] = ""
@@ -345,7 +655,7 @@ func (m *Model) rowCells(r *store.Row, widths []int, cells *[numCols]string) {
 
 // endpoint formats one side of a tuple: address and port (or service name),
 // or for ICMP the address with id (source) or type/code (destination).
-func (m *Model) endpoint(proto uint8, t flow.Tuple, src bool) string {
+func (m *common) endpoint(proto uint8, t flow.Tuple, src bool) string {
 	a := t.Dst
 	if src {
 		a = t.Src
@@ -379,7 +689,7 @@ func addrString(a netip.Addr) string {
 
 // portName returns the port's service name when names are on and known,
 // else its number.
-func (m *Model) portName(proto uint8, p uint16) string {
+func (m *common) portName(proto uint8, p uint16) string {
 	if m.portNames && m.svc != nil {
 		if n := m.svc.Name(proto, p); n != "" {
 			return termsafe.Escape(n)
@@ -391,7 +701,7 @@ func (m *Model) portName(proto uint8, p uint16) string {
 // seenCell is the kernel-versus-wire marker: which side(s) hold the flow
 // (K, W, K+W) and, once a difference outlasted the grace period, "!" for
 // one side only and K≠W for different states. Empty for other sources.
-func (m *Model) seenCell(c flow.Compare) string {
+func (m *common) seenCell(c flow.Compare) string {
 	switch c.Disagree {
 	case flow.DisagreeKernelOnly:
 		return "K!"

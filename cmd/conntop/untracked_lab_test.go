@@ -172,6 +172,11 @@ func (l *lockedBuffer) String() string {
 // namespace then fails, while `conntop serve --untracked` running there
 // takes an SSH login that shows the whole table, and answers /metrics.
 // After conntop exits (SIGTERM) no nftables table of it is left.
+//
+// conntop runs there as deploy/daemonset.yaml runs it: as user 65532 with
+// no capability but the file capabilities of its binary
+// (cap_net_admin,cap_net_raw=ep, as the Containerfile sets them), and
+// with no nft program on PATH (the distroless image has none).
 func TestLabUntrackedReachableWhenFull(t *testing.T) {
 	labtest.RequireRoot(t)
 	labtest.HoldConntrackMax(t, false)
@@ -193,7 +198,7 @@ func TestLabUntrackedReachableWhenFull(t *testing.T) {
 		t.Fatal("a TCP connection into the full namespace succeeded; the table is not full")
 	}
 
-	dir := t.TempDir()
+	dir, bin := asDaemonSet(t, bin)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -205,10 +210,21 @@ func TestLabUntrackedReachableWhenFull(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), gossh.MarshalAuthorizedKey(key.PublicKey()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chown(filepath.Join(dir, "authorized_keys"), daemonSetUID, daemonSetUID); err != nil {
+		t.Fatal(err)
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
 	sshAddr, metricsAddr := net.JoinHostPort(link.A4, "2222"), net.JoinHostPort(link.A4, "9810")
-	cmd := exec.Command("ip", "netns", "exec", srv.Name, bin, "serve", "--untracked",
+	uid := strconv.Itoa(daemonSetUID)
+	cmd := exec.Command("ip", "netns", "exec", srv.Name, setpriv, "--reuid="+uid, "--regid="+uid, "--clear-groups",
+		bin, "serve", "--untracked",
 		"--ssh", sshAddr, "--metrics", metricsAddr,
 		"--authorized-keys", filepath.Join(dir, "authorized_keys"), "--host-key", filepath.Join(dir, "host_key"))
+	// No nft anywhere on PATH (ip and setpriv are named by their paths).
+	cmd.Env = []string{"PATH=" + t.TempDir()}
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -313,6 +329,39 @@ func TestLabUntrackedReachableWhenFull(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, tail(logs.String(), 3000))
 		}
 	}
+}
+
+// daemonSetUID is the user deploy/daemonset.yaml runs conntop as.
+const daemonSetUID = 65532
+
+// asDaemonSet returns a directory owned by daemonSetUID (removed at
+// cleanup) holding a copy of bin with the file capabilities the
+// Containerfile gives it, and that copy's path.
+func asDaemonSet(t *testing.T, bin string) (dir, capBin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "conntop-daemonset-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, daemonSetUID, daemonSetUID); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capBin = filepath.Join(dir, "conntop")
+	if err := os.WriteFile(capBin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("setcap", "cap_net_admin,cap_net_raw=ep", capBin).CombinedOutput(); err != nil {
+		t.Fatalf("setcap: %v: %s", err, out)
+	}
+	return dir, capBin
 }
 
 // pollUntil polls cond every 20ms until it holds or timeout passes.

@@ -118,8 +118,10 @@ type Flow struct {
 	// SCTPState is the kernel's SCTP state (SCTP flows only).
 	SCTPState SCTPState
 	// Use is the kernel's reference count of the entry (CTA_USE: 1, plus
-	// one per pending expectation it made); the tracker reports its own
-	// the same way. 0 means unknown.
+	// one while a RELATED flow of it lives, as Linux 6.18 counts); the
+	// kernel source keeps the last listed count over events, which carry
+	// none. The tracker reports 1 plus its pending expectations. 0 means
+	// unknown.
 	Use uint32
 	// Verdicts counts this flow's packets by the ct state the kernel's
 	// `ct state` match gave them (tracker sources only; RELATED ICMP

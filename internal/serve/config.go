@@ -78,6 +78,11 @@ type Config struct {
 	// MetricsAddr is the HTTP listen address of /metrics and /healthz (""
 	// disables metrics).
 	MetricsAddr string
+	// CellBudget bounds the terminal cells all TUI sessions together are
+	// drawn with (default DefaultCellBudget; see budget.go): a new or
+	// resized session gets what is left, at least MinColumns×MinRows, and
+	// is told.
+	CellBudget int
 	// Refresh is the viewers' redraw interval; it also caps the frames sent
 	// to each session (default 250ms).
 	Refresh time.Duration
@@ -112,6 +117,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxUnauthenticatedPerSource <= 0 {
 		cfg.MaxUnauthenticatedPerSource = DefaultMaxUnauthenticatedPerSource
+	}
+	if cfg.CellBudget <= 0 {
+		cfg.CellBudget = DefaultCellBudget
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh

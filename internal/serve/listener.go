@@ -68,8 +68,8 @@ type sshConn struct {
 	fingerprint string
 	refusedWhy  string
 	channels    int
-	// clampNote is the terminal size a client asked for that was clamped,
-	// told to the user once.
+	// clampNote tells the user of the first terminal size that was
+	// clamped (told once).
 	clampNote string
 	lastClamp string
 	closed    bool
@@ -172,14 +172,15 @@ func (c *sshConn) closeChannel() {
 	c.mu.Unlock()
 }
 
-// setClampNote records a clamped terminal size for the user (the first
-// one) and says whether it is the first time that size was clamped on
-// this connection (to log it once, not at every window change).
-func (c *sshConn) setClampNote(asked string) bool {
+// setClampNote records the note telling the user of a clamped terminal
+// size (the first one) and says whether it is the first time that size
+// (asked) was clamped so on this connection (to log it once, not at every
+// window change).
+func (c *sshConn) setClampNote(asked, note string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.clampNote == "" {
-		c.clampNote = asked
+		c.clampNote = note
 	}
 	if c.lastClamp == asked {
 		return false

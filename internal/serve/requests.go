@@ -13,8 +13,9 @@ const (
 	// MaxColumns and MaxRows bound a terminal, and MaxCells its area: a
 	// larger pty-req or window-change is clamped to them (rows first). No
 	// real terminal is larger (a 4K display in a 7×14-pixel font is
-	// 548×154), and every cell costs about 170 bytes in the renderer's
-	// buffers: 16 sessions of MaxCells stay under 450 MB.
+	// 548×154); every cell costs about 234 bytes in the renderer's
+	// buffers (37.5 MB a MaxCells session), and all sessions together
+	// share Config.CellBudget (see budget.go).
 	MaxColumns = 1000
 	MaxRows    = 500
 	MaxCells   = 160000
@@ -72,13 +73,16 @@ func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 // MaxColumns × MaxRows (rewriting the request, noting it for the user).
 func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<- *gossh.Request) {
 	defer close(out)
+	// The channel's share of the cell budget, given back when it closes.
+	var box termBox
+	defer func() { s.cells.release(box) }()
 	env, other := 0, 0
 	refused := 0
 	for req := range in {
 		var ok bool
 		switch req.Type {
 		case "window-change":
-			ok = s.clampWindow(req.Payload, sc)
+			ok = s.clampWindow(req.Payload, sc, &box)
 		case "signal", "break":
 			ok = len(req.Payload) <= 256
 		case "env":
@@ -86,7 +90,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 			ok = env <= maxEnv && len(req.Payload) <= maxEnvBytes
 		case "pty-req":
 			other++
-			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && s.clampPty(req.Payload, sc)
+			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && s.clampPty(req.Payload, sc, &box)
 		default:
 			other++
 			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes
@@ -107,7 +111,7 @@ func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<
 
 // clampPty clamps the window size in a pty-req payload in place. It
 // returns false for a malformed request or an overlong TERM.
-func (s *Server) clampPty(p []byte, sc *sshConn) bool {
+func (s *Server) clampPty(p []byte, sc *sshConn, box *termBox) bool {
 	if len(p) < 4 {
 		return false
 	}
@@ -115,26 +119,37 @@ func (s *Server) clampPty(p []byte, sc *sshConn) bool {
 	if n > maxTermName || len(p) < 4+int(n)+16 {
 		return false
 	}
-	return s.clampWindow(p[4+n:], sc)
+	return s.clampWindow(p[4+n:], sc, box)
 }
 
 // clampWindow clamps the columns and rows at the start of p (a
-// window-change payload, or the window part of a pty-req) in place. It
-// returns false when p is too short.
-func (s *Server) clampWindow(p []byte, sc *sshConn) bool {
+// window-change payload, or the window part of a pty-req) in place: to
+// MaxColumns, MaxRows and MaxCells, then to what the server-wide cell
+// budget leaves the channel holding box (which it updates). It returns
+// false when p is too short.
+func (s *Server) clampWindow(p []byte, sc *sshConn, box *termBox) bool {
 	if len(p) < 16 {
 		return false
 	}
 	cols, rows := binary.BigEndian.Uint32(p), binary.BigEndian.Uint32(p[4:])
-	w, h := clampSize(cols, rows)
+	lw, lh := clampSize(cols, rows)
+	w, h, nb, limited := s.cells.fit(*box, lw, lh)
+	*box = nb
 	if w == cols && h == rows {
 		return true
 	}
 	if sc != nil {
-		asked := fmt.Sprintf("%d×%d", cols, rows)
-		if sc.setClampNote(asked) {
+		asked, got := fmt.Sprintf("%d×%d", cols, rows), fmt.Sprintf("%d×%d", w, h)
+		why, note := "limit", fmt.Sprintf("your terminal (%s) is larger than conntop draws (at most %d×%d, %d cells); the view is clamped to %s",
+			asked, MaxColumns, MaxRows, MaxCells, got)
+		if limited {
+			why = "cell budget"
+			note = fmt.Sprintf("your terminal (%s) is drawn as %s: the server draws at most %d cells for all its sessions together, and other sessions hold the rest; reconnect later for more",
+				asked, got, s.cells.total)
+		}
+		if sc.setClampNote(asked, note) {
 			s.log.Info("ssh session: terminal size clamped", "remote", sc.RemoteAddr().String(), "asked", asked,
-				"clamped", fmt.Sprintf("%d×%d", w, h))
+				"clamped", got, "why", why, "cells_in_use", s.cells.inUse())
 		}
 	}
 	binary.BigEndian.PutUint32(p, w)

@@ -38,9 +38,10 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 
-	// snapSlots bounds the whole-table copies that snapshot commands hold
-	// at once.
+	// snapSlots bounds the snapshot commands running at once.
 	snapSlots chan struct{}
+	// cells is the terminal cells all sessions together may draw.
+	cells *cellBudget
 
 	mu       sync.Mutex
 	sessions map[uint64]*session
@@ -68,7 +69,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{eng: eng, cfg: cfg, log: cfg.Logger, sessions: make(map[uint64]*session),
-		snapSlots: make(chan struct{}, maxSnapshotCopies)}
+		snapSlots: make(chan struct{}, maxSnapshotCopies), cells: &cellBudget{total: cfg.CellBudget}}
 	if cfg.SSHAddr != "" {
 		if err := s.setupSSH(); err != nil {
 			return nil, err
@@ -401,8 +402,7 @@ func (s *Server) handle(sess ssh.Session) {
 			return
 		}
 		if n := sc.takeClampNote(); n != "" {
-			fmt.Fprintf(stderr, "conntop: your terminal (%s) is larger than conntop draws (at most %d×%d, %d cells); the view is clamped\r\n",
-				n, MaxColumns, MaxRows, MaxCells)
+			fmt.Fprintf(stderr, "conntop: %s\r\n", n)
 		}
 	}
 

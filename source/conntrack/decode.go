@@ -89,6 +89,7 @@ const (
 	haveCounters
 	haveStatus
 	haveTimeout
+	haveUse
 )
 
 // errMalformed is wrapped by every decoding error.
@@ -194,6 +195,7 @@ func decodeFlow(data []byte, f *flow.Flow) (have, error) {
 			f.ID, err = be32(v)
 		case ctaUse:
 			f.Use, err = be32(v)
+			h |= haveUse
 		case ctaZone:
 			f.Zone, err = be16(v)
 		case ctaProtoInfo:

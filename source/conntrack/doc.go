@@ -16,6 +16,14 @@
 // accounting is on, byte and packet counters (EventCounters) at a rate that
 // adapts to the table size.
 //
+// Pending expectations (an FTP data connection announced, not yet open) are
+// listed with a ctnetlink expectation dump before the first statistics and
+// after every resync, kept by the expectation NEW and DESTROY events the
+// event socket also receives (re-listed every statistics period while
+// entries older than the subscription remain: those report no events), and
+// carried in every EventStats (TableStats.Expectations), as tracker
+// sources carry theirs.
+//
 // Messages are decoded by this package directly from the netlink bytes, with
 // no allocation per entry (ti-mo/conntrack's Dump builds several objects per
 // flow); tests check it against that library through

@@ -5,6 +5,7 @@ package conntrack
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func TestForgedNetlinkDropped(t *testing.T) {
 	}
 	hasEvents := false
 	for _, g := range targets {
-		hasEvents = hasEvents || g == 7
+		hasEvents = hasEvents || g&7 == 7 && g&(1<<(groupExpNew-1)|1<<(groupExpDestroy-1)) != 0
 	}
 	if !hasEvents {
 		t.Fatalf("no socket subscribed to the conntrack event groups: %v", targets)
@@ -97,6 +98,14 @@ func TestForgedNetlinkDropped(t *testing.T) {
 		Orig:   flow.Tuple{Src: netip.MustParseAddr("10.77.0.1"), Dst: netip.MustParseAddr("10.77.0.2"), SrcPort: 1234, DstPort: 4321}}
 	fake.Reply = fake.Orig.Reverse(fake.Proto)
 	newMsg := appendCreate(nil, 0, &fake)
+	// A forged expectation NEW event too.
+	c := expectCorpus()[0]
+	expMsg := binary.NativeEndian.AppendUint32(nil, 0)
+	expMsg = binary.NativeEndian.AppendUint16(expMsg, uint16(subsysCTExp)<<8|msgExpNew)
+	expMsg = binary.NativeEndian.AppendUint16(expMsg, flagCreate|flagExcl)
+	expMsg = append(expMsg, make([]byte, 8)...)
+	expMsg = append(expMsg, buildExpectMessage(&c)...)
+	binary.NativeEndian.PutUint32(expMsg, uint32(len(expMsg)))
 	overrun := make([]byte, nlmsgHdrLen)
 	overrun[0] = nlmsgHdrLen
 	overrun[4] = nlmsgOverrun
@@ -111,7 +120,7 @@ func TestForgedNetlinkDropped(t *testing.T) {
 			return err
 		}
 		for pid := range targets {
-			for _, msg := range [][]byte{newMsg, overrun} {
+			for _, msg := range [][]byte{newMsg, expMsg, overrun} {
 				if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: pid}); err != nil {
 					return err
 				}
@@ -130,7 +139,7 @@ func TestForgedNetlinkDropped(t *testing.T) {
 	}
 	// The event socket and the statistics socket read theirs at once; the
 	// query socket when it next has a question for the kernel.
-	want := uint64(sent - 2)
+	want := uint64(sent - 3)
 	var foreign uint64
 	realSeen := false
 	deadline := time.Now().Add(10 * time.Second)
@@ -142,6 +151,9 @@ func TestForgedNetlinkDropped(t *testing.T) {
 		switch ev.Type {
 		case flow.EventStats:
 			foreign = ev.Stats.ForeignMessages
+			if len(ev.Stats.Expectations) != 0 {
+				t.Errorf("forged expectation listed: %+v", ev.Stats.Expectations)
+			}
 		case flow.EventResync:
 			t.Errorf("a forged overrun made the source resync")
 		case flow.EventNew, flow.EventUpdate:

@@ -33,6 +33,13 @@ func (r *run) pollLoop(ctx context.Context) error {
 			return ctx.Err()
 		case <-statsT.C:
 		}
+		if r.nsilent.Load() > 0 {
+			// Entries older than the subscription report no expectation
+			// events either: list them while such entries remain.
+			if err := r.listExpects(r.poll, nil); err != nil {
+				return err
+			}
+		}
 		st, err := r.stats()
 		if err != nil {
 			return err
@@ -78,6 +85,7 @@ func (r *run) stats() (*flow.TableStats, error) {
 	st.Resyncs = r.resyncs.Load()
 	st.Undecodable = r.bad.Load()
 	st.ForeignMessages = r.foreign.Load()
+	st.Expectations, st.HasExpectations = r.exp.snapshot(st.Time), true
 	return st, nil
 }
 
@@ -128,6 +136,7 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 	r.gen++
 	gen := r.gen
 	err := dumpFlows(r.poll, nil, func(f *flow.Flow) error { // the listing counted any undecodable entry already
+		r.recordUse(f)
 		if r.nsilent.Load() > 0 {
 			if err := r.reconcile(ctx, now, gen, f); err != nil {
 				return err

@@ -99,6 +99,13 @@ type run struct {
 	poll    *sock  // statistics and counter polls
 	proc    *procFiles
 	masters map[flow.Key]*flow.Tuple // master tuples of RELATED flows
+	// exp holds the pending expectations, which every EventStats lists.
+	exp expectations
+	// uses holds the last listed use count of the entries whose count was
+	// not 1 (masters of RELATED flows): events carry none (see fillUse).
+	usesMu sync.Mutex
+	uses   map[flow.Key]uint32
+	nuses  atomic.Int64
 	// silent holds entries listed by the initial dump, which may never
 	// report events (see Run); guarded by mu, its size mirrored in nsilent.
 	mu      sync.Mutex
@@ -138,7 +145,7 @@ type silentState struct {
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set.
 func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
-	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
+	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple), uses: make(map[flow.Key]uint32)}
 	if !s.opts.OneShot {
 		r.silent = make(map[flow.Key]silentState)
 	}
@@ -162,8 +169,12 @@ func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	if r.drops, err = r.events.drops(); err != nil {
 		return err
 	}
-	// The table's figures first, so that a snapshot can start its document
-	// before the flows stream in.
+	// The pending expectations, then the table's figures (which carry
+	// them) first, so that a snapshot can start its document before the
+	// flows stream in.
+	if err := r.listExpects(r.query, &r.bad); err != nil {
+		return err
+	}
 	if err := r.emitStats(ctx); err != nil {
 		return err
 	}
@@ -196,8 +207,9 @@ func (r *run) open(path string) error {
 			return err
 		}
 		var err error
-		if r.events, err = openSock(1<<(groupCTNew-1)|1<<(groupCTUpdate-1)|1<<(groupCTDestroy-1),
-			r.opts.ReadBuffer, recvTimeout, 0); err != nil {
+		groups := uint32(1<<(groupCTNew-1) | 1<<(groupCTUpdate-1) | 1<<(groupCTDestroy-1) |
+			1<<(groupExpNew-1) | 1<<(groupExpDestroy-1))
+		if r.events, err = openSock(groups, r.opts.ReadBuffer, recvTimeout, 0); err != nil {
 			return err
 		}
 		r.rx = newMrecv(r.events.fd, eventBatch, eventSlot)
@@ -243,12 +255,14 @@ func (r *run) send(ctx context.Context, ev flow.Event) error {
 // rebuilds the master cache. The first listing also fills the silent set.
 func (r *run) dump(ctx context.Context) error {
 	clear(r.masters)
+	r.clearUses()
 	now := r.opts.Now()
 	first := r.silent != nil && r.resyncs.Load() == 0
 	err := dumpFlows(r.query, &r.bad, func(f *flow.Flow) error {
 		if f.Master != nil {
 			r.masters[f.Key()] = f.Master
 		}
+		r.recordUse(f)
 		if first {
 			r.silent[f.Key()] = silentState{family: f.Family, tcp: f.TCPState, status: f.Status, mark: f.Mark}
 			r.nsilent.Store(int64(len(r.silent)))
@@ -388,6 +402,10 @@ func (r *run) handleDatagram(ctx context.Context, now time.Time, b []byte, f *fl
 			return nil
 		}
 		b = rest
+		if m.typ>>8 == subsysCTExp {
+			r.handleExpect(m, now)
+			continue
+		}
 		if m.typ>>8 != subsysCT {
 			continue
 		}
@@ -408,6 +426,7 @@ func (r *run) handleDatagram(ctx context.Context, now time.Time, b []byte, f *fl
 			r.bad.Add(1)
 			continue
 		}
+		r.fillUse(typ, h, f)
 		ok, err := r.complete(typ, h, f)
 		if err != nil {
 			return err
@@ -466,6 +485,7 @@ func (r *run) complete(typ flow.EventType, h have, f *flow.Flow) (bool, error) {
 	if g.Master == nil {
 		g.Master = f.Master
 	}
+	r.recordUse(&g)
 	*f = g
 	return true, nil
 }
@@ -478,6 +498,11 @@ func getFlow(s *sock, k flow.Key) (flow.Flow, bool, error) {
 	err := s.transact(func(m message) error {
 		if _, err := decodeFlow(m.data, &f); err != nil {
 			return err
+		}
+		// The count includes the reference the kernel's lookup holds
+		// while it answers: the entry's own is one less.
+		if f.Use > 1 {
+			f.Use--
 		}
 		found = true
 		return nil
@@ -505,6 +530,9 @@ func (r *run) resync(ctx context.Context, discarded uint64) error {
 	r.lost.Add(lost)
 	r.resyncs.Add(1)
 	if err := r.send(ctx, flow.Event{Type: flow.EventResync, Time: r.opts.Now(), Lost: lost}); err != nil {
+		return err
+	}
+	if err := r.listExpects(r.query, &r.bad); err != nil {
 		return err
 	}
 	return r.dump(ctx)
