@@ -23,6 +23,8 @@ type keyMap struct {
 	// In the filter bar and the delete question.
 	Accept, Cancel, ForceQuit, NextFormat, Confirm key.Binding
 	PressureView                                   key.Binding
+	// In the pressure view.
+	WhatIf key.Binding
 }
 
 func newKeyMap(ascii bool) keyMap {
@@ -75,5 +77,6 @@ func newKeyMap(ascii bool) keyMap {
 		NextFormat:   b("tab", "json/csv", "tab"),
 		Confirm:      b("y", "yes", "y", "Y"),
 		PressureView: b("4/e", "pressure", "4", "e"),
+		WhatIf:       b("w", "what-if value", "w"),
 	}
 }

@@ -149,7 +149,8 @@ func (m *Model) FullHelp() [][]key.Binding {
 	tbl := m.table.FullHelp()
 	move := slices.Concat(tbl[0], m.detail.ShortHelp())
 	views := slices.Concat(m.views, tbl[1], m.groups.ShortHelp())
-	rest := slices.Concat([]key.Binding{k.PortNames, k.Pause}, m.actions.FullHelp()[0], []key.Binding{k.Help, k.Quit})
+	rest := slices.Concat([]key.Binding{k.PortNames, k.Pause}, m.actions.FullHelp()[0], m.pressure.FullHelp()[1],
+		[]key.Binding{k.Help, k.Quit})
 	return [][]key.Binding{move, views, m.bar.FullHelp()[0], rest}
 }
 
@@ -283,6 +284,8 @@ func (m *Model) inputOwner() component {
 		return m.bar
 	case m.actions.asking():
 		return m.actions
+	case m.pressure.editing():
+		return m.pressure
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,11 @@ import (
 // PressureMsg carries a pressure report computed in the background.
 type PressureMsg struct {
 	Report *explain.Report
+	// Analysis and Input made Report (nil Analysis: a report alone); the
+	// page keeps them to report again with another what-if value without
+	// walking the table.
+	Analysis *explain.Analysis
+	Input    explain.Input
 	// Took is how long the report took (it walks the whole table).
 	Took time.Duration
 }
@@ -29,7 +35,9 @@ const pressureEvery = 2 * time.Second
 // pressurePage is the pressure view: what fills the table and what to do
 // about it, from an explain.Report computed in the background (it walks
 // the whole table) while the page is shown, every pressureEvery or five
-// times as long as the last report took.
+// times as long as the last report took. w types a what-if value on a line
+// of the page's own: the report shown is made again from the same
+// analysis at once, and every later report asks for it.
 type pressurePage struct {
 	*common
 	width, height int
@@ -39,6 +47,15 @@ type pressurePage struct {
 	asked  time.Time
 	took   time.Duration
 	scroll int
+	// analysis and in made report (analysis nil: unknown).
+	analysis *explain.Analysis
+	in       explain.Input
+	// The user's what-if value as typed and parsed (nil: none), and its
+	// input line while open.
+	whatIfText string
+	whatIf     map[string]uint32
+	typing     bool
+	edit       lineEdit
 }
 
 var (
@@ -46,15 +63,20 @@ var (
 	_ poller = (*pressurePage)(nil)
 )
 
-func newPressurePage(c *common) *pressurePage { return &pressurePage{common: c} }
+func newPressurePage(c *common) *pressurePage { return &pressurePage{common: c, edit: newLineEdit()} }
 
 // ShortHelp implements help.KeyMap.
 func (m *pressurePage) ShortHelp() []key.Binding {
-	return []key.Binding{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.Back}
+	return []key.Binding{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.WhatIf, m.keys.Back}
 }
 
-// FullHelp implements help.KeyMap.
-func (m *pressurePage) FullHelp() [][]key.Binding { return [][]key.Binding{m.ShortHelp()} }
+// FullHelp implements help.KeyMap: moving, then the page's own action.
+func (m *pressurePage) FullHelp() [][]key.Binding {
+	return [][]key.Binding{{m.keys.Up, m.keys.Down, m.keys.PageDown, m.keys.Back}, {m.keys.WhatIf}}
+}
+
+// editing says the what-if line is open: the page has every key.
+func (m *pressurePage) editing() bool { return m.typing }
 
 // SetSize implements component.
 func (m *pressurePage) SetSize(w, h int) { m.width, m.height = w, h }
@@ -74,23 +96,39 @@ func (m *pressurePage) poll() tea.Cmd {
 	}
 	m.busy, m.asked = true, now
 	eng, hooks := m.eng, m.opts.Explain
-	opts := explain.Options{Filter: m.filterText()}
+	opts := explain.Options{Filter: m.filterText(), WhatIf: m.whatIf}
 	if mt := m.matcher(); mt != nil {
 		opts.Matcher = mt
 	}
 	return func() tea.Msg {
 		start := time.Now()
-		r := explain.FromEngine(eng, hooks, opts)
-		return PressureMsg{Report: r, Took: time.Since(start)}
+		a, in := explain.AnalyzeEngine(eng, hooks, opts)
+		r := a.Report(in)
+		return PressureMsg{Report: r, Analysis: a, Input: in, Took: time.Since(start)}
 	}
 }
 
-// Update implements component: a finished report; keys scroll, and back.
+// Update implements component: a finished report (one asked for before
+// the user typed another what-if value is reported again with it); keys
+// scroll, open the what-if line, and back; while the line is open, it
+// edits it.
 func (m *pressurePage) Update(msg tea.Msg) tea.Cmd {
+	if m.typing {
+		switch msg := msg.(type) {
+		case tea.KeyPressMsg:
+			return m.keyWhatIf(msg)
+		case tea.PasteMsg:
+			m.edit.handle(msg)
+			return nil
+		}
+	}
 	switch msg := msg.(type) {
 	case PressureMsg:
 		m.busy = false
-		m.report = msg.Report
+		m.report, m.analysis, m.in = msg.Report, msg.Analysis, msg.Input
+		if m.analysis != nil && !maps.Equal(m.in.WhatIf, m.whatIf) {
+			m.reportAgain()
+		}
 		m.took = msg.Took
 	case tea.KeyPressMsg:
 		k := &m.keys
@@ -108,9 +146,52 @@ func (m *pressurePage) Update(msg tea.Msg) tea.Cmd {
 			m.scroll = 0
 		case key.Matches(msg, k.Back):
 			m.show(pageTable)
+		case key.Matches(msg, k.WhatIf):
+			m.typing = true
+			m.edit.set(m.whatIfText)
 		}
 		m.scroll = max(0, m.scroll)
 	}
+	return nil
+}
+
+// reportAgain reports the last analysis with the user's what-if value.
+func (m *pressurePage) reportAgain() {
+	m.in.WhatIf = m.whatIf
+	m.report = m.analysis.Report(m.in)
+}
+
+// whatIfPrompt is the what-if line's prompt.
+const whatIfPrompt = "what-if timeout (seconds, or sysctl=seconds,...; empty clears; enter, esc): "
+
+// keyWhatIf edits the what-if value: enter applies it to the report shown
+// at once and to every later one; a bad value is refused with the line
+// kept open.
+func (m *pressurePage) keyWhatIf(msg tea.KeyPressMsg) tea.Cmd {
+	switch k := &m.keys; {
+	case key.Matches(msg, k.Cancel):
+		m.typing = false
+		return nil
+	case key.Matches(msg, k.ForceQuit):
+		return tea.Quit
+	case key.Matches(msg, k.Accept):
+		text := strings.TrimSpace(m.edit.value())
+		w, err := explain.ParseWhatIf(text)
+		if err != nil {
+			m.setStatus(true, "%v", err)
+			return nil
+		}
+		m.typing = false
+		m.whatIfText, m.whatIf = text, w
+		if len(w) == 0 {
+			m.whatIf = nil
+		}
+		if m.analysis != nil {
+			m.reportAgain()
+		}
+		return nil
+	}
+	m.edit.handle(msg)
 	return nil
 }
 
@@ -120,10 +201,19 @@ func (m *pressurePage) View() string { return fitLines(m.viewLines(), m.width, m
 // viewLines implements page.
 func (m *pressurePage) viewLines() []string { return m.lines(m.height) }
 
-// lines is the pressure view's body of n rows.
+// lines is the pressure view's body of n rows: the what-if line (while
+// open, or the value in use), then the report.
 func (m *pressurePage) lines(n int) []string {
+	var top []string
+	switch {
+	case m.typing:
+		top = append(top, m.st.key.Render(whatIfPrompt)+m.edit.render(&m.st))
+	case m.whatIf != nil:
+		top = append(top, m.st.dim.Render("your what-if: ")+termsafe.Escape(m.whatIfText)+m.st.dim.Render(" (w: change)"))
+	}
+	n = max(0, n-len(top))
 	if m.report == nil {
-		return []string{m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…")}
+		return append(top, m.st.title.Render("Pressure"), m.st.dim.Render("reading the table and its settings…"))
 	}
 	lines := PressureLines(m.report, m.width, &m.st)
 	m.scroll = max(0, min(m.scroll, len(lines)-n))
@@ -131,7 +221,7 @@ func (m *pressurePage) lines(n int) []string {
 	if len(lines) > n {
 		lines = lines[:n]
 	}
-	return lines
+	return append(top, lines...)
 }
 
 // PressureLines renders a pressure report for a terminal w columns wide:

@@ -9,13 +9,13 @@ import (
 
 // advice ranks what would relieve the table, most relief first. Every
 // line carries the exact command; none is run.
-func (c *Collector) advice(r *Report) []Advice {
+func (an *Analysis) advice(r *Report) []Advice {
 	var out []Advice
-	out = append(out, c.timeoutAdvice(r)...)
-	if a, ok := c.notrackAdvice(r); ok {
+	out = append(out, an.timeoutAdvice(r)...)
+	if a, ok := an.notrackAdvice(r); ok {
 		out = append(out, a)
 	}
-	out = append(out, c.limitAdvice(r)...)
+	out = append(out, an.limitAdvice(r)...)
 	slices.SortStableFunc(out, func(a, b Advice) int {
 		return cmp.Compare(max(uint64(b.Frees), b.Headroom), max(uint64(a.Frees), a.Headroom))
 	})
@@ -31,7 +31,7 @@ func (c *Collector) advice(r *Report) []Advice {
 // timeoutAdvice proposes, per timeout sysctl governing a meaningful share,
 // one lower value: the kernel default when the value is above it, else the
 // user's value, else half; only when it frees entries.
-func (c *Collector) timeoutAdvice(r *Report) []Advice {
+func (an *Analysis) timeoutAdvice(r *Report) []Advice {
 	type agg struct {
 		cur            uint32
 		value          uint32
@@ -80,7 +80,7 @@ func (c *Collector) timeoutAdvice(r *Report) []Advice {
 			"idle flows of these states are forgotten sooner", name, a.cur, a.value, why,
 			strings.Join(a.classes, ", "), entries(a.now), a.within60, est)
 		out = append(out, Advice{Kind: "timeout", Text: text, Frees: a.now,
-			Command: c.settings.CommandPrefix + fmt.Sprintf("sysctl -w net.netfilter.%s=%d", name, a.value)})
+			Command: an.settings.CommandPrefix + fmt.Sprintf("sysctl -w net.netfilter.%s=%d", name, a.value)})
 	}
 	return out
 }
@@ -99,7 +99,7 @@ func pickWhatIf(cl Class) WhatIf {
 
 // notrackAdvice proposes exempting a destination port whose flows
 // dominate the table from tracking.
-func (c *Collector) notrackAdvice(r *Report) (Advice, bool) {
+func (an *Analysis) notrackAdvice(r *Report) (Advice, bool) {
 	if len(r.Top.Dport) == 0 || r.Table.Flows == 0 {
 		return Advice{}, false
 	}
@@ -117,7 +117,7 @@ func (c *Collector) notrackAdvice(r *Report) (Advice, bool) {
 	}
 	text := fmt.Sprintf("exempt %s from connection tracking (%s): frees its %s (%.0f%% of the table) and keeps new ones out; "+
 		"rules that match ct state or NAT no longer see this traffic", top.Key, caution, entries(top.Flows), 100*top.Share)
-	if c.settings.Tracker {
+	if an.settings.Tracker {
 		text += " (conntop's tracker models the kernel: the rule is for that kernel)"
 	}
 	const tbl = "conntop_notrack"
@@ -128,15 +128,15 @@ func (c *Collector) notrackAdvice(r *Report) (Advice, bool) {
 		"add rule inet %[1]s out %[2]s dport %[3]s notrack; add rule inet %[1]s out %[2]s sport %[3]s notrack",
 		tbl, proto, port)
 	return Advice{Kind: "notrack", Text: text, Frees: top.Flows,
-		Command: c.settings.CommandPrefix + "nft '" + ruleset + "'"}, true
+		Command: an.settings.CommandPrefix + "nft '" + ruleset + "'"}, true
 }
 
 // limitAdvice proposes raising the limit together with the buckets when
 // the table is near full or dropping, and the buckets alone when chains
 // are long.
-func (c *Collector) limitAdvice(r *Report) []Advice {
+func (an *Analysis) limitAdvice(r *Report) []Advice {
 	t := r.Table
-	s := c.settings
+	s := an.settings
 	var out []Advice
 	pressured := t.Max > 0 && (t.Fill >= pressureFill || t.Stats.Drop > 0 || t.Stats.EarlyDrop > 0)
 	if pressured {

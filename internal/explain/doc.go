@@ -1,16 +1,27 @@
 // Package explain answers "what fills the conntrack table, and what would
 // relieve it" from the live table and the settings that govern it.
 //
-// A Collector takes every flow (store.Row) once and keeps, per class of
-// entries whose lifetime one sysctl governs (protocol × state), the count,
-// the assured share and a per-second histogram of how long each entry has
-// been idle; per consumer dimension (destination port, destination host,
-// source host, source network, zone, mark) the count and the entries first
-// seen inside the rate window. Report turns that into a Report: the
-// classes with their sysctl and its value, the top consumers, what-if
-// figures for lower timeouts, the hash table and memory facts, and ranked
-// advice with the exact command. Nothing here changes a setting: the
-// commands are for a person to run.
+// A Collector takes every flow (store.Row) once and Analyze keeps, per
+// class of entries whose lifetime one sysctl governs (protocol × state),
+// the count, the assured share and a per-second histogram of how long each
+// entry has been idle; per consumer dimension (destination port,
+// destination host, source host, source network, zone, mark) the count
+// and the entries first seen inside the rate window. Report turns that
+// into a Report: the classes with their sysctl and its value, the top
+// consumers, what-if figures for lower timeouts, the hash table and memory
+// facts, and ranked advice with the exact command. Nothing here changes a
+// setting: the commands are for a person to run.
+//
+// How it stays cheap at millions of flows: the walk (under the engine's
+// lock) only copies each flow into a 24-byte record; chunks of records are
+// counted on another core meanwhile, with compact integer keys (an IPv4
+// address as 32 bits, protocol<<16|port, a /24 as the address>>8) in a
+// small open-addressing table that stays in cache and, once a dimension
+// has too many keys for it, in a column radix-sorted and counted in runs
+// at the end; IPv6 addresses are sorted apart. Every count is exact. The
+// idle-time histograms are turned into suffix sums, so that any what-if
+// value is one lookup and an Analysis reports again with another value
+// without a walk.
 //
 // How the figures are computed:
 //

@@ -34,8 +34,17 @@ type Options struct {
 }
 
 // FromEngine explains eng's table now: the settings are read first, then
-// the flows are walked under the engine's lock.
+// the flows are collected under the engine's lock and counted after it is
+// released.
 func FromEngine(eng *engine.Engine, h Hooks, o Options) *Report {
+	a, in := AnalyzeEngine(eng, h, o)
+	return a.Report(in)
+}
+
+// AnalyzeEngine is FromEngine before the report: the analysis and the
+// input its report takes. A viewer keeps both to report again with other
+// what-if values (Input.WhatIf) without walking the table.
+func AnalyzeEngine(eng *engine.Engine, h Hooks, o Options) (*Analysis, Input) {
 	var settings Settings
 	if h.Settings != nil {
 		settings = h.Settings()
@@ -45,13 +54,12 @@ func FromEngine(eng *engine.Engine, h Hooks, o Options) *Report {
 		since = h.SyncedAt()
 	}
 	now := eng.Now()
-	var c *Collector
-	var in Input
-	eng.View(func(s *store.Store) { c, in = FromStore(s, o.Matcher, now, since, &settings) })
+	c := NewCollector(now, windowStart(now, since), &settings)
+	in := collectEngine(eng, o.Matcher, c)
 	in.Source = eng.Status().Source
 	in.Filter = o.Filter
 	in.WhatIf = o.WhatIf
 	in.FreshTimeouts = o.FreshTimeouts
 	in.Top = o.Top
-	return c.Report(in)
+	return c.Analyze(o.Top), in
 }

@@ -205,12 +205,17 @@ const (
 	pressureFill = 0.8
 )
 
-// Report builds the report from the flows added so far.
-func (c *Collector) Report(in Input) *Report {
-	s := c.settings
-	r := &Report{Version: Version, Time: c.now, Source: in.Source, Tracker: s.Tracker, Filter: in.Filter,
+// Report counts the flows added so far and builds the report (see
+// Analyze; in.Top is the number of consumers).
+func (c *Collector) Report(in Input) *Report { return c.Analyze(in.Top).Report(in) }
+
+// Report builds the report. in.Top is ignored: the analysis has its top
+// consumers.
+func (an *Analysis) Report(in Input) *Report {
+	s := an.settings
+	r := &Report{Version: Version, Time: an.now, Source: in.Source, Tracker: s.Tracker, Filter: in.Filter,
 		Classes: []Class{}, Advice: []Advice{}, Notes: []string{}}
-	denom := max(in.TableRows, c.flows)
+	denom := max(in.TableRows, an.flows)
 	share := func(n int) float64 {
 		if denom == 0 {
 			return 0
@@ -218,8 +223,8 @@ func (c *Collector) Report(in Input) *Report {
 		return round4(float64(n) / float64(denom))
 	}
 	window := 0.0
-	if !c.windowStart.IsZero() && c.now.After(c.windowStart) {
-		window = c.now.Sub(c.windowStart).Seconds()
+	if !an.windowStart.IsZero() && an.now.After(an.windowStart) {
+		window = an.now.Sub(an.windowStart).Seconds()
 	}
 	r.RateWindow = round4(window)
 	rate := func(n int) *float64 {
@@ -230,31 +235,27 @@ func (c *Collector) Report(in Input) *Report {
 		return &v
 	}
 
-	r.Table = c.tableFacts(in, rate)
+	r.Table = an.tableFacts(in, rate)
 	if window <= 0 {
 		r.Notes = append(r.Notes, "no rate window: new entries per second are not measured (watch longer, e.g. --duration 10s)")
 	}
 
 	// Classes.
 	for id := range numClasses {
-		ca := &c.classes[id]
+		ca := &an.classes[id]
 		if ca.flows == 0 {
 			continue
 		}
-		r.Classes = append(r.Classes, c.class(id, in, share))
+		r.Classes = append(r.Classes, an.class(id, in, share))
 	}
 	slices.SortStableFunc(r.Classes, func(a, b Class) int { return cmp.Compare(b.Flows, a.Flows) })
 
 	// Top consumers.
-	n := in.Top
-	if n <= 0 {
-		n = 10
-	}
-	topOf := func(dim int) []Consumer { return c.consumers(dim, n, share, rate) }
+	topOf := func(dim int) []Consumer { return an.consumers(dim, share, rate) }
 	r.Top = Top{Dport: topOf(dimDport), DstHost: topOf(dimDstHost), SrcHost: topOf(dimSrcHost),
 		SrcNet: topOf(dimSrcNet), Zone: topOf(dimZone), Mark: topOf(dimMark)}
 
-	r.Advice = c.advice(r)
+	r.Advice = an.advice(r)
 	if !in.FreshTimeouts {
 		r.Notes = append(r.Notes, "remaining timeouts are as of each flow's last event or counter poll: what-if figures are estimates")
 	}
@@ -267,10 +268,10 @@ func (c *Collector) Report(in Input) *Report {
 }
 
 // tableFacts fills the table-wide figures.
-func (c *Collector) tableFacts(in Input, rate func(int) *float64) Table {
-	s := c.settings
+func (an *Analysis) tableFacts(in Input, rate func(int) *float64) Table {
+	s := an.settings
 	st := in.Stats
-	t := Table{Max: s.Max, Buckets: s.Buckets, Flows: c.flows, Assured: c.assured, Evictable: c.flows - c.assured,
+	t := Table{Max: s.Max, Buckets: s.Buckets, Flows: an.flows, Assured: an.assured, Evictable: an.flows - an.assured,
 		Stats: Stats{Drop: st.Drop, EarlyDrop: st.EarlyDrop, InsertFailed: st.InsertFailed,
 			SearchRestart: st.SearchRestart, ChainTooLong: st.ChainTooLong}}
 	t.Count = uint64(max(in.TableRows, 0))
@@ -283,7 +284,7 @@ func (c *Collector) tableFacts(in Input, rate func(int) *float64) Table {
 	if t.Max > 0 {
 		t.Fill = round4(float64(t.Count) / float64(t.Max))
 	}
-	t.NewPerS = rate(c.fresh)
+	t.NewPerS = rate(an.fresh)
 	t.GrowthPerS = round4(growth(in.CountHistory))
 	if t.GrowthPerS > 0 && t.Max > t.Count {
 		v := round4(float64(t.Max-t.Count) / t.GrowthPerS)
@@ -355,9 +356,9 @@ func growth(h []store.CountSample) float64 {
 }
 
 // class builds one class's figures.
-func (c *Collector) class(id int, in Input, share func(int) float64) Class {
+func (an *Analysis) class(id int, in Input, share func(int) float64) Class {
 	d := classDefs[id]
-	ca := &c.classes[id]
+	ca := &an.classes[id]
 	cl := Class{Proto: d.proto, State: d.state, Flows: ca.flows, Share: share(ca.flows), Assured: ca.assured,
 		Evictable: ca.flows - ca.assured, Sysctl: d.sysctl, ExpiringWithin60s: ca.expiring, WhatIf: []WhatIf{}}
 	if d.sysctl == "" {
@@ -365,7 +366,7 @@ func (c *Collector) class(id int, in Input, share func(int) float64) Class {
 		return cl
 	}
 	cl.Default, _ = DefaultTimeout(d.sysctl)
-	v := c.value[id]
+	v := an.value[id]
 	if v < 0 {
 		cl.Basis = "the current value could not be read"
 		return cl
@@ -379,7 +380,7 @@ func (c *Collector) class(id int, in Input, share func(int) float64) Class {
 		cl.Basis = "estimated: remaining timeouts as of each flow's last event"
 	case ca.capped != nil:
 		cl.Exact = false
-		cl.Basis = fmt.Sprintf("estimated: entries with at most %d s left are taken as capped by %s/%s", c.capValue,
+		cl.Basis = fmt.Sprintf("estimated: entries with at most %d s left are taken as capped by %s/%s", an.capValue,
 			SysTCPRetrans, SysTCPUnack)
 	case ca.above > 0:
 		cl.Exact = false
@@ -393,11 +394,11 @@ func (c *Collector) class(id int, in Input, share func(int) float64) Class {
 	default:
 		cl.Basis = "exact: each entry's timer was set from this value at its last packet"
 	}
-	if float64(ca.flows) < meaningfulShare*float64(c.flows) {
+	if float64(ca.flows) < meaningfulShare*float64(an.flows) {
 		return cl
 	}
-	for _, w := range c.candidates(d.sysctl, val, in.WhatIf) {
-		now, within := c.whatIf(id, int64(w.Value))
+	for _, w := range an.candidates(d.sysctl, val, in.WhatIf) {
+		now, within := an.whatIf(id, int64(w.Value))
 		w.FreedNow, w.FreedWithin60s = now, within
 		cl.WhatIf = append(cl.WhatIf, w)
 	}
@@ -407,7 +408,7 @@ func (c *Collector) class(id int, in Input, share func(int) float64) Class {
 // candidates are the lower values a class's what-if considers: the
 // kernel default, half the current value and the user's, each once and
 // only below the current value.
-func (c *Collector) candidates(sysctl string, cur uint32, user map[string]uint32) []WhatIf {
+func (an *Analysis) candidates(sysctl string, cur uint32, user map[string]uint32) []WhatIf {
 	var out []WhatIf
 	add := func(v uint32, label string) {
 		if v == 0 || v >= cur {
@@ -433,48 +434,31 @@ func (c *Collector) candidates(sysctl string, cur uint32, user map[string]uint32
 	return out
 }
 
-// consumers returns the top n keys of a dimension.
-func (c *Collector) consumers(dim, n int, share func(int) float64, rate func(int) *float64) []Consumer {
+// consumers returns the top consumers of a dimension.
+func (an *Analysis) consumers(dim int, share func(int) float64, rate func(int) *float64) []Consumer {
 	out := []Consumer{}
-	mk := func(key, filter string, a dimAcc) Consumer {
-		return Consumer{Key: key, Flows: a.flows, Share: share(a.flows), NewPerS: rate(a.fresh), Filter: filter}
-	}
-	switch dim {
-	case dimDport:
-		t := c.dport
-		for _, i := range t.top(n, cmp.Compare[uint32]) {
-			k, f := dportLabel(t.keys[i])
-			out = append(out, mk(k, f, t.acc[i]))
-		}
-	case dimDstHost, dimSrcHost, dimSrcNet:
-		t, word := c.dst.tally(), "dst host "
+	word := [numDims]string{dimDport: "", dimDstHost: "dst host ", dimSrcHost: "src host ", dimSrcNet: "src net ",
+		dimZone: "zone ", dimMark: "mark "}[dim]
+	for _, c := range an.top[dim] {
+		var label, filter string
 		switch dim {
-		case dimSrcHost:
-			t, word = c.src.tally(), "src host "
+		case dimDport:
+			label, filter = dportLabel(uint32(c.key.lo))
+		case dimDstHost, dimSrcHost:
+			label = c.key.addr().String()
 		case dimSrcNet:
-			t, word = c.src.nets(), "src net "
-		}
-		for _, i := range t.top(n, cmpAddrKey) {
-			k := t.keys[i]
-			label := k.addr().String()
-			if dim == dimSrcNet {
-				bitsN := 64
-				if k.hi == v4Tag {
-					bitsN = 24
-				}
-				label = netip.PrefixFrom(k.addr(), bitsN).String()
+			bitsN := 64
+			if c.key.hi == v4Tag {
+				bitsN = 24
 			}
-			out = append(out, mk(label, word+label, t.acc[i]))
+			label = netip.PrefixFrom(c.key.addr(), bitsN).String()
+		default:
+			label = strconv.FormatUint(c.key.lo, 10)
 		}
-	case dimZone, dimMark:
-		t, word := c.zone, "zone "
-		if dim == dimMark {
-			t, word = c.mark, "mark "
+		if dim != dimDport {
+			filter = word + label
 		}
-		for _, i := range t.top(n, cmp.Compare[uint32]) {
-			label := strconv.FormatUint(uint64(t.keys[i]), 10)
-			out = append(out, mk(label, word+label, t.acc[i]))
-		}
+		out = append(out, Consumer{Key: label, Flows: c.flows, Share: share(c.flows), NewPerS: rate(c.fresh), Filter: filter})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package explain
 import (
 	"time"
 
+	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/store"
 )
 
@@ -14,21 +15,33 @@ const RateWindow = time.Minute
 // history, statistics, table size). observedSince is when the source's
 // initial listing ended: entries first seen before it were listed, not
 // created, so the rate window starts there at the earliest. Call it under
-// engine.View; the result holds nothing of the store.
+// engine.View; the result holds nothing of the store. The collector's
+// Analyze (or Report) must be called: it stops the collector's counting
+// goroutine.
 func FromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, settings *Settings) (*Collector, Input) {
-	start := time.Time{}
-	if !observedSince.IsZero() {
-		start = now.Add(-RateWindow)
-		if observedSince.After(start) {
-			start = observedSince
-		}
-	}
-	c := NewCollector(now, start, settings)
+	c := NewCollector(now, windowStart(now, observedSince), settings)
 	c.Expect(s.Len())
-	s.Walk(m, func(r *store.Row) bool {
-		c.Add(r)
-		return true
-	})
+	s.Walk(m, c.add)
+	return c, storeInput(s)
+}
+
+// windowStart is the start of the rate window (zero: none).
+func windowStart(now, observedSince time.Time) time.Time {
+	if observedSince.IsZero() {
+		return time.Time{}
+	}
+	return later(now.Add(-RateWindow), observedSince)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// storeInput is what the report takes from the store besides the flows.
+func storeInput(s *store.Store) Input {
 	sum := s.Summary()
 	in := Input{Stats: sum.Table, TableRows: sum.Live}
 	h := sum.CountHistory
@@ -37,5 +50,31 @@ func FromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, se
 	}
 	in.CountHistory = append([]store.CountSample(nil), h...)
 	in.Stats.InvalidReasons = nil // the store's map: not kept
-	return c, in
+	return in
+}
+
+// add is Add as a store.Walk callback.
+func (c *Collector) add(r *store.Row) bool {
+	c.Add(r)
+	return true
+}
+
+// collectEngine adds the live flows of eng's table that m matches to c
+// and returns the report input the store supplies. The engine's lock is
+// held while the flows are copied into c's compact records (the walk and
+// 24 bytes a flow), never while they are counted.
+//
+// The store walks the whole table under one hold of the lock today. With
+// a ranged walk (store.WalkRange(m, from, to, fn) returning the table's
+// high-water mark, as on the h/store branch) this becomes a loop of
+// eng.View calls over ranges of 65,536 records, letting the writer in
+// between them; c takes flows in any number of pieces.
+func collectEngine(eng *engine.Engine, m store.Matcher, c *Collector) Input {
+	var in Input
+	eng.View(func(s *store.Store) {
+		c.Expect(s.Len())
+		s.Walk(m, c.add)
+		in = storeInput(s)
+	})
+	return in
 }
