@@ -48,7 +48,11 @@ type Store struct {
 	hist    historyRing
 	changes changeLog
 	deg     Degradation
+	trimmed int64 // when the table was last trimmed
 }
+
+// sec is a Unix ns time's second.
+func sec(n int64) int64 { return n / int64(time.Second) }
 
 // counts are the incrementally maintained per-flow counts of live flows.
 type counts struct {
@@ -460,6 +464,10 @@ func (s *Store) Tick(now time.Time) {
 	}
 	s.now = n
 	s.expire(n)
+	if s.tab != nil && sec(n) != sec(s.trimmed) {
+		s.trimmed = n
+		s.tab.trim()
+	}
 	if s.opts.MemoryLimit > 0 {
 		s.checkMemory()
 	}
