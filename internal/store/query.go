@@ -125,7 +125,7 @@ func (t *table) addrs(i uint32) (src, dst [16]byte) {
 		binary.BigEndian.PutUint32(dst[12:], r.dst4)
 		return src, dst
 	}
-	x := t.extOf(r)
+	x := t.v6Of(r)
 	return x.src, x.dst
 }
 

@@ -106,6 +106,8 @@ func New(opts Options) *Store {
 func (s *Store) Close() {
 	if s.tab != nil {
 		s.tab.release()
+		s.hist.drop()
+		s.changes.release()
 	}
 	if s.cnt != nil {
 		s.cnt.release()
