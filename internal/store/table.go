@@ -25,16 +25,16 @@ const (
 // after growth (load factor 3/8 to 3/4); it is mapped outside the Go heap
 // too, and the old one is unmapped as soon as it has been rehashed.
 type table struct {
-	recs    slab[rec]
-	v6      pool[v6addrs]
-	nat     pool[nat4]
-	rare    map[uint32]*rare
-	hw      uint32   // high water: record indices below it have been handed out
-	free    []uint32 // released record indices, reused first
-	used    int
-	nrare   int
-	slots   []uint32
-	mask    uint64
+	recs  slab[rec]
+	v6    pool[v6addrs]
+	nat   pool[nat4]
+	rare  map[uint32]*rare
+	hw    uint32   // high water: record indices below it have been handed out
+	free  []uint32 // released record indices, reused first
+	used  int
+	nrare int
+	slots []uint32
+	mask  uint64
 	hasher
 	helpers map[string]string // interned helper names
 }
