@@ -57,7 +57,7 @@ func NewView() *View { return &View{dirty: true} }
 type Locker = sync.Locker
 
 // scanChunk is how many records a scan reads under one hold of the lock.
-const scanChunk = 1 << 16
+const scanChunk = 1 << 15
 
 // viewSlack is how many flows a view keeps on either side of the window it
 // was asked for, so that moving or flows leaving do not force a new scan.
@@ -79,7 +79,9 @@ func (v *View) covers(lo, hi int) bool {
 // answers while the view may reuse them (a *filter.Filter never does).
 func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	if lk != nil {
+		s.cpu.acquire()
 		lk.Lock()
+		defer s.cpu.release()
 		defer lk.Unlock()
 	}
 	if s.tab == nil {
@@ -162,7 +164,9 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 // costs, which the next Query then saves.
 func (v *View) Changed(s *Store, lk Locker) bool {
 	if lk != nil {
+		s.cpu.acquire()
 		lk.Lock()
+		defer s.cpu.release()
 		defer lk.Unlock()
 	}
 	if s.tab == nil {
@@ -370,9 +374,16 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int) {
 			clear(v.bits)
 		}
 		useHeap := bLo == 0 && bHi <= heapMax
-		workers := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
-		parts := make([][]item, workers)
-		counts := make([]int, workers)
+		most := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
+		workers := most
+		if lk != nil {
+			// The view holds one of the store's CPU slots; take more
+			// for helpers only if they are free.
+			workers = 1 + s.cpu.tryAcquire(most-1)
+			defer func(n int) { s.cpu.releaseN(n) }(workers - 1)
+		}
+		parts := make([][]item, most)
+		counts := make([]int, most)
 		o := v.ord
 		filter := v.flt
 		bits := v.bits
