@@ -425,9 +425,12 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	if r.flags&flagRare != 0 {
 		x = t.rare[i]
 	}
-	if x != nil && x.hasOrig {
+	switch {
+	case x != nil && x.hasOrig:
 		fl.Orig = x.orig
-	} else {
+	case r.family == flow.FamilyIPv4:
+		fl.Orig = tupleFromParts(r.proto, unpack4(r.src4), unpack4(r.dst4), r.sport, r.dport)
+	default:
 		src, dst := t.origAddrs(r)
 		fl.Orig = tupleFromParts(r.proto, src, dst, r.sport, r.dport)
 	}
@@ -440,7 +443,15 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	fl.Mark = r.mark
 	fl.Zone = r.zone
 	fl.HasCounters = r.flags&flagHasCounters != 0
-	fl.Counters = t.counters(i)
+	if r.flags&flagBigCounters != 0 {
+		fl.Counters = x.counters
+	} else {
+		fl.Counters = flow.Counters{
+			OrigPackets: uint64(r.origPkts), ReplyPackets: uint64(r.replyPkts),
+			OrigBytes:  uint64(r.origBytes) | uint64(r.bytesHi&15)<<32,
+			ReplyBytes: uint64(r.replyBytes) | uint64(r.bytesHi>>4)<<32,
+		}
+	}
 	switch {
 	case x != nil && x.hasReply:
 		fl.Reply = x.reply
