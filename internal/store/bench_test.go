@@ -355,3 +355,40 @@ func TestRSSChild(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// heapBytes returns the live heap after a full collection.
+func heapBytes() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestMemoryPerFlow holds the store to its layout: at 262,144 flows it
+// maps at most 160 bytes per flow outside the Go heap (records, IPv6 and
+// NAT slabs, index, history ring, change log; the ring, at most 8 MiB, is
+// 32 of them here) and keeps under 16 bytes per
+// flow on the Go heap, a View's query state included. (The process's peak
+// RSS is BenchmarkMemoryPerFlow's.)
+func TestMemoryPerFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 262,144-flow table")
+	}
+	before := heapBytes()
+	s := loadBig(bigN)
+	defer s.Close()
+	v := NewView()
+	v.Query(s, nil, Query{Sort: SortBytes, Limit: 50})
+	after := heapBytes()
+	heap := (float64(after) - float64(before)) / bigN
+	mapped := float64(s.memoryUsed()) / bigN
+	t.Logf("%.1f bytes per flow mapped, %.1f on the heap at %d flows (record %d bytes)", mapped, heap, bigN, recSize)
+	if mapped > 160 || heap > 16 {
+		t.Fatalf("%.1f bytes per flow mapped (budget 160), %.1f on the heap (budget 16)", mapped, heap)
+	}
+	if s.Len() != bigN {
+		t.Fatalf("Len = %d", s.Len())
+	}
+	runtime.KeepAlive(v)
+}
