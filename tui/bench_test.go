@@ -83,6 +83,7 @@ func BenchmarkFrame4M(b *testing.B) { benchFrame(b, bigEngine4M(b)) }
 func benchFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.refresh()
 		_ = m.View()
@@ -125,6 +126,7 @@ func BenchmarkKeyToFrame4M(b *testing.B) { benchKeyToFrame(b, bigEngine4M(b)) }
 func benchKeyToFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.Update(press("down"))
 		_ = m.View()
@@ -142,6 +144,7 @@ func BenchmarkKeySortToFrame4M(b *testing.B) { benchKeySortToFrame(b, bigEngine4
 func benchKeySortToFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.Update(press(">"))
 		_ = m.View()
@@ -165,6 +168,7 @@ func benchKeyFilterToFrame(b *testing.B, eng *engine.Engine) {
 		m.Update(press(k))
 	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for i := 0; b.Loop(); i++ {
 		if i%2 == 0 {
 			m.Update(press("1")) // dport 81
@@ -222,6 +226,14 @@ func BenchmarkTerminalBytes(b *testing.B) {
 		b.ReportMetric(float64(start), "first-screen-bytes")
 		b.ReportMetric(100*cpu/el, "cpu-%")
 	}
+}
+
+// reportCPU reports the process's CPU time per operation ("cpu-ns/op"),
+// which unlike ns/op does not grow when other processes share the
+// machine. Use: defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() { b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op") }
 }
 
 // cpuTime is the process's user+system CPU time so far.

@@ -440,8 +440,6 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		}
 		before := v.before
 		o := v.ord
-		less := o.less
-		rless := func(a, b *item) bool { return o.less(b, a) }
 		filter := v.flt
 		bits := v.bits
 		for c := uint32(0); c < hw; c += scanChunk {
@@ -475,15 +473,15 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 								continue
 							}
 						}
-						h = heapPush(h, o.newItem(i), bHi, less)
+						h = heapPush(h, o.newItem(i), bHi, &o, false)
 					case piv != nil:
 						it := o.newItem(i)
 						if o.less(&it, piv) {
 							before[i>>6] |= 1 << (i & 63)
 							nl++
-							lw = heapPush(lw, it, side, rless)
+							lw = heapPush(lw, it, side, &o, true)
 						} else {
-							h = heapPush(h, it, side, less)
+							h = heapPush(h, it, side, &o, false)
 						}
 					default:
 						h = append(h, o.newItem(i))
@@ -667,9 +665,16 @@ func parallel(workers int, lo, hi uint32, fn func(w int, a, b uint32)) {
 	wg.Wait()
 }
 
-// heapPush adds it to the bounded max-heap h (the k first items in the
-// order less, the last of them at the root) and returns the heap.
-func heapPush(h []item, it item, k int, less func(a, b *item) bool) []item {
+// heapPush adds it to the bounded max-heap h (the k first items in o's
+// order, or with rev the k last, the farthest of them at the root) and
+// returns the heap.
+func heapPush(h []item, it item, k int, o *order, rev bool) []item {
+	less := func(a, b *item) bool {
+		if rev {
+			return o.less(b, a)
+		}
+		return o.less(a, b)
+	}
 	if len(h) < k {
 		h = append(h, it)
 		// Sift up.
