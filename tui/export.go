@@ -2,14 +2,12 @@ package tui
 
 import (
 	"io"
-	"maps"
 	"path/filepath"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/conntop/conntop/internal/export"
-	"github.com/conntop/conntop/internal/store"
 )
 
 // defaultExportPath names an export after the time, in Options.ExportDir.
@@ -60,16 +58,12 @@ func (m *Model) keyExport(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 // exportCmd writes the current filtered view in the background. The
-// snapshot is taken here, on the UI goroutine (the store's readers are not
-// meant to run concurrently with this Model's own queries); the command
-// captures only values, never the Model.
+// snapshot is taken here, on the UI goroutine (it reads the store in
+// chunks, letting the event pump in between); the command captures only
+// values, never the Model.
 func (m *Model) exportCmd(path string, csv bool) tea.Cmd {
 	snap := export.Snapshot{Time: m.opts.Now(), Source: m.eng.Status().Source}
-	m.eng.View(func(s *store.Store) {
-		snap.Flows = s.Snapshot(m.matcher())
-		snap.Table = s.Summary().Table
-	})
-	snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons)
+	snap.Flows, snap.Table = m.eng.Snapshot(m.matcher())
 	return func() tea.Msg {
 		err := export.WriteFile(path, export.FileOptions{}, func(w io.Writer) error {
 			if csv {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,6 +228,21 @@ func (e *Engine) View(fn func(s *store.Store)) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	fn(e.st)
+}
+
+// Snapshot returns the live flows passing m in key order (see
+// store.Store.Snapshot) without holding the event pump up for long: the
+// store is read in chunks under the read lock, released between them, and
+// the answer is exactly the table as the last chunk left it (see
+// store.Store.SnapshotLocked). stats are the source's latest table
+// statistics (their InvalidReasons map is a copy).
+func (e *Engine) Snapshot(m store.Matcher) (flows []flow.Flow, stats flow.TableStats) {
+	flows = e.st.SnapshotLocked(m, e.mu.RLocker())
+	e.View(func(s *store.Store) {
+		stats = s.Summary().Table
+		stats.InvalidReasons = maps.Clone(stats.InvalidReasons)
+	})
+	return flows, stats
 }
 
 // Version increases whenever the store changed; a viewer that saw the same

@@ -191,8 +191,8 @@ func allRows(s *Store) map[flow.Key]Row {
 
 // reference returns all rows passing m, fully sorted the slow way.
 func reference(s *Store, keys []flow.Key, m Matcher, key SortKey, desc bool) []Row {
-	var rows []Row
 	all := allRows(s)
+	var rows []Row
 	for _, k := range keys {
 		r, ok := all[k]
 		if !ok || (m != nil && !m.Match(&r.Flow)) {
@@ -200,6 +200,22 @@ func reference(s *Store, keys []flow.Key, m Matcher, key SortKey, desc bool) []R
 		}
 		rows = append(rows, r)
 	}
+	return sortRows(rows, key, desc)
+}
+
+// referenceFrom is reference over the rows of allRows.
+func referenceFrom(all map[flow.Key]Row, m Matcher, key SortKey, desc bool) []Row {
+	var rows []Row
+	for _, r := range all {
+		if m == nil || m.Match(&r.Flow) {
+			rows = append(rows, r)
+		}
+	}
+	return sortRows(rows, key, desc)
+}
+
+// sortRows sorts rows the slow way.
+func sortRows(rows []Row, key SortKey, desc bool) []Row {
 	slices.SortFunc(rows, func(a, b Row) int {
 		c := refSortValue(&a, &b, key)
 		if c == 0 {

@@ -51,6 +51,7 @@ type Store struct {
 	deg     Degradation
 	trimmed int64 // when the table was last trimmed
 	cpu     cpuSlots
+	chunk   uint32 // records a reader reads under one hold of the lock (scanChunk)
 }
 
 // cpuSlots bounds how many goroutines work for views at once (one per
@@ -118,7 +119,7 @@ func New(opts Options) *Store {
 	if opts.CountHistory <= 0 {
 		opts.CountHistory = DefaultCountHistory
 	}
-	s := &Store{opts: opts, cpu: newCPUSlots()}
+	s := &Store{opts: opts, cpu: newCPUSlots(), chunk: scanChunk}
 	if opts.CountsOnly {
 		s.cnt = newCountsTable()
 	} else {

@@ -46,6 +46,7 @@ type View struct {
 
 	scratch []uint32
 	ins     []item
+	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
 }
 
 // NewView returns an empty view.
@@ -203,7 +204,7 @@ func (v *View) Changed(s *Store, lk Locker) bool {
 }
 
 // Close releases what the view holds.
-func (v *View) Close() { *v = View{dirty: true} }
+func (v *View) Close() { *v = View{dirty: true, slack: v.slack} }
 
 // rank returns the position of the flow with key k in the view's order,
 // or -1 when it is not there or does not pass the filter.
@@ -406,12 +407,16 @@ func bitSet(b []uint64, i uint32) bool {
 // after it in two bounded heaps and counts those before it, which is its
 // rank.
 func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
-	bLo := max(lo-viewSlack, 0)
-	if lo < 4*viewSlack {
+	slack := v.slack
+	if slack == 0 {
+		slack = viewSlack
+	}
+	bLo := max(lo-slack, 0)
+	if lo < 4*slack {
 		bLo = 0 // near the top: keep it all
 	}
-	bHi := hi + max(viewSlack, (hi-lo)/4)
-	side := max(hi-lo, 1) + viewSlack // pivot mode: flows kept on each side
+	bHi := hi + max(slack, (hi-lo)/4)
+	side := max(hi-lo, 1) + slack // pivot mode: flows kept on each side
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
 		full := !v.fok
@@ -442,8 +447,8 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		o := v.ord
 		filter := v.flt
 		bits := v.bits
-		for c := uint32(0); c < hw; c += scanChunk {
-			parallel(workers, c, min(c+scanChunk, hw), func(w int, a, b uint32) {
+		for c := uint32(0); c < hw; c += s.chunk {
+			parallel(workers, c, min(c+s.chunk, hw), func(w int, a, b uint32) {
 				var fl flow.Flow
 				h, lw := parts[w], lows[w]
 				n, nl := 0, 0
@@ -492,7 +497,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 				counts[w] += n
 				nlow[w] += nl
 			})
-			if release && c+scanChunk < hw {
+			if release && c+s.chunk < hw {
 				lk.Unlock()
 				lk.Lock()
 			}
