@@ -93,22 +93,29 @@ func loadBig(n int) *Store {
 const bigN = 262144
 
 // BenchmarkQuery measures a windowed, filtered, sorted query of one View
-// over 262,144 flows. "rescan" makes every query scan and filter the whole table (a new
+// over 262,144 flows (and 4,194,304, see bigSizes). "rescan" makes every query scan and filter the whole table (a new
 // filter each time: the worst case); "changed" applies one event before
 // each query (a busy table: the cached scan is refreshed incrementally);
 // "unchanged" is a frame on an idle table.
 func BenchmarkQuery(b *testing.B) {
-	s := loadBig(bigN)
+	for _, n := range bigSizes() {
+		b.Run(sizeName(n), func(b *testing.B) { benchQuery(b, n) })
+	}
+}
+
+func benchQuery(b *testing.B, n int) {
+	s := loadBig(n)
+	defer s.Close()
 	flt := filter.MustParse("tcp and not state TIME_WAIT")
-	churn := bigFlow(bigN + 1)
+	churn := bigFlow(n + 1)
 	for _, bc := range []struct {
 		name string
 		q    Query
 	}{
 		{"nofilter_age_top", Query{Sort: SortAge, Limit: 50}},
 		{"filtered_bytes_desc_top", Query{Filter: flt, Sort: SortBytes, Desc: true, Limit: 50}},
-		{"filtered_src_deep", Query{Filter: flt, Sort: SortSrc, Offset: 100000, Limit: 50}},
-		{"filtered_state_mid", Query{Filter: flt, Sort: SortState, Offset: 60000, Limit: 50}},
+		{"filtered_src_deep", Query{Filter: flt, Sort: SortSrc, Offset: n * 100000 / bigN, Limit: 50}},
+		{"filtered_state_mid", Query{Filter: flt, Sort: SortState, Offset: n * 60000 / bigN, Limit: 50}},
 		{"filtered_rate_select", Query{Filter: flt, Sort: SortRate, Desc: true, Limit: 50, Select: &flow.Key{}}},
 	} {
 		q := bc.q

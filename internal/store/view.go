@@ -111,25 +111,22 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		v.dirty = true
 	}
 	v.ord.tab = s.tab
-	scanned := false
-	if q.Select != nil && (!v.fok || !v.ook) {
-		// A new filter or order with a selection: one scan finds the
-		// selected flow's rank and the flows around it.
-		if i, ok := s.tab.lookup(q.Select); ok && v.passes(s, i) {
-			piv := v.ord.newItem(i)
-			v.scan(s, lk, off, off+limit, &piv)
-			scanned = true
-		}
-	}
-	if !scanned && (!v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched))) {
-		v.scan(s, lk, off, off+limit, nil)
-	}
-
 	res := Result{SelectedIndex: -1}
-	// The selected flow's rank.
+	// The selected flow's rank: a new filter or order with a selection
+	// is scanned around the selected flow (one scan finds its rank and
+	// the flows around it).
 	rank := -1
 	if q.Select != nil {
-		rank = v.rank(s, lk, q.Select)
+		if v.fok && v.ook {
+			rank = v.rank(s, lk, q.Select)
+		} else if i, ok := s.tab.lookup(q.Select); ok && v.passes(s, i) {
+			piv := v.ord.newItem(i)
+			v.scan(s, lk, off, off+limit, &piv)
+			rank = v.rank(s, lk, q.Select)
+		}
+	}
+	if rank < 0 && (!v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched))) {
+		v.scan(s, lk, off, off+limit, nil)
 	}
 	for range 3 {
 		m := v.matched
@@ -444,6 +441,12 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			clear(v.before)
 		}
 		before := v.before
+		if !useHeap && piv == nil {
+			// Collecting every matched flow: room for all at once.
+			for w := range workers {
+				parts[w] = make([]item, 0, int(hw)/workers+int(hw)/32+64)
+			}
+		}
 		o := v.ord
 		filter := v.flt
 		bits := v.bits
@@ -502,9 +505,9 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 				lk.Lock()
 			}
 		}
-		var all []item
-		total := 0
-		for w := range parts {
+		all := parts[0]
+		total := counts[0]
+		for w := 1; w < len(parts); w++ {
 			all = append(all, parts[w]...)
 			total += counts[w]
 		}
