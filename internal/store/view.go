@@ -262,7 +262,9 @@ func (v *View) catchUp(s *Store, force bool) bool {
 	if n == 0 {
 		return true
 	}
-	if !force && n > max(int(s.tab.hw)/4, 4096) {
+	// Past this many, a (chunked) scan costs less, and holds the lock
+	// in shorter slices.
+	if !force && n > min(max(int(s.tab.hw)/4, 4096), 1<<16) {
 		return false
 	}
 	if v.ook && v.base > 0 && len(v.buf) == 0 {
