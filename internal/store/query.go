@@ -75,13 +75,23 @@ func (o *order) less(a, b *item) bool {
 
 // cmp is less as a three-way comparison.
 func (o *order) cmp(a, b *item) int {
-	switch {
-	case o.less(a, b):
-		return -1
-	case o.less(b, a):
-		return 1
+	if a.k1 != b.k1 {
+		return cmp.Compare(a.k1, b.k1)
 	}
-	return 0
+	if a.k2 != b.k2 {
+		return cmp.Compare(a.k2, b.k2)
+	}
+	if a.k3 != b.k3 {
+		return cmp.Compare(a.k3, b.k3)
+	}
+	if a.idx == b.idx {
+		return 0
+	}
+	c := o.tab.recCmp(a.idx, b.idx, o.key)
+	if o.desc {
+		return -c
+	}
+	return c
 }
 
 // k1 returns the first word of record i's item (see newItem).
