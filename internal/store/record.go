@@ -131,11 +131,6 @@ type rare struct {
 	counters flow.Counters
 }
 
-// fields reports whether x holds anything besides big counters.
-func (x *rare) fields() bool {
-	return x.hasOrig || x.hasReply || x.master != nil || x.helper != "" || x.invalid != 0 || x.invalidReason != "" || x.cmp != (flow.Compare{})
-}
-
 // packAddr stores a into a 16-byte array (IPv4 in the last 4 bytes).
 func packAddr(a netip.Addr) [16]byte {
 	if a.Is4() {
