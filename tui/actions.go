@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"path/filepath"
 	"strings"
 	"time"
@@ -208,17 +207,14 @@ func (a *actions) keyExport(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 // exportCmd writes the flows match selects in the background: the
-// snapshot is taken in the command, under the engine's lock, so Update
-// never copies the whole table. The command captures only values (the
+// snapshot is taken in the command, so Update never copies the whole
+// table. The command captures only values (the
 // filter is immutable), never a component.
 func exportCmd(eng *engine.Engine, match store.Matcher, now time.Time, path string, csv bool) tea.Cmd {
 	return func() tea.Msg {
 		snap := export.Snapshot{Time: now, Source: eng.Status().Source}
-		eng.View(func(s *store.Store) {
-			snap.Flows = s.Snapshot(match)
-			snap.Table = s.Summary().Table
-			snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons)
-		})
+		// Read in chunks: the event pump is not held up for the whole copy.
+		snap.Flows, snap.Table = eng.Snapshot(match)
 		err := export.WriteFile(path, export.FileOptions{}, func(w io.Writer) error {
 			if csv {
 				return export.WriteCSV(w, snap.Flows)

@@ -12,7 +12,6 @@ import (
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/pcap"
 )
@@ -235,9 +234,6 @@ func captureSnapshot(ctx context.Context, src source.Source, d time.Duration) (*
 		return nil, ctx.Err()
 	}
 	snap := &export.Snapshot{Time: eng.Now(), Source: src.Name()}
-	eng.View(func(s *store.Store) {
-		snap.Flows = s.Snapshot(nil)
-		snap.Table = s.Summary().Table
-	})
+	snap.Flows, snap.Table = eng.Snapshot(nil)
 	return snap, nil
 }

@@ -1,0 +1,724 @@
+package store
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/conntop/conntop/internal/flow"
+)
+
+// View is one reader's query state (a TUI, an SSH session): the filter
+// and sort of its last query, which flows pass the filter (a bitmap over
+// record indices, and their number), and a stretch of the sorted order
+// around the window it was asked for (a buffer of the flows of ranks
+// base..base+len, exact; the flows ranked before it are marked in a second
+// bitmap). A query on an unchanged table costs only its window's rows;
+// after changes, a view re-evaluates only the records changed since (from
+// the store's change log); it scans the table again only for a new filter,
+// a new sort, a window outside its buffer, or after more changes than the
+// log holds. A View is used by one goroutine at a time; views do not
+// disturb each other.
+type View struct {
+	// The filter layer: valid once a scan evaluated flt.
+	fok     bool
+	flt     Matcher
+	bits    []uint64 // records passing flt (nil when flt is nil)
+	matched int
+	seq     uint64 // change-log position the view is current with
+
+	// The order layer: buf holds the matched flows of ranks base ..
+	// base+len(buf)-1 in order; before marks the records ranked before
+	// it (nil when base is 0); atEnd is set when no matched flow ranks
+	// after the buffer.
+	ook    bool
+	ord    order
+	buf    []item
+	base   int
+	before []uint64
+	atEnd  bool
+	kmax   int
+
+	// What the last answer showed, for Changed.
+	shown   []uint32
+	dirty   bool
+	lastTot int
+
+	scratch []uint32
+	ins     []item
+	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
+}
+
+// NewView returns an empty view.
+func NewView() *View { return &View{dirty: true} }
+
+// Locker is the lock a View takes around its reads of the store (a read
+// lock); scans release it between chunks so that writers are not held up
+// for long.
+type Locker = sync.Locker
+
+// scanChunk is how many records a scan reads under one hold of the lock.
+const scanChunk = 1 << 15
+
+// viewSlack is how many flows a view keeps on either side of the window it
+// was asked for, so that moving or flows leaving do not force a new scan.
+const viewSlack = 2048
+
+// heapMax is the largest buffer a scan selects with bounded heaps; a
+// deeper one is selected from all matched flows in linear time.
+const heapMax = 1 << 14
+
+// covers reports whether the buffer holds ranks [lo, hi).
+func (v *View) covers(lo, hi int) bool {
+	return v.ook && lo >= v.base && (hi <= v.base+len(v.buf) || v.atEnd)
+}
+
+// Query answers q for this view (see Store.Query for the order): the
+// store must be held by the caller when lk is nil; else the view takes
+// lk itself (a read lock of the store) and releases it between chunks of
+// a scan. q.Filter must be safe for concurrent use and must not change its
+// answers while the view may reuse them (a *filter.Filter never does).
+func (v *View) Query(s *Store, lk Locker, q Query) Result {
+	if lk != nil {
+		s.cpu.acquire()
+		lk.Lock()
+		defer s.cpu.release()
+		defer lk.Unlock()
+	}
+	if s.tab == nil {
+		return Result{SelectedIndex: -1} // counts only
+	}
+	if q.Sort >= NumSortKeys {
+		q.Sort = SortAge
+	}
+	limit := max(q.Limit, 0)
+	off := max(q.Offset, 0)
+
+	sameF := v.fok && sameMatcher(v.flt, q.Filter)
+	sameO := sameF && v.ook && v.ord.key == q.Sort && v.ord.desc == q.Desc
+	if !sameO {
+		v.ook = false
+		v.ord = order{tab: s.tab, key: q.Sort, desc: q.Desc}
+		v.dirty = true
+	}
+	if sameF && !v.catchUp(s, false) {
+		sameF = false
+		v.ook = false
+	}
+	if !sameF {
+		v.fok = false
+		v.flt = q.Filter
+		v.dirty = true
+	}
+	v.ord.tab = s.tab
+	res := Result{SelectedIndex: -1}
+	// The selected flow's rank: a new filter or order with a selection
+	// is scanned around the selected flow (one scan finds its rank and
+	// the flows around it).
+	rank := -1
+	if q.Select != nil {
+		if v.fok && v.ook {
+			rank = v.rank(s, lk, q.Select)
+		} else if i, ok := s.tab.lookup(q.Select); ok && v.passes(s, i) {
+			piv := v.ord.newItem(i)
+			v.scan(s, lk, off, off+limit, &piv)
+			rank = v.rank(s, lk, q.Select)
+		}
+	}
+	if rank < 0 && (!v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched))) {
+		v.scan(s, lk, off, off+limit, nil)
+	}
+	for range 3 {
+		m := v.matched
+		res.Matched, res.Total = m, s.live+s.lingering
+		o := off
+		if rank >= 0 {
+			res.SelectedIndex = rank
+			if rank < o {
+				o = rank
+			} else if limit > 0 && rank >= o+limit {
+				o = rank - limit + 1
+			}
+		}
+		o = min(o, max(m-limit, 0))
+		res.Offset = o
+		end := min(o+limit, m)
+		if end <= o || v.covers(o, end) {
+			break
+		}
+		// The table may change while the scan releases the lock: look
+		// again (a bounded number of times).
+		var piv *item
+		if rank >= 0 {
+			if i, ok := s.tab.lookup(q.Select); ok {
+				it := v.ord.newItem(i)
+				piv = &it
+			}
+		}
+		v.scan(s, lk, o, end, piv)
+		if q.Select != nil {
+			rank = v.rank(s, lk, q.Select)
+		}
+	}
+	lo := res.Offset - v.base
+	hi := min(res.Offset+limit, res.Matched) - v.base
+	lo, hi = max(lo, 0), min(hi, len(v.buf))
+	v.shown = v.shown[:0]
+	if hi > lo {
+		res.Rows = make([]Row, 0, hi-lo)
+		for _, it := range v.buf[lo:hi] {
+			res.Rows = append(res.Rows, s.tab.row(it.idx))
+			v.shown = append(v.shown, it.idx)
+		}
+	}
+	v.dirty = false
+	v.lastTot = res.Total
+	return res
+}
+
+// Changed reports whether the answer to the view's last query may have
+// changed since (its rows, their order, the counts): the store must be
+// held, or lk is taken. It costs what re-evaluating the changed records
+// costs, which the next Query then saves.
+func (v *View) Changed(s *Store, lk Locker) bool {
+	if lk != nil {
+		s.cpu.acquire()
+		lk.Lock()
+		defer s.cpu.release()
+		defer lk.Unlock()
+	}
+	if s.tab == nil {
+		return false
+	}
+	if !v.fok || !v.ook || !v.catchUp(s, false) {
+		v.fok, v.ook = false, false
+		return true
+	}
+	if s.live+s.lingering != v.lastTot {
+		v.dirty = true
+	}
+	return v.dirty
+}
+
+// Close releases what the view holds.
+func (v *View) Close() { *v = View{dirty: true, slack: v.slack} }
+
+// rank returns the position of the flow with key k in the view's order,
+// or -1 when it is not there or does not pass the filter.
+func (v *View) rank(s *Store, lk Locker, k *flow.Key) int {
+	i, ok := s.tab.lookup(k)
+	if !ok {
+		return -1
+	}
+	if v.bits != nil && !bitSet(v.bits, i) {
+		return -1
+	}
+	it := v.ord.newItem(i)
+	if !bitSet(v.before, i) {
+		p, found := slices.BinarySearchFunc(v.buf, &it, func(a item, b *item) int { return v.ord.cmp(&a, b) })
+		if found && v.buf[p].idx == i {
+			return v.base + p
+		}
+		if v.atEnd && (len(v.buf) == 0 || !v.ord.less(&it, &v.buf[0])) {
+			return -1 // not where it should be: not matched
+		}
+	}
+	// Outside the buffer: move the buffer around it.
+	v.scan(s, lk, 0, 1, &it)
+	p, found := slices.BinarySearchFunc(v.buf, &it, func(a item, b *item) int { return v.ord.cmp(&a, b) })
+	if found && v.buf[p].idx == i && !bitSet(v.before, i) {
+		return v.base + p
+	}
+	return -1
+}
+
+// passes reports whether record i is used and passes the view's filter
+// (from the filter bitmap when it is valid).
+func (v *View) passes(s *Store, i uint32) bool {
+	if s.tab.at(i).flags&flagUsed == 0 {
+		return false
+	}
+	if v.flt == nil {
+		return true
+	}
+	if v.fok {
+		return bitSet(v.bits, i)
+	}
+	var fl flow.Flow
+	s.tab.flow(i, &fl)
+	return v.flt.Match(&fl)
+}
+
+// catchUp applies the changes logged since the view was current. It
+// returns false when the view must scan again instead: the log no longer
+// holds them all, or (unless force) there are so many that a scan is
+// cheaper.
+func (v *View) catchUp(s *Store, force bool) bool {
+	a, b, ok := s.changes.since(v.seq)
+	if !ok {
+		return false
+	}
+	n := len(a) + len(b)
+	if n == 0 {
+		return true
+	}
+	// Past this many, a (chunked) scan costs less, and holds the lock
+	// in shorter slices.
+	if !force && n > min(max(int(s.tab.hw)/4, 4096), 1<<16) {
+		return false
+	}
+	if v.ook && v.base > 0 && len(v.buf) == 0 {
+		return false // nothing to place flows against
+	}
+	ch := append(append(v.scratch[:0], a...), b...)
+	slices.Sort(ch)
+	ch = slices.Compact(ch)
+	v.scratch = ch
+	v.seq = s.changes.seq
+
+	// Which of the shown rows changed?
+	for _, i := range v.shown {
+		if _, hit := slices.BinarySearch(ch, i); hit {
+			v.dirty = true
+			break
+		}
+	}
+	if v.ook {
+		kept := v.buf[:0]
+		for _, it := range v.buf {
+			if _, hit := slices.BinarySearch(ch, it.idx); !hit {
+				kept = append(kept, it)
+			}
+		}
+		v.buf = kept
+	}
+	v.growBits(s)
+	var fl flow.Flow
+	ins := v.ins[:0]
+	for _, i := range ch {
+		if v.ook && bitSet(v.before, i) {
+			v.before[i>>6] &^= 1 << (i & 63)
+			v.base--
+			v.dirty = true
+		}
+		now := i < s.tab.hw && s.tab.at(i).flags&flagUsed != 0
+		if now && v.flt != nil {
+			s.tab.flow(i, &fl)
+			now = v.flt.Match(&fl)
+		}
+		if v.bits != nil {
+			was := bitSet(v.bits, i)
+			if was != now {
+				v.dirty = true
+				if now {
+					v.bits[i>>6] |= 1 << (i & 63)
+					v.matched++
+				} else {
+					v.bits[i>>6] &^= 1 << (i & 63)
+					v.matched--
+				}
+			}
+		}
+		if !now || !v.ook {
+			continue
+		}
+		it := v.ord.newItem(i)
+		switch {
+		case v.base > 0 && v.ord.less(&it, &v.buf[0]):
+			v.before = growBitmap(v.before, s.tab.hw)
+			v.before[i>>6] |= 1 << (i & 63)
+			v.base++
+			v.dirty = true
+		case v.atEnd || (len(v.buf) > 0 && v.ord.less(&it, &v.buf[len(v.buf)-1])):
+			ins = append(ins, it)
+		}
+	}
+	if v.bits == nil {
+		if m := s.live + s.lingering; m != v.matched {
+			v.matched = m
+			v.dirty = true
+		}
+	}
+	if v.ook && len(ins) > 0 {
+		slices.SortFunc(ins, func(x, y item) int { return v.ord.cmp(&x, &y) })
+		if len(v.shown) > 0 && (len(v.buf) == 0 || v.ord.less(&ins[0], &v.buf[min(len(v.shown), len(v.buf))-1])) {
+			v.dirty = true
+		}
+		v.buf = mergeItems(v.buf, ins, &v.ord)
+		if len(v.buf) > v.kmax {
+			v.buf = v.buf[:v.kmax]
+			v.atEnd = false
+		}
+	}
+	v.ins = ins[:0]
+	return true
+}
+
+// mergeItems merges the sorted ins into the sorted buf.
+func mergeItems(buf, ins []item, o *order) []item {
+	n := len(buf)
+	buf = slices.Grow(buf, len(ins))[:n+len(ins)]
+	i, j, k := n-1, len(ins)-1, len(buf)-1
+	for j >= 0 {
+		if i >= 0 && o.less(&ins[j], &buf[i]) {
+			buf[k] = buf[i]
+			i--
+		} else {
+			buf[k] = ins[j]
+			j--
+		}
+		k--
+	}
+	return buf
+}
+
+// growBits sizes the filter bitmap to the table.
+func (v *View) growBits(s *Store) {
+	if v.flt == nil {
+		v.bits = nil
+		return
+	}
+	v.bits = growBitmap(v.bits, s.tab.hw)
+}
+
+// growBitmap sizes a bitmap to hold n bits.
+func growBitmap(b []uint64, n uint32) []uint64 {
+	if w := int(n+63) / 64; len(b) < w {
+		b = append(b, make([]uint64, w-len(b)+w/8)...)
+	}
+	return b
+}
+
+func bitSet(b []uint64, i uint32) bool {
+	w := int(i >> 6)
+	return w < len(b) && b[w]&(1<<(i&63)) != 0
+}
+
+// scan fills the view from the table: the filter layer when it is not
+// valid (evaluating the filter on every record), and the order layer with
+// the flows of ranks [lo-viewSlack, hi+viewSlack). With lk set it releases
+// the lock between chunks of records and catches up with the changes made
+// meanwhile; after two scans overtaken by more changes than the log
+// holds, it scans once more without releasing the lock.
+//
+// With piv set (a selected flow, which passes the filter) the buffer is
+// centred on it instead: one pass keeps the flows just before it and just
+// after it in two bounded heaps and counts those before it, which is its
+// rank.
+func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
+	slack := v.slack
+	if slack == 0 {
+		slack = viewSlack
+	}
+	bLo := max(lo-slack, 0)
+	if lo < 4*slack {
+		bLo = 0 // near the top: keep it all
+	}
+	bHi := hi + max(slack, (hi-lo)/4)
+	side := max(hi-lo, 1) + slack // pivot mode: flows kept on each side
+	for attempt := 0; ; attempt++ {
+		release := lk != nil && attempt < 2
+		full := !v.fok
+		start := s.changes.seq
+		hw := s.tab.hw
+		if full {
+			v.growBits(s)
+			clear(v.bits)
+		}
+		useHeap := bLo == 0 && bHi <= heapMax && piv == nil
+		most := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
+		workers := most
+		if lk != nil {
+			// The view holds one of the store's CPU slots; take more
+			// for helpers only if they are free.
+			workers = 1 + s.cpu.tryAcquire(most-1)
+			defer func(n int) { s.cpu.releaseN(n) }(workers - 1)
+		}
+		parts := make([][]item, most)
+		lows := make([][]item, most) // pivot mode: flows before piv
+		counts := make([]int, most)
+		nlow := make([]int, most)
+		if piv != nil {
+			v.before = growBitmap(v.before[:0], s.tab.hw)
+			clear(v.before)
+		}
+		before := v.before
+		if !useHeap && piv == nil {
+			// Collecting every matched flow: room for all at once.
+			for w := range workers {
+				parts[w] = make([]item, 0, int(hw)/workers+int(hw)/32+64)
+			}
+		}
+		o := v.ord
+		filter := v.flt
+		bits := v.bits
+		for c := uint32(0); c < hw; c += s.chunk {
+			parallel(workers, c, min(c+s.chunk, hw), func(w int, a, b uint32) {
+				var fl flow.Flow
+				h, lw := parts[w], lows[w]
+				n, nl := 0, 0
+				for i := a; i < b; i++ {
+					r := s.tab.at(i)
+					if r.flags&flagUsed == 0 {
+						continue
+					}
+					if filter != nil {
+						if full {
+							s.tab.flow(i, &fl)
+							if !filter.Match(&fl) {
+								continue
+							}
+							bits[i>>6] |= 1 << (i & 63)
+						} else if bits[i>>6]&(1<<(i&63)) == 0 {
+							continue
+						}
+					}
+					n++
+					switch {
+					case useHeap:
+						if len(h) == bHi {
+							// Most flows lose to the heap's root on the sort
+							// value alone.
+							if k1 := o.k1(i); k1 > h[0].k1 {
+								continue
+							}
+						}
+						h = heapPush(h, o.newItem(i), bHi, &o, false)
+					case piv != nil:
+						it := o.newItem(i)
+						if o.less(&it, piv) {
+							before[i>>6] |= 1 << (i & 63)
+							nl++
+							lw = heapPush(lw, it, side, &o, true)
+						} else {
+							h = heapPush(h, it, side, &o, false)
+						}
+					default:
+						h = append(h, o.newItem(i))
+					}
+				}
+				parts[w] = h
+				lows[w] = lw
+				counts[w] += n
+				nlow[w] += nl
+			})
+			if release && c+s.chunk < hw {
+				lk.Unlock()
+				lk.Lock()
+			}
+		}
+		all := parts[0]
+		total := counts[0]
+		for w := 1; w < len(parts); w++ {
+			all = append(all, parts[w]...)
+			total += counts[w]
+		}
+		parts = nil
+		if piv != nil {
+			// Ranks: the flows before piv, then piv and those after it.
+			var low []item
+			below := 0
+			for w := range lows {
+				low = append(low, lows[w]...)
+				below += nlow[w]
+			}
+			slices.SortFunc(low, func(x, y item) int { return o.cmp(&x, &y) })
+			if len(low) > side {
+				low = low[len(low)-side:]
+			}
+			for _, it := range low {
+				v.before[it.idx>>6] &^= 1 << (it.idx & 63)
+			}
+			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
+			if len(all) > side {
+				all = all[:side]
+			}
+			v.base = below - len(low)
+			after := total - below
+			all = append(low, all...)
+			v.atEnd = len(all)-len(low) >= after
+			v.buf = append(v.buf[:0], all...)
+			v.kmax = max(2*side, len(v.buf))
+			v.ook = true
+			if full {
+				v.matched = total
+				v.fok = true
+				v.seq = start
+			}
+			v.dirty = true
+			if v.catchUp(s, true) {
+				return
+			}
+			v.fok, v.ook = false, false
+			continue
+		}
+		v.before = v.before[:0]
+		if useHeap {
+			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
+			v.base = 0
+		} else {
+			// Linear-time selection of ranks [bLo, bHi), then sort only them.
+			b0, b1 := min(bLo, len(all)), min(bHi, len(all))
+			sel := selector{o: &o}
+			sel.selectRange(all, b0, b1)
+			slices.SortFunc(all[b0:b1], func(x, y item) int { return o.cmp(&x, &y) })
+			if b0 > 0 {
+				v.before = growBitmap(v.before, s.tab.hw)
+				clear(v.before)
+				for _, it := range all[:b0] {
+					v.before[it.idx>>6] |= 1 << (it.idx & 63)
+				}
+			}
+			v.base = b0
+			all = all[b0:b1:b1]
+		}
+		v.atEnd = v.base+len(all) >= total
+		if len(all) > bHi-v.base {
+			all = all[:bHi-v.base]
+			v.atEnd = false
+		}
+		v.buf = append(v.buf[:0], all...)
+		v.kmax = max(bHi-v.base, len(v.buf))
+		v.ook = true
+		if full {
+			v.matched = total
+			v.fok = true
+			v.seq = start
+		}
+		v.dirty = true
+		if v.catchUp(s, true) {
+			return
+		}
+		v.fok, v.ook = false, false
+	}
+}
+
+// selector is a randomized quickselect over items.
+type selector struct {
+	o   *order
+	rnd uint64
+}
+
+// selectRange reorders a so that a[lo:hi] hold the elements of ranks
+// lo..hi-1 (in any order), everything before them ranks lower and
+// everything after higher. Expected linear time.
+func (x *selector) selectRange(a []item, lo, hi int) {
+	if lo >= hi || lo >= len(a) {
+		return
+	}
+	x.nth(a, 0, len(a), lo)
+	if hi < len(a) {
+		x.nth(a, lo, len(a), hi)
+	}
+}
+
+// nth places in a[k] the element of rank k within a[from:to], smaller
+// ones before it and larger after.
+func (x *selector) nth(a []item, from, to, k int) {
+	for to-from > 1 {
+		p := x.partition(a, from, to)
+		switch {
+		case k < p:
+			to = p
+		case k > p:
+			from = p + 1
+		default:
+			return
+		}
+	}
+}
+
+// partition partitions a[from:to] around a random pivot and returns its
+// final position.
+func (x *selector) partition(a []item, from, to int) int {
+	if x.rnd == 0 {
+		x.rnd = 0x9e3779b97f4a7c15
+	}
+	x.rnd ^= x.rnd >> 12
+	x.rnd ^= x.rnd << 25
+	x.rnd ^= x.rnd >> 27
+	p := from + int((x.rnd*2685821657736338717)%uint64(to-from))
+	last := to - 1
+	a[p], a[last] = a[last], a[p]
+	pivot := a[last]
+	i := from
+	for j := from; j < last; j++ {
+		if x.o.less(&a[j], &pivot) {
+			a[i], a[j] = a[j], a[i]
+			i++
+		}
+	}
+	a[i], a[last] = a[last], a[i]
+	return i
+}
+
+// parallel runs fn over [lo, hi) split into workers parts (at multiples
+// of 64, so that bitmap words are not shared) and waits for them.
+func parallel(workers int, lo, hi uint32, fn func(w int, a, b uint32)) {
+	if workers <= 1 {
+		fn(0, lo, hi)
+		return
+	}
+	per := ((hi-lo)/uint32(workers) + 63) &^ 63
+	var wg sync.WaitGroup
+	for w := range workers {
+		a := lo + uint32(w)*per
+		b := min(a+per, hi)
+		if w == workers-1 {
+			b = hi
+		}
+		if a >= b {
+			continue
+		}
+		wg.Go(func() { fn(w, a, b) })
+	}
+	wg.Wait()
+}
+
+// heapPush adds it to the bounded max-heap h (the k first items in o's
+// order, or with rev the k last, the farthest of them at the root) and
+// returns the heap.
+func heapPush(h []item, it item, k int, o *order, rev bool) []item {
+	less := func(a, b *item) bool {
+		if rev {
+			return o.less(b, a)
+		}
+		return o.less(a, b)
+	}
+	if len(h) < k {
+		h = append(h, it)
+		// Sift up.
+		j := len(h) - 1
+		for j > 0 {
+			p := (j - 1) / 2
+			if !less(&h[p], &h[j]) {
+				break
+			}
+			h[p], h[j] = h[j], h[p]
+			j = p
+		}
+		return h
+	}
+	if k == 0 || !less(&it, &h[0]) {
+		return h
+	}
+	h[0] = it
+	// Sift down.
+	j := 0
+	for {
+		l := 2*j + 1
+		if l >= len(h) {
+			break
+		}
+		c := l
+		if r := l + 1; r < len(h) && less(&h[l], &h[r]) {
+			c = r
+		}
+		if !less(&h[j], &h[c]) {
+			break
+		}
+		h[j], h[c] = h[c], h[j]
+		j = c
+	}
+	return h
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conntop/conntop/internal/filter"
+	"github.com/conntop/conntop/internal/flow"
+)
+
+// TestViewFollowsChanges keeps views (top, mid-table and deep windows,
+// with and without a filter) across rounds of changes: each answer must
+// equal the reference order, whether the view caught up from the change
+// log, placed flows before its buffer, or scanned again.
+func TestViewFollowsChanges(t *testing.T) {
+	s, keys := buildRandom(t, 6000, 41)
+	r := rng(5)
+	m := filter.MustParse("not icmp")
+	type vq struct {
+		v *View
+		q Query
+	}
+	var views []vq
+	for _, q := range []Query{
+		{Sort: SortBytes, Desc: true, Limit: 30},
+		{Filter: m, Sort: SortSrc, Offset: 4500, Limit: 25},
+		{Filter: m, Sort: SortAge, Offset: 2000, Limit: 40},
+		{Sort: SortState, Offset: 5500, Limit: 20},
+	} {
+		v := NewView()
+		v.slack = 64 // buffers far smaller than the table: flows before them
+		views = append(views, vq{v, q})
+	}
+	now := at(10 * time.Second)
+	known := map[flow.Key]bool{}
+	for _, k := range keys {
+		known[k] = true
+	}
+	for round := range 30 {
+		n := 1 + r.intn(30)
+		if round%10 == 9 {
+			n = 2500 // more than a catch-up is worth
+		}
+		for range n {
+			f := randomFlow(&r, 80000+r.intn(5000))
+			typ := flow.EventNew
+			switch r.intn(4) {
+			case 0:
+				typ = flow.EventDestroy
+			case 1:
+				typ = flow.EventCounters
+				f = withCounters(f, uint64(r.intn(100)), uint64(r.intn(100000)), 1, 1)
+			}
+			if r.intn(2) == 0 {
+				if d, ok := s.Detail(keys[r.intn(len(keys))]); ok {
+					f = withCounters(d.Flow, uint64(r.intn(100)), uint64(r.intn(100000)), 1, 1)
+					f.Mark = uint32(r.intn(3))
+				}
+			}
+			s.Apply([]flow.Event{ev(typ, now, f)})
+			if k := f.Key(); !known[k] {
+				known[k] = true
+				keys = append(keys, k)
+			}
+		}
+		now = now.Add(time.Duration(r.intn(3000)) * time.Millisecond)
+		s.Tick(now)
+		for j := range views {
+			x := &views[j]
+			if round > 0 && !x.v.Changed(s, nil) && n > 20 {
+				t.Fatalf("round %d view %d: %d changes, Changed says no", round, j, n)
+			}
+			if r.intn(3) == 0 {
+				x.q.Offset += r.intn(200) - 100 // a move
+				x.q.Offset = max(x.q.Offset, 0)
+			}
+			ref := reference(s, keys, x.q.Filter, x.q.Sort, x.q.Desc)
+			res := x.v.Query(s, nil, x.q)
+			if res.Matched != len(ref) {
+				t.Fatalf("round %d view %d: Matched %d, want %d", round, j, res.Matched, len(ref))
+			}
+			wantOff := min(x.q.Offset, max(len(ref)-x.q.Limit, 0))
+			want := ref[wantOff:min(wantOff+x.q.Limit, len(ref))]
+			if res.Offset != wantOff || len(res.Rows) != len(want) {
+				t.Fatalf("round %d view %d: offset %d rows %d, want %d %d", round, j, res.Offset, len(res.Rows), wantOff, len(want))
+			}
+			for i := range want {
+				if res.Rows[i].Flow.Key() != want[i].Flow.Key() {
+					t.Fatalf("round %d view %d: row %d = %v, want %v", round, j, i, res.Rows[i].Flow.Orig, want[i].Flow.Orig)
+				}
+			}
+			if x.v.Changed(s, nil) {
+				t.Fatalf("round %d view %d: Changed right after a query", round, j)
+			}
+		}
+	}
+}
+
+// rwLocker adapts a RWMutex's read side for View.Query.
+type rwLocker struct{ mu *sync.RWMutex }
+
+func (l rwLocker) Lock()   { l.mu.RLock() }
+func (l rwLocker) Unlock() { l.mu.RUnlock() }
+
+// TestViewScanLetsWriterIn: a scan of a big table releases the read lock
+// between chunks; a writer applying events meanwhile is not held up for
+// the whole scan, and the answer still matches the table as it is at the
+// end of the query.
+func TestViewScanLetsWriterIn(t *testing.T) {
+	s := loadBig(30000)
+	s.chunk = 4096
+	var mu sync.RWMutex
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	applied := 0
+	wg.Go(func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			mu.Lock()
+			f := bigFlow(400000 + n%5000)
+			s.Apply([]flow.Event{ev(flow.EventNew, at(5*time.Second), withCounters(f, 1, uint64(1e12+n), 1, 1))})
+			applied++
+			mu.Unlock()
+			n++
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	v := NewView()
+	m := filter.MustParse("tcp")
+	during := 0
+	for i := range 6 {
+		mu.RLock()
+		before := applied
+		mu.RUnlock()
+		q := Query{Filter: m, Sort: SortBytes, Desc: true, Limit: 10}
+		if i%2 == 1 {
+			q.Filter = filter.MustParse("tcp") // a new filter: a full scan
+		}
+		res := v.Query(s, rwLocker{&mu}, q)
+		mu.RLock()
+		during += applied - before
+		mu.RUnlock()
+		if len(res.Rows) != 10 {
+			t.Fatalf("%d rows", len(res.Rows))
+		}
+	}
+	if during == 0 {
+		t.Error("no event was applied while the views scanned: the scans held the lock throughout")
+	}
+	close(done)
+	wg.Wait()
+	// Quiet now: the view's answer is the reference.
+	res := v.Query(s, rwLocker{&mu}, Query{Filter: m, Sort: SortBytes, Desc: true, Limit: 10})
+	ref := reference(s, keysOf(s), m, SortBytes, true)
+	for i := range res.Rows {
+		if res.Rows[i].Flow.Key() != ref[i].Flow.Key() {
+			t.Fatalf("row %d = %v, want %v", i, res.Rows[i].Flow.Orig, ref[i].Flow.Orig)
+		}
+	}
+	if res.Matched != len(ref) {
+		t.Fatalf("Matched %d, want %d", res.Matched, len(ref))
+	}
+}
+
+// keysOf returns the keys of all held flows.
+func keysOf(s *Store) []flow.Key {
+	var out []flow.Key
+	for k := range allRows(s) {
+		out = append(out, k)
+	}
+	return out
+}
+
+// hookLocker runs fn each time it is unlocked: a writer getting in
+// between the chunks of a reader.
+type hookLocker struct{ fn func() }
+
+func (l hookLocker) Lock()   {}
+func (l hookLocker) Unlock() { l.fn() }
+
+// TestSnapshotLocked: a snapshot taken in chunks while the table changes
+// between them is exactly the table at its end, in Snapshot's order.
+func TestSnapshotLocked(t *testing.T) {
+	s := loadBig(3*2048 + 100)
+	s.chunk = 2048
+	n := 0
+	m := filter.MustParse("not udp")
+	var want []flow.Flow
+	writer := hookLocker{func() {
+		// The table as the reader leaves it (the last time: as the
+		// snapshot returns), then the writer's turn.
+		want = s.Snapshot(m)
+		for range 100 {
+			typ := flow.EventNew
+			f := bigFlow(n % (4 * 2048))
+			switch n % 3 {
+			case 0:
+				typ = flow.EventDestroy
+			case 1:
+				f.TCPState = flow.TCPClose
+			}
+			s.Apply([]flow.Event{ev(typ, at(5*time.Second), f)})
+			n++
+		}
+	}}
+	got := s.SnapshotLocked(m, writer)
+	if n <= 100 {
+		t.Fatal("the snapshot never let the writer in")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d flows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Key() != want[i].Key() || got[i].TCPState != want[i].TCPState {
+			t.Fatalf("flow %d = %v %v, want %v %v", i, got[i].Orig, got[i].TCPState, want[i].Orig, want[i].TCPState)
+		}
+	}
+}
+
+// TestViewScanWithWriterBetweenChunks: a view's scans (a new filter, a
+// new sort, a selection outside its buffer) while the table changes
+// between their chunks answer exactly for the table at their end.
+func TestViewScanWithWriterBetweenChunks(t *testing.T) {
+	s := loadBig(3*4096 + 100)
+	s.chunk = 4096
+	n := 0
+	var snapAt func()
+	writer := hookLocker{func() {
+		snapAt()
+		for range 100 {
+			f := withCounters(bigFlow(n%(4*4096)), uint64(n), uint64(n*7%100000), 1, 1)
+			typ := flow.EventUpdate
+			if n%5 == 0 {
+				typ = flow.EventDestroy
+			}
+			s.Apply([]flow.Event{ev(typ, at(5*time.Second), f)})
+			n++
+		}
+	}}
+	v := NewView()
+	v.slack = 100
+	sel := keyOf(bigFlow(7777))
+	for i, q := range []Query{
+		{Filter: filter.MustParse("tcp"), Sort: SortBytes, Desc: true, Limit: 20},
+		{Filter: filter.MustParse("tcp"), Sort: SortSrc, Offset: 5000, Limit: 20},
+		{Filter: filter.MustParse("not udp"), Sort: SortPackets, Limit: 20, Select: &sel},
+	} {
+		var all map[flow.Key]Row
+		snapAt = func() { all = allRows(s) }
+		res := v.Query(s, writer, q)
+		ref := referenceFrom(all, q.Filter, q.Sort, q.Desc)
+		if res.Matched != len(ref) {
+			t.Fatalf("query %d: Matched %d, want %d", i, res.Matched, len(ref))
+		}
+		if len(res.Rows) == 0 {
+			t.Fatalf("query %d: no rows", i)
+		}
+		for j := range res.Rows {
+			if res.Rows[j].Flow.Key() != ref[res.Offset+j].Flow.Key() {
+				t.Fatalf("query %d: row %d = %v, want %v", i, j, res.Rows[j].Flow.Orig, ref[res.Offset+j].Flow.Orig)
+			}
+		}
+		if q.Select != nil && res.SelectedIndex >= 0 && ref[res.SelectedIndex].Flow.Key() != sel {
+			t.Fatalf("query %d: selected index %d is %v", i, res.SelectedIndex, ref[res.SelectedIndex].Flow.Orig)
+		}
+	}
+}
