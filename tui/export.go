@@ -67,7 +67,9 @@ func (m *Model) exportCmd(path string, csv bool) tea.Cmd {
 	snap := export.Snapshot{Time: m.opts.Now(), Source: m.eng.Status().Source}
 	m.eng.View(func(s *store.Store) {
 		snap.Flows = s.Snapshot(m.matcher())
-		snap.Table = s.Summary().Table
+		sum := s.Summary()
+		snap.Table = sum.Table
+		snap.Degraded = export.DegradedFrom(sum.Degraded)
 	})
 	snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons)
 	return func() tea.Msg {

@@ -148,6 +148,9 @@ func (m *Model) headerLines() []string {
 	if m.paused {
 		l1 += " " + st.warn.Render("PAUSED")
 	}
+	if d := degradedText(sum.Degraded); d != "" {
+		l1 += " " + st.warn.Render(d)
+	}
 	clock := m.now.Format("15:04:05")
 	l1 = padBetween(l1, clock, m.w)
 

@@ -237,7 +237,9 @@ func captureSnapshot(ctx context.Context, src source.Source, d time.Duration) (*
 	snap := &export.Snapshot{Time: eng.Now(), Source: src.Name()}
 	eng.View(func(s *store.Store) {
 		snap.Flows = s.Snapshot(nil)
-		snap.Table = s.Summary().Table
+		sum := s.Summary()
+		snap.Table = sum.Table
+		snap.Degraded = export.DegradedFrom(sum.Degraded)
 	})
 	return snap, nil
 }

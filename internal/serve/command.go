@@ -79,7 +79,9 @@ func (s *Server) snapshot(se *session, sess ssh.Session, stderr io.Writer, args 
 
 	snap := export.Snapshot{Time: s.eng.Now(), Source: s.eng.Status().Source}
 	s.eng.View(func(st *store.Store) {
-		snap.Table = st.Summary().Table
+		sum := st.Summary()
+		snap.Table = sum.Table
+		snap.Degraded = export.DegradedFrom(sum.Degraded)
 		snap.Table.InvalidReasons = maps.Clone(snap.Table.InvalidReasons) // the store's map
 		snap.Flows = st.Snapshot(flt)
 	})

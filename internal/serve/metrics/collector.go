@@ -32,6 +32,7 @@ type Collector struct {
 	events, eventsLost, resyncs, ringDrops, invReasons *prometheus.Desc
 	statError, clashResolve, chainTooLong, statsTime   *prometheus.Desc
 	up, synced, buildInfo                              *prometheus.Desc
+	degraded, memLimit, memUsed                        *prometheus.Desc
 	version, goVersion, revision                       string
 }
 
@@ -73,6 +74,9 @@ func NewCollector(eng *engine.Engine) *Collector {
 		statsTime:    d("conntop_table_stats_timestamp_seconds", "Unix time at which the source last read the table statistics."),
 		up:           d("conntop_source_up", "1 while the source runs, else 0.", "source"),
 		synced:       d("conntop_source_synced", "1 once the source's initial table listing is complete, else 0.", "source"),
+		degraded:     d("conntop_store_degraded", "1 when the store gave up what (per-flow history, lingering of closed flows) to stay within its memory limit; flows and counts stay complete.", "what"),
+		memLimit:     d("conntop_store_memory_limit_bytes", "The store's memory budget (from the cgroup's memory limit or GOMEMLIMIT, less a reserve)."),
+		memUsed:      d("conntop_store_memory_bytes", "The store's own estimate of the memory it holds."),
 		buildInfo:    d("conntop_build_info", "A metric with a constant '1' value labeled by conntop's version, revision and Go version.", "version", "revision", "goversion"),
 	}
 	c.version, c.revision, c.goVersion = "unknown", "unknown", "unknown"
@@ -97,6 +101,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.earlyDrop, c.searchRestart, c.flows, c.lingering, c.assured, c.byFamily, c.byProto,
 		c.byState, c.byTCPState, c.events, c.eventsLost, c.resyncs, c.ringDrops, c.invReasons,
 		c.statError, c.clashResolve, c.chainTooLong, c.statsTime, c.up, c.synced, c.buildInfo,
+		c.degraded, c.memLimit, c.memUsed,
 	} {
 		ch <- d
 	}
@@ -113,6 +118,7 @@ type snapshot struct {
 	events                   [8]uint64
 	table                    flow.TableStats
 	reasons                  []reason
+	degraded                 store.Degradation
 }
 
 type reason struct {
@@ -128,6 +134,7 @@ func (c *Collector) take(sn *snapshot) {
 		sn.ipv4, sn.ipv6 = sum.IPv4, sum.IPv6
 		sn.byState, sn.byProto, sn.byTCP = sum.ByState, sum.ByProto, sum.ByTCP
 		sn.events = sum.Events
+		sn.degraded = sum.Degraded
 		sn.table = sum.Table
 		sn.table.InvalidReasons = nil // the map belongs to the store
 		for name, n := range sum.Table.InvalidReasons {
@@ -202,6 +209,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range sn.reasons {
 		ctr(c.invReasons, r.count, r.name)
+	}
+
+	dg := &sn.degraded
+	g(c.degraded, b2f(dg.NoHistory), "history")
+	g(c.degraded, b2f(dg.NoLinger), "linger")
+	if dg.Limit > 0 {
+		g(c.memLimit, float64(dg.Limit))
+	}
+	if dg.Limit > 0 || dg.Used > 0 {
+		g(c.memUsed, float64(dg.Used))
 	}
 
 	src := st.Source
