@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/conntop/conntop/internal/memlimit"
 	"github.com/conntop/conntop/internal/store"
@@ -19,11 +20,15 @@ const (
 	reserveMetricsOnly = 32 << 20
 )
 
+// memTuneInterval is how often the Go soft limit follows the memory the
+// store holds outside the Go heap (memlimit.Plan.Tune).
+const memTuneInterval = 2 * time.Second
+
 // storeOptions returns the store's options for a command that keeps reserve
 // bytes for everything but its flows: the linger from the flags and a
 // memory budget from the process's limit (its cgroup's and GOMEMLIMIT),
 // whose Go soft limit it sets. countsOnly keeps only the counts (a
-// metrics-only server). A limit that cannot be read is reported in err;
+// metrics-only server). The caller runs plan.Tune. A limit that cannot be read is reported in err;
 // the store then runs without a budget.
 func (env *runEnv) storeOptions(reserve int64, countsOnly bool) (store.Options, memlimit.Plan, error) {
 	opts := store.Options{Linger: env.opts.linger, CountsOnly: countsOnly}

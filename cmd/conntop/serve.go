@@ -42,6 +42,7 @@ func (env *runEnv) serve(ctx context.Context) error {
 	eng := env.newEngine(cs, so)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go plan.Tune(ctx, memTuneInterval)
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 

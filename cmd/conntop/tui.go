@@ -65,13 +65,14 @@ func (env *runEnv) tui(ctx context.Context) error {
 	if env.opts.allowDelete && cs.kind != "conntrack" {
 		return usageErr("--allow-delete needs the kernel source (--source conntrack)")
 	}
-	so, _, merr := env.storeOptions(reserveTUI, false)
+	so, plan, merr := env.storeOptions(reserveTUI, false)
 	eng := env.newEngine(cs, so)
 	if merr != nil && cs.notice == "" {
 		eng.SetNotice(merr.Error())
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go plan.Tune(ctx, memTuneInterval)
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 

@@ -286,7 +286,8 @@ type Plan struct {
 	// GOMEMLIMIT); zero Bytes means none, and then nothing is limited.
 	Limit Limit
 	// GoLimit is the soft limit for the Go runtime that Apply sets (0:
-	// leave the runtime alone, as when GOMEMLIMIT already set it).
+	// leave the runtime alone, as when GOMEMLIMIT already set it); Tune
+	// then lowers it by what the process holds outside the runtime.
 	GoLimit int64
 	// Reserve is what is kept back for everything but the store's flows.
 	Reserve int64

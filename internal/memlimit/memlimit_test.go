@@ -1,9 +1,12 @@
 package memlimit
 
 import (
+	"context"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The testdata directories are file system roots holding the proc and
@@ -165,4 +168,34 @@ func FuzzParseMountinfoLine(f *testing.F) {
 			t.Errorf("ok without a file system type: %+v", m)
 		}
 	})
+}
+
+func TestGoLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		share, rss, goRes, floor, want int64
+	}{
+		{450 * mib, 100 * mib, 100 * mib, 24 * mib, 450 * mib}, // everything is the runtime's
+		{450 * mib, 400 * mib, 80 * mib, 24 * mib, 130 * mib},  // 320 MiB of store mappings
+		{450 * mib, 600 * mib, 60 * mib, 24 * mib, 24 * mib},   // the store took it all: the floor
+		{450 * mib, 50 * mib, 80 * mib, 24 * mib, 450 * mib},   // mapped but not resident
+	}
+	for _, tt := range tests {
+		if got := GoLimitFor(tt.share, tt.rss, tt.goRes, tt.floor); got != tt.want {
+			t.Errorf("GoLimitFor(%d, %d, %d, %d) = %d MiB, want %d MiB", tt.share, tt.rss, tt.goRes, tt.floor, got/mib, tt.want/mib)
+		}
+	}
+}
+
+func TestTuneSetsTheLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	p := Plan{Limit: Limit{Bytes: 1 << 40, From: "test"}, GoLimit: 1 << 39, Reserve: 64 << 20, Store: 1 << 39}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one adjustment, then return
+	p.Tune(ctx, time.Hour)
+	got := debug.SetMemoryLimit(-1)
+	if got > 1<<39 || got < 1<<38 {
+		t.Errorf("Go soft limit %d after Tune; want at most the Go share %d less what lies outside the runtime", got, int64(1<<39))
+	}
 }
