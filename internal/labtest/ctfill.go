@@ -113,10 +113,10 @@ const (
 	ctaProtoTCP   = 1 // CTA_PROTOINFO_TCP
 	ctaTCPState   = 1 // CTA_PROTOINFO_TCP_STATE
 	nlaNested     = 0x8000
-	tcpEstab      = 3          // TCP_CONNTRACK_ESTABLISHED
-	statusFill    = 8 | 2 | 4  // CONFIRMED | SEEN_REPLY | ASSURED
-	batchBytes    = 60 << 10   // requests per sendmsg
-	fillRecvBuf   = 4 << 20    // room for refusals between drains
+	tcpEstab      = 3         // TCP_CONNTRACK_ESTABLISHED
+	statusFill    = 8 | 2 | 4 // CONFIRMED | SEEN_REPLY | ASSURED
+	batchBytes    = 60 << 10  // requests per sendmsg
+	fillRecvBuf   = 4 << 20   // room for refusals between drains
 	fillRecvWait  = 10 * time.Second
 )
 
