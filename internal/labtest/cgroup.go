@@ -130,3 +130,39 @@ func (cg *MemCgroup) remove() error {
 	}
 	return fmt.Errorf("still busy after 10s: %w", err)
 }
+
+// Enter moves the calling process (all its threads) into the group until
+// the test ends, then back into the group it was in: a test that builds a
+// big table in process is bounded by the group's limit.
+func (cg *MemCgroup) Enter(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatalf("read /proc/self/cgroup: %v", err)
+	}
+	var back string
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case cg.V2 && parts[0] == "0" && parts[1] == "":
+			back = filepath.Join("/sys/fs/cgroup", parts[2])
+		case !cg.V2 && hasWord(strings.ReplaceAll(parts[1], ",", " "), "memory"):
+			back = filepath.Join("/sys/fs/cgroup/memory", parts[2])
+		}
+	}
+	if back == "" {
+		t.Fatal("the process's own memory cgroup is not known")
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(cg.ProcsFile(), pid, 0o644); err != nil {
+		t.Fatalf("enter cgroup %s: %v", cg.Dir, err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(back, "cgroup.procs"), pid, 0o644); err != nil {
+			t.Errorf("leave cgroup %s for %s: %v", cg.Dir, back, err)
+		}
+	})
+}
