@@ -9,46 +9,55 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// Detail returns the flow with key k (live or lingering) and its
-// transition history, oldest first (at most Options.HistoryLen entries;
-// transition times have millisecond resolution).
+// Detail returns the flow with key k (live or lingering) and its recent
+// transitions, oldest first: at most Options.HistoryLen of those still in
+// the store's bounded history ring (a flow that has not changed for a long
+// time on a busy table has none), with millisecond resolution.
 func (s *Store) Detail(k flow.Key) (Detail, bool) {
+	if s.tab == nil {
+		return Detail{}, false
+	}
 	i, ok := s.tab.lookup(&k)
 	if !ok {
 		return Detail{}, false
 	}
-	return Detail{Row: s.row(i), History: s.tab.at(i).history()}, true
+	r := s.tab.at(i)
+	return Detail{Row: s.tab.row(i), History: s.hist.of(i, r.firstSeen, s.opts.HistoryLen)}, true
 }
 
 // Snapshot returns the live flows (not the lingering destroyed ones) that
 // pass m, ordered by flow key (proto, family, source, destination, ports,
 // zone), for export.
 func (s *Store) Snapshot(m Matcher) []flow.Flow {
+	if s.tab == nil {
+		return nil
+	}
 	idx := make([]uint32, 0, s.live)
-	s.eachLive(m, func(i uint32, _ *entry) { idx = append(idx, i) })
-	slices.SortFunc(idx, func(a, b uint32) int { return cmpKey(s.tab.at(a), s.tab.at(b)) })
+	s.eachLive(m, 0, s.tab.hw, func(i uint32) { idx = append(idx, i) })
+	slices.SortFunc(idx, s.tab.cmpKey)
 	out := make([]flow.Flow, len(idx))
 	for j, i := range idx {
-		s.tab.at(i).flow(&out[j])
+		s.tab.flow(i, &out[j])
 	}
 	return out
 }
 
-// eachLive calls fn for every live (not lingering) entry that passes m, in
-// table order.
-func (s *Store) eachLive(m Matcher, fn func(i uint32, e *entry)) {
-	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
+// eachLive calls fn for every live (not lingering) record in [lo, hi)
+// that passes m, in table order.
+func (s *Store) eachLive(m Matcher, lo, hi uint32, fn func(i uint32)) {
+	var fl flow.Flow
+	for i := lo; i < min(hi, s.tab.hw); i++ {
+		r := s.tab.at(i)
+		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 {
 			continue
 		}
 		if m != nil {
-			e.flow(&s.scratch)
-			if !m.Match(&s.scratch) {
+			s.tab.flow(i, &fl)
+			if !m.Match(&fl) {
 				continue
 			}
 		}
-		fn(i, e)
+		fn(i)
 	}
 }
 
@@ -76,31 +85,36 @@ type groupAcc struct {
 //	GroupState   "ESTABLISHED"  "state ESTABLISHED"
 //	GroupProto   "udp"          "proto udp"
 func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
+	if s.tab == nil {
+		return nil
+	}
 	acc := map[groupKey]*groupAcc{}
-	s.eachLive(m, func(_ uint32, e *entry) {
+	s.eachLive(m, 0, s.tab.hw, func(i uint32) {
+		r := s.tab.at(i)
 		var k groupKey
 		switch by {
 		case GroupDport:
-			_, dp := e.ports()
-			k.n = uint32(e.proto)<<16 | uint32(dp)
+			_, dp := r.ports()
+			k.n = uint32(r.proto)<<16 | uint32(dp)
 		case GroupSrcHost:
-			k.addr = e.origTuple().Src
+			k.addr = s.tab.origTuple(i).Src
 		case GroupDstHost:
-			k.addr = e.origTuple().Dst
+			k.addr = s.tab.origTuple(i).Dst
 		case GroupState:
-			k.n = uint32(e.state())
+			k.n = uint32(r.state())
 		default:
-			k.n = uint32(e.proto)
+			k.n = uint32(r.proto)
 		}
 		a := acc[k]
 		if a == nil {
 			a = &groupAcc{}
 			acc[k] = a
 		}
+		c := s.tab.counters(i)
 		a.count++
-		a.packets += e.counters.OrigPackets + e.counters.ReplyPackets
-		a.bytes += e.counters.OrigBytes + e.counters.ReplyBytes
-		a.bps += float64(e.rates[1]) + float64(e.rates[3])
+		a.packets += c.OrigPackets + c.ReplyPackets
+		a.bytes += c.OrigBytes + c.ReplyBytes
+		a.bps += float64(r.rates[1]) + float64(r.rates[3])
 	})
 	out := make([]Group, 0, len(acc))
 	for k, a := range acc {
@@ -159,21 +173,26 @@ func groupLabel(by GroupBy, k groupKey) (label, expr string) {
 // that passes m, in no particular order, until fn returns false. The Row
 // is only valid during the call: fn must copy what it keeps.
 func (s *Store) Walk(m Matcher, fn func(r *Row) bool) {
-	var r Row
-	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 {
-			continue
-		}
-		if m != nil {
-			e.flow(&s.scratch)
-			if !m.Match(&s.scratch) {
-				continue
-			}
-		}
-		r = s.row(i)
-		if !fn(&r) {
+	s.WalkRange(m, 0, ^uint32(0), fn)
+}
+
+// WalkRange is Walk over the records with index in [from, to) only, and
+// returns where the records end (the table's high-water mark): a reader
+// that must not hold the store for long walks it in ranges, releasing its
+// lock between them (a flow that changes in between may be seen twice or
+// not at all).
+func (s *Store) WalkRange(m Matcher, from, to uint32, fn func(r *Row) bool) uint32 {
+	if s.tab == nil {
+		return 0
+	}
+	var w Row
+	stop := false
+	s.eachLive(m, from, to, func(i uint32) {
+		if stop {
 			return
 		}
-	}
+		w = s.tab.row(i)
+		stop = !fn(&w)
+	})
+	return s.tab.hw
 }

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
-	"slices"
+	"time"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -14,31 +14,12 @@ import (
 // item is one matched flow during a query: k1 is an order-preserving
 // 64-bit prefix of its sort value, k2 and k3 the first 96 bits of its flow
 // key in key order (k3 fills what would be padding); exact comparison
-// (entryCmp) decides only when all three tie.
+// (recCmp) decides only when all three tie. For a descending query the
+// prefixes are stored inverted, so that items always sort ascending.
 type item struct {
 	k1, k2 uint64
 	idx    uint32
 	k3     uint32
-}
-
-// queryCache keeps the matched items of the last query so that the next
-// query with the same filter and sort key on an unchanged table skips the
-// scan (scrolling, frames with no change). The first query after a change
-// only partly orders the items (the window, whose bounds are kept in
-// fixedLo/fixedHi so that asking for it again costs only its rows); from
-// the fifth query on an unchanged table they are sorted fully, so that any
-// later window or selection costs O(window + log n).
-type queryCache struct {
-	valid  bool
-	gen    uint64
-	filter Matcher
-	sort   SortKey
-	items  []item
-	total  int
-	hits   int
-	sorted bool
-	// items[fixedLo:fixedHi] are sorted and in their final places.
-	fixedLo, fixedHi int
 }
 
 // sameMatcher reports whether a and b are the same matcher without
@@ -55,239 +36,24 @@ func sameMatcher(a, b Matcher) bool {
 }
 
 // Query returns a window of the filtered table (live and lingering flows)
-// sorted by q.Sort. The cost is one pass over the table plus an expected
-// linear-time selection of the window; only the window's rows are built,
-// and repeated queries on an unchanged table reuse the pass. Ties are
-// broken by the flow key, so the order is total and stable; Desc reverses
-// the whole order. Limit <= 0 returns no rows (Matched and SelectedIndex
-// are still computed). q.Filter must not change its answers while the
-// store may reuse them (a *filter.Filter never does).
+// sorted by q.Sort, computed afresh (a View keeps the work between
+// queries; see [View.Query]). Ties are broken by the flow key, so the
+// order is total and stable; Desc reverses the whole order. Limit <= 0
+// returns no rows (Matched and SelectedIndex are still computed).
 func (s *Store) Query(q Query) Result {
-	if q.Sort >= NumSortKeys {
-		q.Sort = SortAge
-	}
-	c := &s.q
-
-	// The selected flow's item, when it is there and passes the filter.
-	var sel *item
-	if q.Select != nil {
-		if i, ok := s.tab.lookup(q.Select); ok {
-			e := s.tab.at(i)
-			pass := true
-			if q.Filter != nil {
-				e.flow(&s.scratch)
-				pass = q.Filter.Match(&s.scratch)
-			}
-			if pass {
-				it := newItem(e, q.Sort, i)
-				sel = &it
-			}
-		}
-	}
-
-	rank := -1
-	same := c.valid && c.sort == q.Sort && sameMatcher(c.filter, q.Filter)
-	if same && c.gen != s.gen && !s.dirty.overflow {
-		s.refresh()
-	}
-	if !same || c.gen != s.gen {
-		rank = s.collect(q.Filter, q.Sort, sel)
-	} else {
-		c.hits++
-		if !c.sorted && c.hits >= 4 {
-			slices.SortFunc(c.items, func(a, b item) int {
-				if s.less(&a, &b, q.Sort) {
-					return -1
-				}
-				if a.idx == b.idx {
-					return 0
-				}
-				return 1
-			})
-			c.sorted = true
-		}
-		if sel != nil {
-			if c.sorted {
-				rank, _ = slices.BinarySearchFunc(c.items, sel, func(a item, b *item) int {
-					if s.less(&a, b, q.Sort) {
-						return -1
-					}
-					if a.idx == b.idx {
-						return 0
-					}
-					return 1
-				})
-			} else {
-				rank = 0
-				for j := range c.items {
-					if s.less(&c.items[j], sel, q.Sort) {
-						rank++
-					}
-				}
-			}
-		}
-	}
-	items := c.items
-	m := len(items)
-	res := Result{Total: c.total, Matched: m, SelectedIndex: -1}
-
-	limit := max(q.Limit, 0)
-	off := max(q.Offset, 0)
-	if sel != nil && rank >= 0 {
-		r := rank
-		if q.Desc {
-			r = m - 1 - r
-		}
-		res.SelectedIndex = r
-		if r < off {
-			off = r
-		} else if limit > 0 && r >= off+limit {
-			off = r - limit + 1
-		}
-	}
-	off = min(off, max(m-limit, 0))
-	res.Offset = off
-	end := min(off+limit, m)
-	if end <= off {
-		return res
-	}
-	// Ascending positions of the window.
-	lo, hi := off, end
-	if q.Desc {
-		lo, hi = m-end, m-off
-	}
-	if !c.sorted && (lo < c.fixedLo || hi > c.fixedHi) {
-		s.selectWindow(items, lo, hi, q.Sort)
-		c.fixedLo, c.fixedHi = lo, hi
-	}
-	res.Rows = make([]Row, 0, hi-lo)
-	for j := lo; j < hi; j++ {
-		res.Rows = append(res.Rows, s.row(items[j].idx))
-	}
-	if q.Desc {
-		slices.Reverse(res.Rows)
-	}
-	return res
+	v := NewView()
+	return v.Query(s, nil, q)
 }
 
-// collect fills the cache with the items passing m and returns the rank
-// of sel among them (-1 when sel is nil).
-func (s *Store) collect(m Matcher, key SortKey, sel *item) int {
-	c := &s.q
-	items := c.items[:0]
-	if n := s.live + s.lingering; cap(items) < n || cap(items) > 4096 && cap(items) > 4*n {
-		// Room for some growth, without append's doubling; no huge
-		// buffer kept after the table shrank.
-		items = make([]item, 0, n+n/16)
-	}
-	total := 0
-	rank := 0
-	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 {
-			continue
-		}
-		total++
-		if m != nil {
-			e.flow(&s.scratch)
-			if !m.Match(&s.scratch) {
-				continue
-			}
-		}
-		it := newItem(e, key, i)
-		if sel != nil && s.less(&it, sel, key) {
-			rank++
-		}
-		items = append(items, it)
-	}
-	*c = queryCache{valid: true, gen: s.gen, filter: m, sort: key, items: items, total: total}
-	s.dirty.reset()
-	if sel == nil {
-		return -1
-	}
-	return rank
+// order is a sort key and direction, with what comparing items needs.
+type order struct {
+	tab  *table
+	key  SortKey
+	desc bool
 }
 
-// refresh brings the cached items up to date with the entries changed
-// since they were collected: one cheap pass drops the changed entries'
-// items, then only those entries are evaluated again.
-func (s *Store) refresh() {
-	c := &s.q
-	d := &s.dirty
-	items := c.items[:0]
-	for _, it := range c.items {
-		if !d.has(it.idx) {
-			items = append(items, it)
-		}
-	}
-	for _, i := range d.list {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 {
-			continue
-		}
-		if c.filter != nil {
-			e.flow(&s.scratch)
-			if !c.filter.Match(&s.scratch) {
-				continue
-			}
-		}
-		items = append(items, newItem(e, c.sort, i))
-	}
-	c.items = items
-	c.total = s.live + s.lingering
-	c.gen = s.gen
-	c.hits = 0
-	c.sorted = false
-	c.fixedLo, c.fixedHi = 0, 0
-	d.reset()
-}
-
-// dirtySet is the set of entry indices changed since the query cache was
-// filled: a bitmap plus the list of members. Past its limit it stops
-// tracking (overflow) and the next query rescans the table.
-type dirtySet struct {
-	bits     []uint64
-	list     []uint32
-	overflow bool
-}
-
-// mark adds i to the set; limit bounds the list.
-func (d *dirtySet) mark(i uint32, limit int) {
-	if d.overflow {
-		return
-	}
-	w := int(i >> 6)
-	if w >= len(d.bits) {
-		d.bits = append(d.bits, make([]uint64, w+1-len(d.bits)+len(d.bits)/2)...)
-	}
-	if d.bits[w]&(1<<(i&63)) != 0 {
-		return
-	}
-	if len(d.list) >= limit {
-		d.overflow = true
-		return
-	}
-	d.bits[w] |= 1 << (i & 63)
-	d.list = append(d.list, i)
-}
-
-// has reports whether i is in the set.
-func (d *dirtySet) has(i uint32) bool {
-	w := int(i >> 6)
-	return w < len(d.bits) && d.bits[w]&(1<<(i&63)) != 0
-}
-
-// reset empties the set.
-func (d *dirtySet) reset() {
-	for _, i := range d.list {
-		d.bits[i>>6] &^= 1 << (i & 63)
-	}
-	d.list = d.list[:0]
-	d.overflow = false
-}
-
-// less orders items by sort value, then flow key.
-func (s *Store) less(a, b *item, key SortKey) bool {
+// less orders items in the query's order.
+func (o *order) less(a, b *item) bool {
 	if a.k1 != b.k1 {
 		return a.k1 < b.k1
 	}
@@ -300,126 +66,67 @@ func (s *Store) less(a, b *item, key SortKey) bool {
 	if a.idx == b.idx {
 		return false
 	}
-	return s.entryCmp(s.tab.at(a.idx), s.tab.at(b.idx), key) < 0
+	c := o.tab.recCmp(a.idx, b.idx, o.key)
+	if o.desc {
+		return c > 0
+	}
+	return c < 0
 }
 
-// selectWindow reorders items so that items[lo:hi] hold, sorted, the
-// elements of ascending ranks lo..hi-1 (a partial quicksort: it recurses
-// only into parts that overlap the window).
-func (s *Store) selectWindow(items []item, lo, hi int, key SortKey) {
-	s.psort(items, 0, len(items), lo, hi, key, 2*bitsLen(len(items))+8)
+// cmp is less as a three-way comparison.
+func (o *order) cmp(a, b *item) int {
+	switch {
+	case o.less(a, b):
+		return -1
+	case o.less(b, a):
+		return 1
+	}
+	return 0
 }
 
-func bitsLen(n int) int {
-	l := 0
-	for ; n > 0; n >>= 1 {
-		l++
+// newItem returns the query item of record i.
+func (o *order) newItem(i uint32) item {
+	t := o.tab
+	k2, k3 := t.keyPrefix(i)
+	it := item{k1: t.sortPrefix(i, o.key), k2: k2, k3: k3, idx: i}
+	if o.desc {
+		it.k1, it.k2, it.k3 = ^it.k1, ^it.k2, ^it.k3
 	}
-	return l
+	return it
 }
 
-func (s *Store) psort(a []item, from, to, wlo, whi int, key SortKey, budget int) {
-	for to-from > 16 {
-		if budget == 0 {
-			// Pathological pivots: finish this part with a full sort.
-			slices.SortFunc(a[from:to], func(x, y item) int {
-				if s.less(&x, &y, key) {
-					return -1
-				}
-				if s.less(&y, &x, key) {
-					return 1
-				}
-				return 0
-			})
-			return
-		}
-		budget--
-		p := s.partition(a, from, to, key)
-		left := wlo < p && whi > from
-		right := whi > p+1 && wlo < to
-		switch {
-		case left && right:
-			if p-from < to-p {
-				s.psort(a, from, p, wlo, whi, key, budget)
-				from = p + 1
-			} else {
-				s.psort(a, p+1, to, wlo, whi, key, budget)
-				to = p
-			}
-		case left:
-			to = p
-		case right:
-			from = p + 1
-		default:
-			return
-		}
+// row builds the Row of record i.
+func (t *table) row(i uint32) Row {
+	r := t.at(i)
+	var w Row
+	t.flow(i, &w.Flow)
+	w.FirstSeen = unixTime(r.firstSeen)
+	w.LastSeen = unixTime(r.lastSeenNs())
+	w.Expires = unixTime(r.expiresNs())
+	if r.flags&flagDestroyed != 0 {
+		w.Destroyed = true
+		w.DestroyedAt = w.LastSeen
 	}
-	// Insertion sort for small parts.
-	for i := from + 1; i < to; i++ {
-		for j := i; j > from && s.less(&a[j], &a[j-1], key); j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
+	w.OrigPPS, w.OrigBPS = float64(r.rates[0]), float64(r.rates[1])
+	w.ReplyPPS, w.ReplyBPS = float64(r.rates[2]), float64(r.rates[3])
+	return w
 }
 
-// partition partitions a[from:to] around the median of three randomly
-// chosen elements and returns the pivot's final position. Random pivots
-// keep the expected cost linear whatever order earlier queries left the
-// items in.
-func (s *Store) partition(a []item, from, to int, key SortKey) int {
-	n := uint64(to - from)
-	x, y, z := from+int(s.rand()%n), from+int(s.rand()%n), from+int(s.rand()%n)
-	// Median of a[x], a[y], a[z] into p.
-	if s.less(&a[y], &a[x], key) {
-		x, y = y, x
+// addrs returns record i's orig addresses as 16-byte arrays (IPv4 in the
+// last 4 bytes).
+func (t *table) addrs(i uint32) (src, dst [16]byte) {
+	r := t.at(i)
+	switch {
+	case r.flags&flagRare != 0 && t.rare[i].hasOrig:
+		x := t.rare[i]
+		return packAddr(x.orig.Src), packAddr(x.orig.Dst)
+	case r.family == flow.FamilyIPv4:
+		binary.BigEndian.PutUint32(src[12:], r.src4)
+		binary.BigEndian.PutUint32(dst[12:], r.dst4)
+		return src, dst
 	}
-	if s.less(&a[z], &a[y], key) {
-		y = z
-		if s.less(&a[y], &a[x], key) {
-			y = x
-		}
-	}
-	last := to - 1
-	a[y], a[last] = a[last], a[y]
-	pivot := a[last]
-	i := from
-	for j := from; j < last; j++ {
-		if s.less(&a[j], &pivot, key) {
-			a[i], a[j] = a[j], a[i]
-			i++
-		}
-	}
-	a[i], a[last] = a[last], a[i]
-	return i
-}
-
-// rand returns the next value of the store's pivot generator
-// (xorshift64*); it needs no quality beyond not following the data.
-func (s *Store) rand() uint64 {
-	if s.rnd == 0 {
-		s.rnd = 0x9e3779b97f4a7c15
-	}
-	s.rnd ^= s.rnd >> 12
-	s.rnd ^= s.rnd << 25
-	s.rnd ^= s.rnd >> 27
-	return s.rnd * 2685821657736338717
-}
-
-// row builds the Row of entry i.
-func (s *Store) row(i uint32) Row {
-	e := s.tab.at(i)
-	var r Row
-	e.flow(&r.Flow)
-	r.FirstSeen = unixTime(e.firstSeen)
-	r.LastSeen = unixTime(e.lastSeen)
-	r.Expires = unixTime(e.expires)
-	if e.flags&flagDestroyed != 0 {
-		r.Destroyed = true
-		r.DestroyedAt = r.LastSeen
-	}
-	r.OrigPPS, r.OrigBPS = float64(e.rates[0]), float64(e.rates[1])
-	r.ReplyPPS, r.ReplyBPS = float64(e.rates[2]), float64(e.rates[3])
-	return r
+	x := t.extOf(r)
+	return x.src, x.dst
 }
 
 // addrPrefix returns an order-preserving 64-bit prefix of (family,
@@ -439,88 +146,106 @@ func addrPrefix(fam flow.Family, a *[16]byte, port uint16) uint64 {
 	return math.MaxUint64
 }
 
-// sortPrefix returns the order-preserving prefix of e's sort value.
-func sortPrefix(e *entry, key SortKey) uint64 {
-	sp, dp := e.ports()
+// sortPrefix returns the order-preserving prefix of record i's sort value.
+func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
+	r := t.at(i)
 	switch key {
 	case SortAge:
-		return uint64(e.firstSeen) ^ 1<<63
+		return uint64(r.firstSeen) ^ 1<<63
 	case SortState:
-		return uint64(e.state())
+		return uint64(r.state())
 	case SortTCPState:
-		return uint64(e.tcpState)
+		return uint64(r.tcpState)
 	case SortProto:
-		return uint64(e.proto)
-	case SortSrc:
-		return addrPrefix(e.family, &e.src, sp)
-	case SortDst:
-		return addrPrefix(e.family, &e.dst, dp)
+		return uint64(r.proto)
+	case SortSrc, SortDst:
+		sp, dp := r.ports()
+		if r.family == flow.FamilyIPv4 && r.flags&flagRare == 0 {
+			if key == SortSrc {
+				return uint64(r.src4)<<16 | uint64(sp)
+			}
+			return uint64(r.dst4)<<16 | uint64(dp)
+		}
+		src, dst := t.addrs(i)
+		if key == SortSrc {
+			return addrPrefix(r.family, &src, sp)
+		}
+		return addrPrefix(r.family, &dst, dp)
 	case SortSport:
+		sp, _ := r.ports()
 		return uint64(sp)
 	case SortDport:
+		_, dp := r.ports()
 		return uint64(dp)
 	case SortPackets:
-		return e.counters.OrigPackets + e.counters.ReplyPackets
+		if r.flags&flagBigCounters == 0 {
+			return uint64(r.origPkts) + uint64(r.replyPkts)
+		}
+		c := t.counters(i)
+		return c.OrigPackets + c.ReplyPackets
 	case SortBytes:
-		return e.counters.OrigBytes + e.counters.ReplyBytes
+		c := t.counters(i)
+		return c.OrigBytes + c.ReplyBytes
 	case SortRate:
-		return uint64(math.Float32bits(e.rates[1] + e.rates[3]))
+		return uint64(math.Float32bits(r.rates[1] + r.rates[3]))
 	case SortTimeout:
-		return uint64(e.expires) ^ 1<<63
+		return uint64(r.expiresNs()) ^ 1<<63
 	case SortMark:
-		return uint64(e.mark)
+		return uint64(r.mark)
 	}
 	return 0
 }
 
-// newItem returns the query item of entry i.
-func newItem(e *entry, key SortKey, i uint32) item {
-	k2, k3 := keyPrefix(e)
-	return item{k1: sortPrefix(e, key), k2: k2, k3: k3, idx: i}
-}
-
-// keyPrefix returns an order-preserving 96-bit prefix of e's flow key as
-// cmpKey orders it (proto, family, source, destination, source port,
-// destination port): 64 bits in k2, the next 32 in k3.
-func keyPrefix(e *entry) (k2 uint64, k3 uint32) {
-	v := uint64(e.proto) << 56
+// keyPrefix returns an order-preserving 96-bit prefix of record i's flow
+// key as cmpKey orders it (proto, family, source, destination, source
+// port, destination port): 64 bits in k2, the next 32 in k3.
+func (t *table) keyPrefix(i uint32) (k2 uint64, k3 uint32) {
+	r := t.at(i)
+	v := uint64(r.proto) << 56
 	switch {
-	case e.family == flow.FamilyIPv4:
-		src, dst := uint64(binary.BigEndian.Uint32(e.src[12:])), binary.BigEndian.Uint32(e.dst[12:])
+	case r.family == flow.FamilyIPv4:
+		src, dst := uint64(r.src4), r.dst4
+		if r.flags&flagRare != 0 {
+			a, b := t.addrs(i)
+			src, dst = uint64(binary.BigEndian.Uint32(a[12:])), binary.BigEndian.Uint32(b[12:])
+		}
 		return v | 1<<54 | src<<22 | uint64(dst>>10),
-			dst<<22 | uint32(e.sport)<<6 | uint32(e.dport>>10)
-	case e.family == flow.FamilyIPv6:
-		hi, lo := binary.BigEndian.Uint64(e.src[:8]), binary.BigEndian.Uint64(e.src[8:])
+			dst<<22 | uint32(r.sport)<<6 | uint32(r.dport>>10)
+	case r.family == flow.FamilyIPv6:
+		a, _ := t.addrs(i)
+		hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 		return v | 2<<54 | hi>>10, uint32(hi&0x3ff)<<22 | uint32(lo>>42)
-	case e.family < flow.FamilyIPv4:
+	case r.family < flow.FamilyIPv4:
 		return v, 0
-	case e.family < flow.FamilyIPv6:
+	case r.family < flow.FamilyIPv6:
 		return v | 2<<54, 0
 	}
 	return v | 3<<54, 0
 }
 
-// entryCmp compares two entries exactly by sort value, then flow key.
-func (s *Store) entryCmp(a, b *entry, key SortKey) int {
-	if c := cmpSortValue(a, b, key); c != 0 {
+// recCmp compares two records exactly by sort value, then flow key.
+func (t *table) recCmp(a, b uint32, key SortKey) int {
+	if c := t.cmpSortValue(a, b, key); c != 0 {
 		return c
 	}
-	return cmpKey(a, b)
+	return t.cmpKey(a, b)
 }
 
 // cmpSortValue compares the sort values exactly.
-func cmpSortValue(a, b *entry, key SortKey) int {
+func (t *table) cmpSortValue(a, b uint32, key SortKey) int {
 	switch key {
-	case SortSrc:
-		as, _ := a.ports()
-		bs, _ := b.ports()
-		return cmpAddrPort(a.family, &a.src, as, b.family, &b.src, bs)
-	case SortDst:
-		_, ad := a.ports()
-		_, bd := b.ports()
-		return cmpAddrPort(a.family, &a.dst, ad, b.family, &b.dst, bd)
+	case SortSrc, SortDst:
+		ra, rb := t.at(a), t.at(b)
+		as, ad := ra.ports()
+		bs, bd := rb.ports()
+		asrc, adst := t.addrs(a)
+		bsrc, bdst := t.addrs(b)
+		if key == SortSrc {
+			return cmpAddrPort(ra.family, &asrc, as, rb.family, &bsrc, bs)
+		}
+		return cmpAddrPort(ra.family, &adst, ad, rb.family, &bdst, bd)
 	}
-	return cmp.Compare(sortPrefix(a, key), sortPrefix(b, key))
+	return cmp.Compare(t.sortPrefix(a, key), t.sortPrefix(b, key))
 }
 
 // cmpAddrPort orders (family, address, port).
@@ -534,31 +259,34 @@ func cmpAddrPort(fa flow.Family, a *[16]byte, pa uint16, fb flow.Family, b *[16]
 	return cmp.Compare(pa, pb)
 }
 
-// cmpKey orders entries by flow key: proto, family, src, dst, sport,
+// cmpKey orders records by flow key: proto, family, src, dst, sport,
 // dport, zone, then the full tuples (for tuples not in compact form).
-func cmpKey(a, b *entry) int {
-	if c := cmp.Compare(a.proto, b.proto); c != 0 {
+func (t *table) cmpKey(a, b uint32) int {
+	ra, rb := t.at(a), t.at(b)
+	if c := cmp.Compare(ra.proto, rb.proto); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.family, b.family); c != 0 {
+	if c := cmp.Compare(ra.family, rb.family); c != 0 {
 		return c
 	}
-	if c := bytes.Compare(a.src[:], b.src[:]); c != 0 {
+	asrc, adst := t.addrs(a)
+	bsrc, bdst := t.addrs(b)
+	if c := bytes.Compare(asrc[:], bsrc[:]); c != 0 {
 		return c
 	}
-	if c := bytes.Compare(a.dst[:], b.dst[:]); c != 0 {
+	if c := bytes.Compare(adst[:], bdst[:]); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.sport, b.sport); c != 0 {
+	if c := cmp.Compare(ra.sport, rb.sport); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.dport, b.dport); c != 0 {
+	if c := cmp.Compare(ra.dport, rb.dport); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.zone, b.zone); c != 0 {
+	if c := cmp.Compare(ra.zone, rb.zone); c != 0 {
 		return c
 	}
-	ta, tb := a.origTuple(), b.origTuple()
+	ta, tb := t.origTuple(a), t.origTuple(b)
 	return cmpTuple(&ta, &tb)
 }
 
@@ -584,3 +312,5 @@ func cmpTuple(a, b *flow.Tuple) int {
 	}
 	return cmp.Compare(a.ID, b.ID)
 }
+
+var _ = time.Second

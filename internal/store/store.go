@@ -18,17 +18,20 @@ const (
 	RateWindow = 5 * time.Second
 )
 
-// Store is the live flow table. It is not safe for concurrent use: one
-// goroutine (or a lock, as internal/engine has) must own it.
+// Store is the live flow table. Apply and Tick must not run concurrently
+// with anything else; the read methods (Query, Summary, Detail, Snapshot,
+// Walk, Groups, Events, …) change nothing and may run concurrently with
+// each other (internal/engine holds a read-write lock).
 type Store struct {
 	opts Options
 	tab  *table
-	gen  uint64 // changes whenever rows could differ
+	cnt  *countsTable // Options.CountsOnly
+	gen  uint64       // changes whenever rows could differ
 
 	now    int64 // latest Tick, Unix ns (0 before the first)
 	synced bool  // the source's initial listing is complete
-	epoch  uint32
-	resync bool // a resync listing is in progress
+	epoch  bool  // resync epoch parity (flagEpoch)
+	resync bool  // a resync listing is in progress
 
 	live, lingering int
 	sum             counts
@@ -41,12 +44,10 @@ type Store struct {
 	linger []lingerItem // destroyed flows, in destroy order
 	lhead  int
 
-	log eventLog
-
-	scratch flow.Flow // reused for Matcher calls (no allocation per flow)
-	q       queryCache
-	dirty   dirtySet // entries changed since the query cache was filled
-	rnd     uint64   // pivot generator state
+	log     eventLog
+	hist    historyRing
+	changes changeLog
+	deg     Degradation
 }
 
 // counts are the incrementally maintained per-flow counts of live flows.
@@ -63,7 +64,7 @@ type counts struct {
 // lingerItem schedules the removal of a destroyed flow.
 type lingerItem struct {
 	idx   uint32
-	at    int64 // the flow's destroy time, to detect reuse of idx
+	fs    int64 // the flow's first-seen time, to detect reuse of idx
 	until int64 // remove at or after this store time
 }
 
@@ -82,10 +83,29 @@ func New(opts Options) *Store {
 	if opts.CountHistory <= 0 {
 		opts.CountHistory = DefaultCountHistory
 	}
-	s := &Store{opts: opts, tab: newTable()}
+	s := &Store{opts: opts}
+	if opts.CountsOnly {
+		s.cnt = newCountsTable()
+	} else {
+		s.tab = newTable()
+		s.hist.init(historyRingLen)
+		s.changes.init(changeLogLen)
+	}
 	s.log.init(opts.EventLog)
 	s.samples.init(int(max(opts.CountHistory/time.Second, 1)))
 	return s
+}
+
+// Close releases the memory the store maps outside the Go heap. The
+// store must not be used afterwards. A store that is dropped without
+// Close keeps that memory until the process ends.
+func (s *Store) Close() {
+	if s.tab != nil {
+		s.tab.release()
+	}
+	if s.cnt != nil {
+		s.cnt.release()
+	}
 }
 
 // Options returns the options in effect (defaults filled in).
@@ -129,6 +149,9 @@ func (s *Store) Apply(evs []flow.Event) {
 	for i := range evs {
 		s.apply(&evs[i])
 	}
+	if s.opts.MemoryLimit > 0 {
+		s.checkMemory()
+	}
 }
 
 // apply applies one event.
@@ -142,18 +165,32 @@ func (s *Store) apply(ev *flow.Event) {
 	}
 	switch ev.Type {
 	case flow.EventNew, flow.EventUpdate:
-		s.upsert(ev.Type, at, &ev.Flow)
+		if s.cnt != nil {
+			s.countsUpsert(ev.Type, at, &ev.Flow)
+		} else {
+			s.upsert(ev.Type, at, &ev.Flow)
+		}
 	case flow.EventCounters:
-		s.refreshCounters(at, &ev.Flow)
+		if s.cnt == nil {
+			s.refreshCounters(at, &ev.Flow)
+		}
 	case flow.EventDestroy:
-		s.destroyKey(at, &ev.Flow)
+		if s.cnt != nil {
+			s.countsDestroy(at, &ev.Flow)
+		} else {
+			s.destroyKey(at, &ev.Flow)
+		}
 	case flow.EventResync:
-		s.epoch++
+		s.epoch = !s.epoch
 		s.resync = true
 		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventResync, Lost: ev.Lost})
 	case flow.EventSynced:
 		if s.resync {
-			s.reconcile(at)
+			if s.cnt != nil {
+				s.countsReconcile(at)
+			} else {
+				s.reconcile(at)
+			}
 			s.resync = false
 		}
 		s.synced = true
@@ -166,14 +203,23 @@ func (s *Store) apply(ev *flow.Event) {
 	}
 }
 
-// upsert handles new, update and counters events.
+// setEpoch marks r as listed or touched in the current resync epoch.
+func (s *Store) setEpoch(r *rec) {
+	if s.epoch {
+		r.flags |= flagEpoch
+	} else {
+		r.flags &^= flagEpoch
+	}
+}
+
+// upsert handles new and update events.
 func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	k := fl.Key()
 	i, ok := s.tab.lookup(&k)
 	counted := s.synced // the initial listing does not count
 	if ok && s.tab.at(i).flags&flagDestroyed != 0 {
 		// The key was destroyed and is back: a new flow.
-		s.unlinger(i)
+		s.lingering--
 		s.touch(i)
 		s.tab.remove(i)
 		ok = false
@@ -182,20 +228,18 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	if !ok {
 		i = s.tab.insert(&k)
 		s.touch(i)
-		e := s.tab.at(i)
-		e.flags = flagUsed
-		e.firstSeen = at
-		e.set(fl)
-		e.lastSeen = at
-		e.epoch = s.epoch
-		s.setExpiry(e, at)
-		if e.flags&flagHasCounters != 0 {
-			e.countersAt = at
+		r := s.tab.at(i)
+		r.flags = flagUsed
+		r.firstSeen = at
+		s.tab.set(i, fl)
+		s.setEpoch(r)
+		if r.flags&flagHasCounters != 0 {
+			r.flags |= flagCountersAt
 		}
-		to := e.phase()
-		e.addHistory(s.opts.HistoryLen, at, PhaseNone, to)
+		to := r.phase()
+		s.hist.add(i, at, at, PhaseNone, to)
 		s.live++
-		s.sum.add(e, 1)
+		s.sum.add(r, 1)
 		if counted {
 			s.rates.cur.new++
 			s.transition(PhaseNone, to)
@@ -204,23 +248,22 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		return
 	}
 	s.touch(i)
-	e := s.tab.at(i)
-	from := e.phase()
-	old := e.counters
-	oldAt := e.countersAt
-	hadCounters := e.flags&flagHasCounters != 0
-	s.sum.add(e, -1)
-	e.set(fl)
-	s.sum.add(e, 1)
-	e.lastSeen = max(e.lastSeen, at)
-	e.epoch = s.epoch
-	s.setExpiry(e, at)
+	r := s.tab.at(i)
+	from := r.phase()
+	old := s.tab.counters(i)
+	oldAt, hadAt := r.countersAt, r.flags&flagCountersAt != 0
+	hadCounters := r.flags&flagHasCounters != 0
+	s.sum.add(r, -1)
+	s.tab.set(i, fl)
+	s.sum.add(r, 1)
+	r.setLastSeen(at)
+	s.setEpoch(r)
 	if fl.HasCounters {
-		s.updateRates(e, hadCounters, old, oldAt, at)
+		s.updateRates(i, hadCounters && hadAt, old, oldAt, at)
 	}
-	to := e.phase()
+	to := r.phase()
 	if from != to {
-		e.addHistory(s.opts.HistoryLen, at, from, to)
+		s.hist.add(i, r.firstSeen, at, from, to)
 		if counted {
 			s.transition(from, to)
 		}
@@ -235,27 +278,26 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	}
 }
 
-// setExpiry sets the expiry from the flow's timeout as of at.
-func (s *Store) setExpiry(e *entry, at int64) {
-	e.expires = at + int64(e.timeout)*int64(time.Second)
-}
-
 // rateTau is the time constant of the per-flow rate smoothing: a counter
 // sample at least this far from the previous one sets the rate outright,
 // a closer one moves it part of the way.
 const rateTau = int64(time.Second)
 
-// updateRates derives per-direction rates from a counter delta.
-func (s *Store) updateRates(e *entry, had bool, old flow.Counters, oldAt, at int64) {
-	if !had || oldAt == 0 {
-		e.countersAt = at
+// updateRates derives per-direction rates from a counter delta; record
+// i's counters are already the new ones.
+func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint32, at int64) {
+	r := s.tab.at(i)
+	r.flags |= flagCountersAt
+	if !had {
+		r.countersAt = msAfter(r.firstSeen, at)
 		return
 	}
+	oldAt := r.firstSeen + int64(oldAtMs)*int64(time.Millisecond)
 	dt := at - oldAt
-	if dt <= 0 {
+	if dt < int64(time.Millisecond) {
 		return
 	}
-	cur := e.counters
+	cur := s.tab.counters(i)
 	delta := func(n, o uint64) float64 {
 		if n < o {
 			return 0 // reset or a different flow: no meaningful rate
@@ -271,10 +313,10 @@ func (s *Store) updateRates(e *entry, had bool, old flow.Counters, oldAt, at int
 	if dt < rateTau {
 		alpha = float64(dt) / float64(rateTau)
 	}
-	for j := range e.rates {
-		e.rates[j] = float32(float64(e.rates[j]) + (inst[j]-float64(e.rates[j]))*alpha)
+	for j := range r.rates {
+		r.rates[j] = float32(float64(r.rates[j]) + (inst[j]-float64(r.rates[j]))*alpha)
 	}
-	e.countersAt = at
+	r.countersAt = msAfter(r.firstSeen, at)
 }
 
 // destroyKey handles a destroy event.
@@ -292,15 +334,16 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 		}
 		return
 	}
-	e := s.tab.at(i)
-	if e.flags&flagDestroyed != 0 {
+	r := s.tab.at(i)
+	if r.flags&flagDestroyed != 0 {
 		return // already gone
 	}
-	old, oldAt, had := e.counters, e.countersAt, e.flags&flagHasCounters != 0
-	s.sum.add(e, -1)
-	from := e.phase()
+	old := s.tab.counters(i)
+	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
+	s.sum.add(r, -1)
+	from := r.phase()
 	var last flow.Flow
-	e.flow(&last)
+	s.tab.flow(i, &last)
 	merged := *fl
 	if merged.Proto == flow.ProtoTCP && merged.TCPState == flow.TCPNone {
 		merged.TCPState = last.TCPState
@@ -314,11 +357,11 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 	if merged.Invalid == 0 {
 		merged.Invalid, merged.InvalidReason = last.Invalid, last.InvalidReason
 	}
-	e.set(&merged)
+	s.tab.set(i, &merged)
 	if merged.HasCounters {
-		s.updateRates(e, had, old, oldAt, at)
+		s.updateRates(i, had, old, oldAt, at)
 	}
-	s.destroy(i, e, at, from, &merged)
+	s.destroy(i, at, from, &merged)
 }
 
 // refreshCounters applies an EventCounters: new counters, timeout and
@@ -329,42 +372,41 @@ func (s *Store) refreshCounters(at int64, fl *flow.Flow) {
 	if !ok || s.tab.at(i).flags&flagDestroyed != 0 {
 		return
 	}
-	e := s.tab.at(i)
+	r := s.tab.at(i)
 	var cur flow.Flow
-	e.flow(&cur)
-	old, oldAt, had := e.counters, e.countersAt, e.flags&flagHasCounters != 0
+	s.tab.flow(i, &cur)
+	old := s.tab.counters(i)
+	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
 	cur.Timeout = fl.Timeout
 	cur.Invalid, cur.InvalidReason = fl.Invalid, fl.InvalidReason
 	if fl.HasCounters {
 		cur.HasCounters, cur.Counters = true, fl.Counters
 	}
 	s.touch(i)
-	s.gen++
-	s.sum.add(e, -1)
-	e.set(&cur)
-	s.sum.add(e, 1)
-	e.lastSeen = max(e.lastSeen, at)
-	s.setExpiry(e, at)
+	s.sum.add(r, -1)
+	s.tab.set(i, &cur)
+	s.sum.add(r, 1)
+	r.setLastSeen(at)
 	if fl.HasCounters {
-		s.updateRates(e, had, old, oldAt, at)
+		s.updateRates(i, had, old, oldAt, at)
 	}
 }
 
-// destroy marks entry i destroyed at time at, and schedules its removal.
-func (s *Store) destroy(i uint32, e *entry, at int64, from Phase, fl *flow.Flow) {
+// destroy marks record i destroyed at time at, and schedules its removal.
+func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 	s.touch(i)
-	e.flags |= flagDestroyed
-	e.rates = [4]float32{}
-	e.lastSeen = max(e.lastSeen, at)
-	e.expires = 0
-	e.addHistory(s.opts.HistoryLen, at, from, PhaseDestroyed)
+	r := s.tab.at(i)
+	r.flags |= flagDestroyed
+	r.rates = [4]float32{}
+	r.setLastSeen(at)
+	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed)
 	s.live--
 	if s.synced {
 		s.rates.cur.destroy++
 		s.transition(from, PhaseDestroyed)
 		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventDestroy, Flow: *fl, From: from, To: PhaseDestroyed})
 	}
-	if s.opts.Linger < 0 {
+	if s.opts.Linger < 0 || s.deg.NoLinger {
 		s.tab.remove(i)
 		return
 	}
@@ -373,15 +415,7 @@ func (s *Store) destroy(i uint32, e *entry, at int64, from Phase, fl *flow.Flow)
 	if base == 0 {
 		base = at
 	}
-	s.linger = append(s.linger, lingerItem{idx: i, at: e.lastSeen, until: base + int64(s.opts.Linger)})
-}
-
-// unlinger forgets lingering entry i early (its key came back).
-func (s *Store) unlinger(i uint32) {
-	s.lingering--
-	// Its queue item becomes stale: expire() skips items whose entry is
-	// no longer that destroyed flow.
-	s.tab.at(i).flags &^= flagDestroyed
+	s.linger = append(s.linger, lingerItem{idx: i, fs: r.firstSeen, until: base + int64(s.opts.Linger)})
 }
 
 // reconcile ends a resync listing: live flows not seen since the resync
@@ -389,20 +423,20 @@ func (s *Store) unlinger(i uint32) {
 func (s *Store) reconcile(at int64) {
 	var fl flow.Flow
 	for i := uint32(0); i < s.tab.hw; i++ {
-		e := s.tab.at(i)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed != 0 || e.epoch == s.epoch {
+		r := s.tab.at(i)
+		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 || (r.flags&flagEpoch != 0) == s.epoch {
 			continue
 		}
-		s.sum.add(e, -1)
-		e.flow(&fl)
-		s.destroy(i, e, at, e.phase(), &fl)
+		s.sum.add(r, -1)
+		s.tab.flow(i, &fl)
+		s.destroy(i, at, r.phase(), &fl)
 	}
 }
 
-// touch records that entry i changed (or is about to be removed).
+// touch records that record i changed (or is about to be removed).
 func (s *Store) touch(i uint32) {
 	s.gen++
-	s.dirty.mark(i, max(1024, int(s.tab.hw)/8))
+	s.changes.add(i)
 }
 
 // transition counts a phase change.
@@ -426,6 +460,9 @@ func (s *Store) Tick(now time.Time) {
 	}
 	s.now = n
 	s.expire(n)
+	if s.opts.MemoryLimit > 0 {
+		s.checkMemory()
+	}
 	sec := n / int64(time.Second)
 	if s.rates.sec == 0 {
 		s.rates.sec = sec
@@ -442,18 +479,13 @@ func (s *Store) Tick(now time.Time) {
 	}
 }
 
-// expire removes lingering flows whose time is up.
+// expire removes lingering flows whose time is up (all of them when
+// force is set).
 func (s *Store) expire(now int64) {
 	for s.lhead < len(s.linger) && s.linger[s.lhead].until <= now {
 		it := s.linger[s.lhead]
 		s.lhead++
-		e := s.tab.at(it.idx)
-		if e.flags&flagUsed == 0 || e.flags&flagDestroyed == 0 || e.lastSeen != it.at {
-			continue // reused or revived since
-		}
-		s.touch(it.idx)
-		s.tab.remove(it.idx)
-		s.lingering--
+		s.unlingerItem(it)
 	}
 	// Compact the queue once its consumed head dominates.
 	if s.lhead > 1024 && s.lhead*2 > len(s.linger) {
@@ -462,20 +494,40 @@ func (s *Store) expire(now int64) {
 	}
 }
 
-// add adds (sign 1) or removes (sign -1) e's contribution to the counts.
-func (c *counts) add(e *entry, sign int) {
-	c.byState[e.state()] += sign
-	c.byProto[e.proto] += sign
-	if e.proto == flow.ProtoTCP && e.tcpState < flow.NumTCPStates {
-		c.byTCP[e.tcpState] += sign
+// unlingerItem removes the flow of a linger queue item, if it is still
+// that destroyed flow.
+func (s *Store) unlingerItem(it lingerItem) {
+	if it.idx >= s.tab.hw {
+		return
 	}
-	switch e.family {
+	r := s.tab.at(it.idx)
+	if r.flags&flagUsed == 0 || r.flags&flagDestroyed == 0 || r.firstSeen != it.fs {
+		return // reused or revived since
+	}
+	s.touch(it.idx)
+	s.tab.remove(it.idx)
+	s.lingering--
+}
+
+// add adds (sign 1) or removes (sign -1) r's contribution to the counts.
+func (c *counts) add(r *rec, sign int) {
+	c.addParts(r.state(), r.proto, r.tcpState, r.family, flow.Status(r.status)&flow.StatusAssured != 0, sign)
+}
+
+// addParts is add for a flow given by its counted parts.
+func (c *counts) addParts(st flow.State, proto uint8, tcp flow.TCPState, fam flow.Family, assured bool, sign int) {
+	c.byState[st] += sign
+	c.byProto[proto] += sign
+	if proto == flow.ProtoTCP && tcp < flow.NumTCPStates {
+		c.byTCP[tcp] += sign
+	}
+	switch fam {
 	case flow.FamilyIPv4:
 		c.ipv4 += sign
 	case flow.FamilyIPv6:
 		c.ipv6 += sign
 	}
-	if flow.Status(e.status)&flow.StatusAssured != 0 {
+	if assured {
 		c.assured += sign
 	} else {
 		c.unassured += sign

@@ -85,6 +85,7 @@ func (s *Store) Summary() Summary {
 		Unassured: s.sum.unassured,
 		Events:    s.events,
 		Table:     s.table,
+		Degraded:  s.deg,
 	}
 	sm.CountHistory = s.samples.all()
 	span := s.rates.span()

@@ -4,50 +4,109 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
+	"net/netip"
+	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// chunkBits sets the number of entries per storage chunk (1024). Entries
-// live in fixed chunks so that growing the table never copies it and an
-// entry's index stays valid for its lifetime.
+// Slab part sizes: 65,536 records (5.5 MiB) and 16,384 ext records.
 const (
-	chunkBits = 10
-	chunkSize = 1 << chunkBits
-	chunkMask = chunkSize - 1
+	recBits = 16
+	extBits = 14
 )
 
-// table holds the entries and an open-addressing hash index over their
-// keys (linear probing, backward-shift deletion). Slots hold entry index+1;
-// 0 is empty. It costs 4 bytes per slot, at most 2 slots per entry on
-// average after growth (load factor 3/8 to 3/4).
+// table holds the records, their ext records and side table, and an
+// open-addressing hash index over their keys (linear probing,
+// backward-shift deletion). Slots hold record index+1; 0 is empty. The
+// index costs 4 bytes per slot, at most 2 slots per record on average
+// after growth (load factor 3/8 to 3/4); it is mapped outside the Go heap
+// too, and the old one is unmapped as soon as it has been rehashed.
 type table struct {
-	chunks [][]entry
-	hw     uint32   // high water: indices below it have been handed out
-	free   []uint32 // released indices, reused first
-	used   int
-	slots  []uint32
-	mask   uint64
-	seed0  uint64
-	seed1  uint64
+	recs    slab[rec]
+	exts    slab[ext]
+	rare    map[uint32]*rare
+	hw      uint32   // high water: record indices below it have been handed out
+	free    []uint32 // released record indices, reused first
+	extHW   uint32
+	extFree []uint32
+	used    int
+	nrare   int
+	slots   []uint32
+	mask    uint64
+	hasher
+	helpers map[string]string // interned helper names
+}
+
+// hasher hashes flow keys with a random per-store seed (so that remote
+// peers cannot choose flows that collide).
+type hasher struct{ seed0, seed1 uint64 }
+
+func newHasher() hasher {
+	s := maphash.MakeSeed()
+	var b [8]byte
+	return hasher{seed0: maphash.Bytes(s, b[:]) | 1, seed1: maphash.String(s, "conntop")}
 }
 
 // newTable returns an empty table with a random hash seed (so that remote
 // peers cannot choose flows that collide).
 func newTable() *table {
-	s := maphash.MakeSeed()
-	var b [8]byte
 	t := &table{
-		seed0: maphash.Bytes(s, b[:]) | 1,
-		seed1: maphash.String(s, "conntop"),
+		recs:    newSlab[rec](recBits),
+		exts:    newSlab[ext](extBits),
+		rare:    map[uint32]*rare{},
+		hasher:  newHasher(),
+		helpers: map[string]string{},
 	}
-	t.slots = make([]uint32, 64)
+	t.slots = mapArray[uint32](64)
 	t.mask = 63
 	return t
 }
 
-// at returns the entry with index i.
-func (t *table) at(i uint32) *entry { return &t.chunks[i>>chunkBits][i&chunkMask] }
+// release unmaps everything the table holds.
+func (t *table) release() {
+	t.recs.free()
+	t.exts.free()
+	unmapArray(t.slots)
+	t.slots = nil
+}
+
+// bytes estimates the memory the table holds.
+func (t *table) bytes() int64 {
+	const rareCost = 160 // the struct, its map slot and strings, roughly
+	return t.recs.bytes() + t.exts.bytes() + int64(len(t.slots))*4 + int64(cap(t.free)+cap(t.extFree))*4 + int64(t.nrare)*rareCost
+}
+
+// at returns the record with index i.
+func (t *table) at(i uint32) *rec { return t.recs.at(i) }
+
+// extOf returns r's ext record (r.ext must be set).
+func (t *table) extOf(r *rec) *ext { return t.exts.at(r.ext - 1) }
+
+// newExt allocates an ext record and returns 1 + its index.
+func (t *table) newExt() uint32 {
+	var i uint32
+	if n := len(t.extFree); n > 0 {
+		i = t.extFree[n-1]
+		t.extFree = t.extFree[:n-1]
+	} else {
+		if t.extHW >= t.exts.cap() {
+			t.exts.grow()
+		}
+		i = t.extHW
+		t.extHW++
+	}
+	*t.exts.at(i) = ext{}
+	return i + 1
+}
+
+// freeExt releases r's ext record.
+func (t *table) freeExt(r *rec) {
+	if r.ext != 0 {
+		t.extFree = append(t.extFree, r.ext-1)
+		r.ext = 0
+	}
+}
 
 // mix is a 64x64->128 multiply fold (as in wyhash).
 func mix(a, b uint64) uint64 {
@@ -56,43 +115,54 @@ func mix(a, b uint64) uint64 {
 }
 
 // hashKey hashes a flow key.
-func (t *table) hashKey(proto uint8, zone uint16, src, dst *[16]byte, sport, dport uint16) uint64 {
+func (t *hasher) hashKey(proto uint8, zone uint16, src, dst *[16]byte, sport, dport uint16) uint64 {
 	const k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
 	h := mix(binary.LittleEndian.Uint64(src[:8])^t.seed0, binary.LittleEndian.Uint64(src[8:])^k1)
 	h = mix(h^binary.LittleEndian.Uint64(dst[:8])^k2, binary.LittleEndian.Uint64(dst[8:])^t.seed1)
 	return mix(h^(uint64(proto)|uint64(zone)<<8|uint64(sport)<<24|uint64(dport)<<40)^k1, t.seed0^k2)
 }
 
-// hashEntry hashes an entry's key.
-func (t *table) hashEntry(e *entry) uint64 {
-	if e.extra != nil && e.extra.origFull != nil {
-		return t.hashTuple(e.proto, e.zone, e.extra.origFull)
-	}
-	return t.hashKey(e.proto, e.zone, &e.src, &e.dst, e.sport, e.dport)
-}
-
-// hashTuple hashes a key given as its parts. The compact form and the
+// hashTuple hashes a key given as its parts. The record form and the
 // full form of the same key hash alike.
-func (t *table) hashTuple(proto uint8, zone uint16, o *flow.Tuple) uint64 {
+func (t *hasher) hashTuple(proto uint8, zone uint16, o *flow.Tuple) uint64 {
 	src, dst := packAddr(o.Src), packAddr(o.Dst)
 	sp, dp, _ := compactTuple(proto, o)
 	return t.hashKey(proto, zone, &src, &dst, sp, dp)
 }
 
-// lookup returns the index of the entry with key k.
+// hashRec hashes record i's key.
+func (t *table) hashRec(i uint32) uint64 {
+	r := t.at(i)
+	if r.flags&flagRare != 0 {
+		if x := t.rare[i]; x.hasOrig {
+			return t.hashTuple(r.proto, r.zone, &x.orig)
+		}
+	}
+	var src, dst [16]byte
+	if r.family == flow.FamilyIPv4 {
+		binary.BigEndian.PutUint32(src[12:], r.src4)
+		binary.BigEndian.PutUint32(dst[12:], r.dst4)
+	} else {
+		x := t.extOf(r)
+		src, dst = x.src, x.dst
+	}
+	return t.hashKey(r.proto, r.zone, &src, &dst, r.sport, r.dport)
+}
+
+// lookup returns the index of the record with key k.
 func (t *table) lookup(k *flow.Key) (uint32, bool) {
 	for p := t.hashTuple(k.Proto, k.Zone, &k.Orig) & t.mask; ; p = (p + 1) & t.mask {
 		s := t.slots[p]
 		if s == 0 {
 			return 0, false
 		}
-		if t.at(s - 1).hasKey(k) {
+		if t.hasKey(s-1, k) {
 			return s - 1, true
 		}
 	}
 }
 
-// insert adds a new entry for key k (which must not be present) and
+// insert adds a new record for key k (which must not be present) and
 // returns its index; the caller fills it.
 func (t *table) insert(k *flow.Key) uint32 {
 	if uint64(t.used+1)*4 > uint64(len(t.slots))*3 {
@@ -104,8 +174,8 @@ func (t *table) insert(k *flow.Key) uint32 {
 		t.free = t.free[:n-1]
 	} else {
 		i = t.hw
-		if i>>chunkBits >= uint32(len(t.chunks)) {
-			t.chunks = append(t.chunks, make([]entry, chunkSize))
+		if i >= t.recs.cap() {
+			t.recs.grow()
 		}
 		t.hw++
 	}
@@ -121,31 +191,31 @@ func (t *table) insert(k *flow.Key) uint32 {
 // grow doubles the index.
 func (t *table) grow() {
 	old := t.slots
-	t.slots = make([]uint32, 2*len(old))
+	t.slots = mapArray[uint32](2 * len(old))
 	t.mask = uint64(len(t.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		p := t.hashEntry(t.at(s-1)) & t.mask
+		p := t.hashRec(s-1) & t.mask
 		for t.slots[p] != 0 {
 			p = (p + 1) & t.mask
 		}
 		t.slots[p] = s
 	}
+	unmapArray(old)
 }
 
-// remove deletes entry i from the index and releases its storage.
+// remove deletes record i from the index and releases its storage.
 func (t *table) remove(i uint32) {
-	e := t.at(i)
-	p := t.hashEntry(e) & t.mask
+	p := t.hashRec(i) & t.mask
 	for t.slots[p] != i+1 {
 		p = (p + 1) & t.mask
 	}
 	// Backward-shift deletion: move later members of the probe run into
 	// the hole when their home slot allows it.
 	for q := (p + 1) & t.mask; t.slots[q] != 0; q = (q + 1) & t.mask {
-		home := t.hashEntry(t.at(t.slots[q]-1)) & t.mask
+		home := t.hashRec(t.slots[q]-1) & t.mask
 		// The entry at q may move to p if its home is not in (p, q].
 		if (q-home)&t.mask >= (q-p)&t.mask {
 			t.slots[p] = t.slots[q]
@@ -153,7 +223,244 @@ func (t *table) remove(i uint32) {
 		}
 	}
 	t.slots[p] = 0
-	*e = entry{}
+	r := t.at(i)
+	t.freeExt(r)
+	if r.flags&flagRare != 0 {
+		delete(t.rare, i)
+		t.nrare--
+	}
+	*r = rec{}
 	t.free = append(t.free, i)
 	t.used--
 }
+
+// intern returns the table's copy of a helper name.
+func (t *table) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := t.helpers[s]; ok {
+		return v
+	}
+	if len(t.helpers) < 1024 {
+		t.helpers[s] = s
+	}
+	return s
+}
+
+// set stores fl into record i (keeping the store's bookkeeping fields:
+// times, flags other than counters, rates).
+func (t *table) set(i uint32, fl *flow.Flow) {
+	r := t.at(i)
+	r.family = fl.Family
+	r.proto = fl.Proto
+	r.zone = fl.Zone
+	sp, dp, compact := compactTuple(fl.Proto, &fl.Orig)
+	compact = compact && fitsFamily(fl.Family, &fl.Orig)
+	r.sport, r.dport = sp, dp
+	r.id = fl.ID
+	r.status = uint32(fl.Status)
+	r.timeout = fl.Timeout
+	r.mark = fl.Mark
+	r.tcpState = fl.TCPState
+	cmp, cmpPacked := packCompare(fl.Compare)
+	r.cmp = cmp
+	bigCounters := false
+	if fl.HasCounters {
+		r.flags |= flagHasCounters
+		bigCounters = !r.packCounters(&fl.Counters)
+	}
+
+	// Orig addresses and the reply tuple.
+	v6 := compact && fl.Family == flow.FamilyIPv6
+	nat := fl.Reply != fl.Orig.Reverse(fl.Proto)
+	rsp, rdp, replyFits := compactTuple(fl.Proto, &fl.Reply)
+	replyFits = replyFits && compact && fitsFamily(fl.Family, &fl.Reply)
+	natExt := nat && replyFits
+	if v6 || natExt {
+		if r.ext == 0 {
+			r.ext = t.newExt()
+		}
+		x := t.extOf(r)
+		if v6 {
+			x.src, x.dst = fl.Orig.Src.As16(), fl.Orig.Dst.As16()
+			r.src4, r.dst4 = binary.BigEndian.Uint32(x.src[:4]), binary.BigEndian.Uint32(x.dst[:4])
+		} else {
+			x.src, x.dst = [16]byte{}, [16]byte{}
+		}
+		x.nat = natExt
+		if natExt {
+			x.rsrc, x.rdst = packAddr(fl.Reply.Src), packAddr(fl.Reply.Dst)
+			x.rsport, x.rdport = rsp, rdp
+		}
+	} else {
+		t.freeExt(r)
+	}
+	if compact && !v6 {
+		r.src4, r.dst4 = addr4(fl.Orig.Src), addr4(fl.Orig.Dst)
+	} else if !compact {
+		r.src4, r.dst4 = 0, 0
+	}
+
+	// The side table.
+	needRare := !compact || (nat && !natExt) || fl.Master != nil || fl.Helper != "" || fl.Invalid != 0 ||
+		fl.InvalidReason != "" || !cmpPacked || bigCounters
+	if !needRare {
+		if r.flags&flagRare != 0 {
+			delete(t.rare, i)
+			t.nrare--
+			r.flags &^= flagRare | flagBigCounters
+		}
+		return
+	}
+	x := t.rare[i]
+	if x == nil {
+		x = &rare{}
+		t.rare[i] = x
+		t.nrare++
+		r.flags |= flagRare
+	}
+	x.hasOrig = !compact
+	if !compact {
+		x.orig = fl.Orig
+	} else {
+		x.orig = flow.Tuple{}
+	}
+	x.hasReply = nat && !natExt
+	if x.hasReply {
+		x.reply = fl.Reply
+	} else {
+		x.reply = flow.Tuple{}
+	}
+	if x.master == nil || fl.Master == nil || *x.master != *fl.Master {
+		x.master = fl.Master
+	}
+	if x.helper != fl.Helper {
+		x.helper = t.intern(fl.Helper)
+	}
+	x.invalid, x.invalidReason = fl.Invalid, fl.InvalidReason
+	if cmpPacked {
+		x.cmp = flow.Compare{}
+	} else {
+		x.cmp = fl.Compare
+	}
+	if bigCounters {
+		r.flags |= flagBigCounters
+		x.counters = fl.Counters
+	} else {
+		r.flags &^= flagBigCounters
+		x.counters = flow.Counters{}
+	}
+}
+
+// counters returns record i's counters.
+func (t *table) counters(i uint32) flow.Counters {
+	r := t.at(i)
+	if r.flags&flagBigCounters != 0 {
+		return t.rare[i].counters
+	}
+	return flow.Counters{
+		OrigPackets: uint64(r.origPkts), ReplyPackets: uint64(r.replyPkts),
+		OrigBytes:  uint64(r.origBytes) | uint64(r.bytesHi&15)<<32,
+		ReplyBytes: uint64(r.replyBytes) | uint64(r.bytesHi>>4)<<32,
+	}
+}
+
+// origTuple returns record i's orig tuple.
+func (t *table) origTuple(i uint32) flow.Tuple {
+	r := t.at(i)
+	if r.flags&flagRare != 0 {
+		if x := t.rare[i]; x.hasOrig {
+			return x.orig
+		}
+	}
+	src, dst := t.origAddrs(r)
+	return tupleFromParts(r.proto, src, dst, r.sport, r.dport)
+}
+
+// origAddrs returns the orig addresses of a record in compact form.
+func (t *table) origAddrs(r *rec) (netip.Addr, netip.Addr) {
+	if r.family == flow.FamilyIPv4 {
+		return unpack4(r.src4), unpack4(r.dst4)
+	}
+	x := t.extOf(r)
+	return netip.AddrFrom16(x.src), netip.AddrFrom16(x.dst)
+}
+
+// flow materializes record i into fl. It assigns every field of
+// flow.Flow: this runs for every flow a filter looks at.
+func (t *table) flow(i uint32, fl *flow.Flow) {
+	r := t.at(i)
+	var x *rare
+	if r.flags&flagRare != 0 {
+		x = t.rare[i]
+	}
+	if x != nil && x.hasOrig {
+		fl.Orig = x.orig
+	} else {
+		src, dst := t.origAddrs(r)
+		fl.Orig = tupleFromParts(r.proto, src, dst, r.sport, r.dport)
+	}
+	fl.ID = r.id
+	fl.Family = r.family
+	fl.Proto = r.proto
+	fl.TCPState = r.tcpState
+	fl.Status = flow.Status(r.status)
+	fl.Timeout = r.timeout
+	fl.Mark = r.mark
+	fl.Zone = r.zone
+	fl.HasCounters = r.flags&flagHasCounters != 0
+	fl.Counters = t.counters(i)
+	switch {
+	case x != nil && x.hasReply:
+		fl.Reply = x.reply
+	case r.ext != 0 && t.extOf(r).nat:
+		e := t.extOf(r)
+		var src, dst netip.Addr
+		if r.family == flow.FamilyIPv4 {
+			src, dst = netip.AddrFrom4([4]byte(e.rsrc[12:])), netip.AddrFrom4([4]byte(e.rdst[12:]))
+		} else {
+			src, dst = netip.AddrFrom16(e.rsrc), netip.AddrFrom16(e.rdst)
+		}
+		fl.Reply = tupleFromParts(r.proto, src, dst, e.rsport, e.rdport)
+	case flow.IsICMP(r.proto) || (x != nil && x.hasOrig):
+		fl.Reply = fl.Orig.Reverse(r.proto)
+	default:
+		fl.Reply = flow.Tuple{Src: fl.Orig.Dst, Dst: fl.Orig.Src, SrcPort: fl.Orig.DstPort, DstPort: fl.Orig.SrcPort}
+	}
+	if x != nil {
+		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = x.master, x.helper, x.invalid, x.invalidReason
+		if x.cmp != (flow.Compare{}) {
+			fl.Compare = x.cmp
+			return
+		}
+	} else {
+		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = nil, "", 0, ""
+	}
+	fl.Compare = flow.Compare{Seen: flow.Seen(r.cmp & 15), Disagree: flow.Disagree(r.cmp >> 4)}
+}
+
+// hasKey reports whether record i is the flow with key k.
+func (t *table) hasKey(i uint32, k *flow.Key) bool {
+	r := t.at(i)
+	if r.proto != k.Proto || r.zone != k.Zone {
+		return false
+	}
+	if r.flags&flagRare != 0 {
+		if x := t.rare[i]; x.hasOrig {
+			return x.orig == k.Orig
+		}
+	}
+	sp, dp, ok := compactTuple(k.Proto, &k.Orig)
+	if !ok || sp != r.sport || dp != r.dport || !fitsFamily(r.family, &k.Orig) {
+		return false
+	}
+	if r.family == flow.FamilyIPv4 {
+		return addr4(k.Orig.Src) == r.src4 && addr4(k.Orig.Dst) == r.dst4
+	}
+	x := t.extOf(r)
+	return k.Orig.Src.As16() == x.src && k.Orig.Dst.As16() == x.dst
+}
+
+// recSize is the size of a record, for the documentation's figures.
+const recSize = unsafe.Sizeof(rec{})

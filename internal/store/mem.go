@@ -1,0 +1,80 @@
+package store
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// slab is a growable array of pointer-free values of type T kept outside
+// the Go heap, in parts of 1<<bits values, each an anonymous private
+// mapping: the garbage collector never scans them nor counts them towards
+// its heap goal, so a big table does not make the heap (and the process)
+// twice its size between collections. Values never move, so an index is
+// valid for the value's lifetime; parts at the end can be unmapped when
+// no index into them is in use. T must contain no Go pointers.
+type slab[T any] struct {
+	parts [][]T
+	bits  uint
+}
+
+// newSlab returns an empty slab of parts of 1<<bits values.
+func newSlab[T any](bits uint) slab[T] { return slab[T]{bits: bits} }
+
+// at returns value i, which must be below cap().
+func (s *slab[T]) at(i uint32) *T {
+	return &s.parts[i>>s.bits][i&(1<<s.bits-1)]
+}
+
+// cap returns how many values the mapped parts hold.
+func (s *slab[T]) cap() uint32 { return uint32(len(s.parts)) << s.bits }
+
+// bytes returns the bytes mapped.
+func (s *slab[T]) bytes() int64 {
+	var z T
+	return int64(len(s.parts)) << s.bits * int64(unsafe.Sizeof(z))
+}
+
+// grow maps one more part. It panics when the system has no memory left
+// (as a Go allocation would).
+func (s *slab[T]) grow() {
+	s.parts = append(s.parts, mapArray[T](1<<s.bits))
+}
+
+// shrink unmaps the parts from the n-th on.
+func (s *slab[T]) shrink(n int) {
+	for j := n; j < len(s.parts); j++ {
+		unmapArray(s.parts[j])
+		s.parts[j] = nil
+	}
+	if n < len(s.parts) {
+		s.parts = s.parts[:n]
+	}
+}
+
+// free unmaps everything.
+func (s *slab[T]) free() { s.shrink(0) }
+
+// mapArray maps a zeroed array of n values of the pointer-free type T.
+func mapArray[T any](n int) []T {
+	var z T
+	size := n * int(unsafe.Sizeof(z))
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		panic(fmt.Sprintf("store: map %d bytes: %v", size, err))
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// unmapArray releases an array from mapArray.
+func unmapArray[T any](a []T) {
+	if len(a) == 0 {
+		return
+	}
+	var z T
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a))), len(a)*int(unsafe.Sizeof(z)))
+	if err := unix.Munmap(b); err != nil {
+		panic(fmt.Sprintf("store: unmap %d bytes: %v", len(b), err))
+	}
+}

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"encoding/binary"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/conntop/conntop/internal/flow"
+)
+
+// rec is one flow as the store keeps it: a fixed-size, pointer-free record
+// (88 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
+// each; IPv6 addresses and a NAT reply tuple live in an ext record (see
+// ext); whatever else is rare (a tuple that does not fit this form, the
+// helper, the master, INVALID figures, a compare mark with the wire's
+// states, counters too big for the compact ones, and fields added to
+// flow.Flow later) lives in the store's rare side table (see rare).
+//
+// Times are Unix nanoseconds (firstSeen) and milliseconds after firstSeen
+// (lastSeen, countersAt). Counters keep 32 bits of packets and 36 bits of
+// bytes per direction; bigger ones go to the side table.
+type rec struct {
+	firstSeen int64
+	// src4 and dst4 are the orig addresses of an IPv4 flow, or the first
+	// 32 bits of an IPv6 flow's (which are in ext), as big-endian numbers.
+	src4, dst4                uint32
+	status, id, timeout, mark uint32
+	// ext is 1 + the index of the flow's ext record, 0 for none.
+	ext                  uint32
+	lastSeen, countersAt uint32
+	// Low 32 bits of the counters.
+	origPkts, replyPkts, origBytes, replyBytes uint32
+	// sport and dport are the orig ports; for ICMP, type<<8|code and id.
+	sport, dport, zone uint16
+	proto              uint8
+	family             flow.Family
+	flags              uint8
+	tcpState           flow.TCPState
+	// cmp is the compare source's kernel-versus-wire mark, packed (see
+	// packCompare).
+	cmp uint8
+	// bytesHi holds bits 32..35 of origBytes (low nibble) and replyBytes.
+	bytesHi uint8
+	// rates: orig pps, orig bps, reply pps, reply bps.
+	rates [4]float32
+}
+
+// rec flags.
+const (
+	flagUsed uint8 = 1 << iota
+	flagDestroyed
+	flagHasCounters
+	flagCountersAt // countersAt is set
+	flagRare       // the rare side table has an entry for this record
+	flagEpoch      // resync epoch parity when last listed or touched
+	flagBigCounters
+)
+
+// ext holds an IPv6 flow's orig addresses and a NAT flow's reply tuple:
+// pointer-free, in its own slab.
+type ext struct {
+	src, dst   [16]byte // orig addresses (IPv6 flows)
+	rsrc, rdst [16]byte // reply addresses (NAT flows), in the flow's family
+	rsport     uint16   // reply ports; for ICMP type<<8|code and id
+	rdport     uint16
+	nat        bool
+}
+
+// rare holds the rarely set parts of a flow, in a side table keyed by the
+// record's index. A field added to flow.Flow goes here first.
+type rare struct {
+	// orig is set when the orig tuple does not fit the record (ports on
+	// ICMP, ICMP fields on other protocols, another family).
+	hasOrig bool
+	orig    flow.Tuple
+	// reply is set when the reply tuple is not the inverse of orig and
+	// does not fit ext.
+	hasReply      bool
+	reply         flow.Tuple
+	master        *flow.Tuple
+	helper        string
+	invalid       uint32
+	invalidReason string
+	cmp           flow.Compare
+	// counters when they do not fit the record (flagBigCounters).
+	counters flow.Counters
+}
+
+// fields reports whether x holds anything besides big counters.
+func (x *rare) fields() bool {
+	return x.hasOrig || x.hasReply || x.master != nil || x.helper != "" || x.invalid != 0 || x.invalidReason != "" || x.cmp != (flow.Compare{})
+}
+
+// packAddr stores a into a 16-byte array (IPv4 in the last 4 bytes).
+func packAddr(a netip.Addr) [16]byte {
+	if a.Is4() {
+		var b [16]byte
+		v4 := a.As4()
+		copy(b[12:], v4[:])
+		return b
+	}
+	return a.As16()
+}
+
+// addr4 returns an IPv4 address as a big-endian number.
+func addr4(a netip.Addr) uint32 {
+	v := a.As4()
+	return binary.BigEndian.Uint32(v[:])
+}
+
+// unpack4 is the inverse of addr4.
+func unpack4(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// compactTuple reports whether t fits the compact form for proto and
+// returns the compact ports.
+func compactTuple(proto uint8, t *flow.Tuple) (sport, dport uint16, ok bool) {
+	if flow.IsICMP(proto) {
+		return uint16(t.Type)<<8 | uint16(t.Code), t.ID, t.SrcPort == 0 && t.DstPort == 0
+	}
+	return t.SrcPort, t.DstPort, t.Type == 0 && t.Code == 0 && t.ID == 0
+}
+
+// fitsFamily reports whether the addresses of t are of family fam (IPv4
+// or IPv6), valid and without zone: the record's form.
+func fitsFamily(fam flow.Family, t *flow.Tuple) bool {
+	if fam != flow.FamilyIPv4 && fam != flow.FamilyIPv6 {
+		return false
+	}
+	v4 := fam == flow.FamilyIPv4
+	return t.Src.IsValid() && t.Dst.IsValid() && t.Src.Is4() == v4 && t.Dst.Is4() == v4 &&
+		t.Src.Zone() == "" && t.Dst.Zone() == ""
+}
+
+// tupleFromParts builds a tuple of the record form.
+func tupleFromParts(proto uint8, src, dst netip.Addr, sport, dport uint16) flow.Tuple {
+	t := flow.Tuple{Src: src, Dst: dst}
+	if flow.IsICMP(proto) {
+		t.Type, t.Code, t.ID = uint8(sport>>8), uint8(sport), dport
+	} else {
+		t.SrcPort, t.DstPort = sport, dport
+	}
+	return t
+}
+
+// packCompare packs a kernel-versus-wire mark into one byte (Seen in the
+// low nibble, Disagree in the high one). ok is false when it does not fit
+// (the wire's states are set, only for a state disagreement): the mark
+// then lives in the side table.
+func packCompare(c flow.Compare) (b uint8, ok bool) {
+	if c.WireState != 0 || c.WireTCPState != 0 || c.Seen > 15 || c.Disagree > 15 {
+		return 0, false
+	}
+	return uint8(c.Seen) | uint8(c.Disagree)<<4, true
+}
+
+// packCounters stores c into the record; ok is false when it does not fit.
+func (r *rec) packCounters(c *flow.Counters) (ok bool) {
+	const maxBytes = 1<<36 - 1
+	if c.OrigPackets > math.MaxUint32 || c.ReplyPackets > math.MaxUint32 || c.OrigBytes > maxBytes || c.ReplyBytes > maxBytes {
+		r.origPkts, r.replyPkts, r.origBytes, r.replyBytes, r.bytesHi = 0, 0, 0, 0, 0
+		return false
+	}
+	r.origPkts, r.replyPkts = uint32(c.OrigPackets), uint32(c.ReplyPackets)
+	r.origBytes, r.replyBytes = uint32(c.OrigBytes), uint32(c.ReplyBytes)
+	r.bytesHi = uint8(c.OrigBytes>>32) | uint8(c.ReplyBytes>>32)<<4
+	return true
+}
+
+// state returns the netfilter state.
+func (r *rec) state() flow.State {
+	switch s := flow.Status(r.status); {
+	case s&flow.StatusExpected != 0:
+		return flow.StateRelated
+	case s&flow.StatusSeenReply != 0:
+		return flow.StateEstablished
+	}
+	return flow.StateNew
+}
+
+// ports returns the orig source and destination ports (zero for ICMP).
+func (r *rec) ports() (uint16, uint16) {
+	if flow.IsICMP(r.proto) {
+		return 0, 0
+	}
+	return r.sport, r.dport
+}
+
+// phase returns the flow's current phase (destroyed or not).
+func (r *rec) phase() Phase {
+	if r.flags&flagDestroyed != 0 {
+		return PhaseDestroyed
+	}
+	return phaseOf(r.proto, r.tcpState, r.state())
+}
+
+// phaseOf is the phase of a live flow: the TCP state for TCP flows that
+// have one, else the netfilter state.
+func phaseOf(proto uint8, tcp flow.TCPState, st flow.State) Phase {
+	if proto == flow.ProtoTCP && tcp != flow.TCPNone && tcp < flow.NumTCPStates {
+		return PhaseTCP + Phase(tcp)
+	}
+	return PhaseNew + Phase(st)
+}
+
+// flowPhase is phaseOf for a flow.Flow.
+func flowPhase(fl *flow.Flow) Phase { return phaseOf(fl.Proto, fl.TCPState, fl.State()) }
+
+// msAfter returns at as milliseconds after base (clamped to uint32).
+func msAfter(base, at int64) uint32 {
+	d := (at - base) / int64(time.Millisecond)
+	return uint32(min(max(d, 0), math.MaxUint32))
+}
+
+// lastSeenNs returns the record's last-seen time in Unix ns.
+func (r *rec) lastSeenNs() int64 {
+	return r.firstSeen + int64(r.lastSeen)*int64(time.Millisecond)
+}
+
+// setLastSeen raises the last-seen time to at.
+func (r *rec) setLastSeen(at int64) {
+	r.lastSeen = max(r.lastSeen, msAfter(r.firstSeen, at))
+}
+
+// expiresNs returns when the flow times out (0 for a destroyed flow).
+func (r *rec) expiresNs() int64 {
+	if r.flags&flagDestroyed != 0 {
+		return 0
+	}
+	return r.lastSeenNs() + int64(r.timeout)*int64(time.Second)
+}
+
+// unixNano converts t to the store's int64 form (0 for the zero time).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// unixTime is the inverse of unixNano; times are returned in UTC.
+func unixTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
