@@ -15,14 +15,14 @@ import (
 // queries and frames (README, Performance; scripts/measure-bigtable.sh).
 const (
 	reserveTUI         = 48 << 20
-	reserveServe       = 48 << 20 // plus reservePerSession for each allowed SSH session
+	reserveServe       = 64 << 20 // plus reservePerSession for each allowed SSH session
 	reservePerSession  = 4 << 20
 	reserveMetricsOnly = 32 << 20
 )
 
 // memTuneInterval is how often the Go soft limit follows the memory the
 // store holds outside the Go heap (memlimit.Plan.Tune).
-const memTuneInterval = 2 * time.Second
+const memTuneInterval = 250 * time.Millisecond
 
 // storeOptions returns the store's options for a command that keeps reserve
 // bytes for everything but its flows: the linger from the flags and a

@@ -4,8 +4,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
 )
 
@@ -49,4 +51,65 @@ func TestHealthzDegraded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDegradedStoreSaidOutLoud runs a store with a memory budget far below
+// what its flows take: the collector exports what it gave up and the
+// budget, /healthz says so and stays 200, and the counts stay exact.
+func TestDegradedStoreSaidOutLoud(t *testing.T) {
+	const n = 4096
+	eng := engine.New(nil, engine.Options{Store: store.Options{MemoryLimit: 1 << 10}})
+	fillEngine(eng, n)
+	c := NewCollector(eng)
+	for _, want := range []string{`conntop_store_degraded{what="history"} 1`, `conntop_store_degraded{what="linger"} 1`} {
+		if got := gatherText(t, c, "conntop_store_degraded"); !strings.Contains(got, want) {
+			t.Errorf("conntop_store_degraded:\n%s\nlacks %s", got, want)
+		}
+	}
+	if got := gatherText(t, c, "conntop_store_memory_limit_bytes"); got != "conntop_store_memory_limit_bytes 1024\n" {
+		t.Errorf("conntop_store_memory_limit_bytes: %q", got)
+	}
+	if got := gatherText(t, c, "conntop_store_memory_bytes"); !strings.HasPrefix(got, "conntop_store_memory_bytes ") || strings.HasSuffix(got, " 0\n") {
+		t.Errorf("conntop_store_memory_bytes: %q", got)
+	}
+	if got := gatherText(t, c, "conntop_flows"); got != "conntop_flows 4096\n" {
+		t.Errorf("a degraded store counts %q, want 4096 flows", got)
+	}
+	var d store.Degradation
+	eng.View(func(s *store.Store) { d = s.Summary().Degraded })
+	rec := httptest.NewRecorder()
+	healthz(rec, engine.Status{Source: "conntrack", Live: true, Synced: true}, d)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "\ndegraded: per-flow history and lingering of closed flows off") {
+		t.Errorf("/healthz of a degraded store: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestStoreMemoryUsedAt262k logs the store's own estimate for a
+// 262,144-flow table (the lab test's degraded limit is set from it).
+func TestStoreMemoryUsedAt262k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 262,144-flow table")
+	}
+	eng := engine.New(nil, engine.Options{Store: store.Options{MemoryLimit: 1 << 40}})
+	fillEngine(eng, 262144)
+	var d store.Degradation
+	eng.View(func(s *store.Store) { d = s.Summary().Degraded })
+	t.Logf("store estimate at 262,144 flows: %.1f MiB (%.0f bytes/flow)", float64(d.Used)/(1<<20), float64(d.Used)/262144)
+	if d.Any() || d.Used <= 0 {
+		t.Errorf("degradation %+v", d)
+	}
+}
+
+// fillEngine applies n synthetic flows and a synced marker.
+func fillEngine(eng *engine.Engine, n int) {
+	now := time.Now()
+	batch := make([]flow.Event, 0, 8192)
+	for i := range n {
+		batch = append(batch, flow.Event{Type: flow.EventNew, Time: now, Flow: synthFlow(i)})
+		if len(batch) == cap(batch) {
+			eng.Apply(batch)
+			batch = batch[:0]
+		}
+	}
+	eng.Apply(append(batch, flow.Event{Type: flow.EventSynced, Time: now}))
 }
