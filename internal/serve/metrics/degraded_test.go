@@ -113,3 +113,21 @@ func fillEngine(eng *engine.Engine, n int) {
 	}
 	eng.Apply(append(batch, flow.Event{Type: flow.EventSynced, Time: now}))
 }
+
+// TestCountsOnlySameMetrics checks that a counts-only store (serve
+// --metrics without --ssh) gives every conntop metric the full store gives.
+func TestCountsOnlySameMetrics(t *testing.T) {
+	const n = 1000
+	full := engine.New(nil, engine.Options{})
+	counts := engine.New(nil, engine.Options{Store: store.Options{CountsOnly: true}})
+	fillEngine(full, n)
+	fillEngine(counts, n)
+	for _, name := range []string{"conntop_flows", "conntop_flows_lingering", "conntop_flows_assured", "conntop_flows_by_family",
+		"conntop_flows_by_protocol", "conntop_flows_by_state", "conntop_tcp_flows_by_state", "conntop_events_total",
+		"node_nf_conntrack_entries", "conntop_store_degraded"} {
+		want := gatherText(t, NewCollector(full), name)
+		if got := gatherText(t, NewCollector(counts), name); got != want || got == "" {
+			t.Errorf("%s: counts-only store\n%s\nfull store\n%s", name, got, want)
+		}
+	}
+}
