@@ -1,8 +1,12 @@
 // Package engine runs one Source into one Store and lets any number of
 // viewers (the TUI, SSH sessions, the metrics endpoint, headless commands)
 // read the store safely. The source's events are drained by a pump goroutine
-// that never blocks the source for longer than it takes to apply a batch;
-// viewers read under a read lock and take values out.
+// that applies them in bounded batches under the write lock; viewers read
+// under the read lock and take values out. Each Viewer owns its query state
+// (store.View): repeated queries cost only what changed, and a scan of the
+// whole table (a new filter or sort) runs on every core in chunks, releasing
+// the read lock between chunks, so readers never hold the pump up for more
+// than one chunk (about 65,536 flows).
 package engine
 
 import (
@@ -213,15 +217,15 @@ func (e *Engine) Tick(now time.Time) {
 	e.version.Add(1)
 }
 
-// View runs fn with the store under the lock. fn must not keep the
-// store, nor anything it returns by reference, beyond its own return.
-//
-// The lock is exclusive: the store's read methods are not safe for
-// concurrent use (Query keeps a cache of the last filtered, sorted order),
-// and several viewers (SSH sessions, the metrics scrape) call them at once.
+// View runs fn with the store under the read lock: several viewers (SSH
+// sessions, the metrics scrape) read at once, and the event pump waits
+// for them. fn must only read the store (its read methods change
+// nothing), must not keep it nor anything it returns by reference beyond
+// its own return, and should be quick: a table-wide query belongs in a
+// Viewer, whose scans let the pump in between chunks.
 func (e *Engine) View(fn func(s *store.Store)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	fn(e.st)
 }
 

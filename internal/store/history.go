@@ -24,8 +24,13 @@ type historyRing struct {
 	n    int
 }
 
-// historyRingLen is the ring's size: about 16 MiB.
-const historyRingLen = 1 << 20
+// historyRingLen is the ring's largest size (16 MiB); it starts at
+// historyRingMin and doubles when full while it holds fewer than four
+// transitions per record.
+const (
+	historyRingLen = 1 << 20
+	historyRingMin = 1 << 12
+)
 
 func (h *historyRing) init(n int) {
 	h.buf = make([]histEntry, n)
@@ -37,10 +42,15 @@ func (h *historyRing) drop() { h.buf, h.next, h.n = nil, 0, 0 }
 
 func (h *historyRing) bytes() int64 { return int64(cap(h.buf)) * 16 }
 
-// add records a transition of record idx (first seen at firstSeen).
-func (h *historyRing) add(idx uint32, firstSeen, at int64, from, to Phase) {
+// add records a transition of record idx (first seen at firstSeen);
+// records is how many records the table has.
+func (h *historyRing) add(idx uint32, firstSeen, at int64, from, to Phase, records uint32) {
 	if len(h.buf) == 0 {
 		return
+	}
+	if h.n == len(h.buf) && h.next == 0 && len(h.buf) < historyRingLen && len(h.buf) < 4*int(records) {
+		h.buf = append(h.buf, make([]histEntry, len(h.buf))...)
+		h.next = h.n
 	}
 	h.buf[h.next] = histEntry{idx: idx, fs: uint32(firstSeen), ms: msAfter(firstSeen, at), from: from, to: to}
 	h.next++
@@ -82,14 +92,32 @@ type changeLog struct {
 	seq uint64 // number of changes ever logged
 }
 
-// changeLogLen is the log's size (4 MiB).
-const changeLogLen = 1 << 20
+// changeLogLen is the log's largest size (4 MiB); it starts at
+// changeLogMin entries and grows with the table (records), to twice as
+// many as there are records.
+const (
+	changeLogLen = 1 << 20
+	changeLogMin = 1 << 12
+)
 
 func (c *changeLog) init(n int) { c.buf = make([]uint32, n) }
 
-func (c *changeLog) add(i uint32) {
+func (c *changeLog) add(i uint32, records uint32) {
+	if n := len(c.buf); n < changeLogLen && uint32(n) < 2*records {
+		c.grow()
+	}
 	c.buf[c.seq&uint64(len(c.buf)-1)] = i
 	c.seq++
+}
+
+// grow doubles the log, keeping what it holds in place of sequence.
+func (c *changeLog) grow() {
+	old := c.buf
+	c.buf = make([]uint32, 2*len(old))
+	held := min(c.seq, uint64(len(old)))
+	for q := c.seq - held; q < c.seq; q++ {
+		c.buf[q&uint64(len(c.buf)-1)] = old[q&uint64(len(old)-1)]
+	}
 }
 
 // since returns the indices changed after sequence from (up to now), in

@@ -44,9 +44,9 @@ func (s *Store) checkMemory() {
 	if s.deg.NoLinger && used < limit*3/4 {
 		s.deg.NoLinger = false
 	}
-	if s.deg.NoHistory && !s.deg.NoLinger && used+historyRingLen*16 < limit*3/4 {
+	if s.deg.NoHistory && !s.deg.NoLinger && used+historyRingMin*16 < limit*3/4 {
 		s.deg.NoHistory = false
-		s.hist.init(historyRingLen)
+		s.hist.init(historyRingMin)
 		used = s.memoryUsed()
 	}
 	s.deg.Used = used

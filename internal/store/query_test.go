@@ -176,15 +176,29 @@ func refSortValue(a, b *Row, key SortKey) int {
 	panic("bad key")
 }
 
+// allRows returns the rows of all held flows (live and lingering) by key,
+// read straight from the table.
+func allRows(s *Store) map[flow.Key]Row {
+	out := map[flow.Key]Row{}
+	for i := uint32(0); i < s.tab.hw; i++ {
+		if s.tab.at(i).flags&flagUsed != 0 {
+			r := s.tab.row(i)
+			out[r.Flow.Key()] = r
+		}
+	}
+	return out
+}
+
 // reference returns all rows passing m, fully sorted the slow way.
 func reference(s *Store, keys []flow.Key, m Matcher, key SortKey, desc bool) []Row {
 	var rows []Row
+	all := allRows(s)
 	for _, k := range keys {
-		d, ok := s.Detail(k)
-		if !ok || (m != nil && !m.Match(&d.Flow)) {
+		r, ok := all[k]
+		if !ok || (m != nil && !m.Match(&r.Flow)) {
 			continue
 		}
-		rows = append(rows, d.Row)
+		rows = append(rows, r)
 	}
 	slices.SortFunc(rows, func(a, b Row) int {
 		c := refSortValue(&a, &b, key)

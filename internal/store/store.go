@@ -48,7 +48,11 @@ type Store struct {
 	hist    historyRing
 	changes changeLog
 	deg     Degradation
+	trimmed int64 // when the table was last trimmed
 }
+
+// sec is a Unix ns time's second.
+func sec(n int64) int64 { return n / int64(time.Second) }
 
 // counts are the incrementally maintained per-flow counts of live flows.
 type counts struct {
@@ -88,8 +92,8 @@ func New(opts Options) *Store {
 		s.cnt = newCountsTable()
 	} else {
 		s.tab = newTable()
-		s.hist.init(historyRingLen)
-		s.changes.init(changeLogLen)
+		s.hist.init(historyRingMin)
+		s.changes.init(changeLogMin)
 	}
 	s.log.init(opts.EventLog)
 	s.samples.init(int(max(opts.CountHistory/time.Second, 1)))
@@ -237,7 +241,7 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 			r.flags |= flagCountersAt
 		}
 		to := r.phase()
-		s.hist.add(i, at, at, PhaseNone, to)
+		s.hist.add(i, at, at, PhaseNone, to, s.tab.hw)
 		s.live++
 		s.sum.add(r, 1)
 		if counted {
@@ -263,7 +267,7 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	}
 	to := r.phase()
 	if from != to {
-		s.hist.add(i, r.firstSeen, at, from, to)
+		s.hist.add(i, r.firstSeen, at, from, to, s.tab.hw)
 		if counted {
 			s.transition(from, to)
 		}
@@ -399,7 +403,7 @@ func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 	r.flags |= flagDestroyed
 	r.rates = [4]float32{}
 	r.setLastSeen(at)
-	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed)
+	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed, s.tab.hw)
 	s.live--
 	if s.synced {
 		s.rates.cur.destroy++
@@ -436,7 +440,7 @@ func (s *Store) reconcile(at int64) {
 // touch records that record i changed (or is about to be removed).
 func (s *Store) touch(i uint32) {
 	s.gen++
-	s.changes.add(i)
+	s.changes.add(i, s.tab.hw)
 }
 
 // transition counts a phase change.
@@ -460,6 +464,10 @@ func (s *Store) Tick(now time.Time) {
 	}
 	s.now = n
 	s.expire(n)
+	if s.tab != nil && sec(n) != sec(s.trimmed) {
+		s.trimmed = n
+		s.tab.trim()
+	}
 	if s.opts.MemoryLimit > 0 {
 		s.checkMemory()
 	}

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
@@ -232,6 +233,46 @@ func (t *table) remove(i uint32) {
 	*r = rec{}
 	t.free = append(t.free, i)
 	t.used--
+}
+
+// trim unmaps the slab parts at the end that hold no record, once at most
+// half the mapped records are in use.
+func (t *table) trim() {
+	if t.used*2 > int(t.recs.cap()) || len(t.recs.parts) < 2 {
+		return
+	}
+	keep := len(t.recs.parts)
+	for keep > 0 {
+		part := t.recs.parts[keep-1]
+		empty := true
+		for j := range part {
+			if part[j].flags&flagUsed != 0 {
+				empty = false
+				break
+			}
+		}
+		if !empty {
+			break
+		}
+		keep--
+	}
+	if keep == len(t.recs.parts) {
+		return
+	}
+	t.recs.shrink(keep)
+	t.hw = min(t.hw, t.recs.cap())
+	free := t.free[:0]
+	for _, i := range t.free {
+		if i < t.hw {
+			free = append(free, i)
+		}
+	}
+	t.free = slices.Clip(free)
+	if t.used == 0 {
+		t.free = nil
+		t.exts.free()
+		t.extHW, t.extFree = 0, nil
+	}
 }
 
 // intern returns the table's copy of a helper name.

@@ -10,13 +10,15 @@ import (
 
 // View is one reader's query state (a TUI, an SSH session): the filter
 // and sort of its last query, which flows pass the filter (a bitmap over
-// record indices, and their number), and the first flows of the sorted
-// order (a bounded buffer, exact for its length). A query on an unchanged
-// table costs only its window's rows; after changes, a view re-evaluates
-// only the records changed since (from the store's change log); it scans
-// the table again only for a new filter, a new sort, a window beyond its
-// buffer, or after more changes than the log holds. A View is used by one
-// goroutine at a time; views do not disturb each other.
+// record indices, and their number), and a stretch of the sorted order
+// around the window it was asked for (a buffer of the flows of ranks
+// base..base+len, exact; the flows ranked before it are marked in a second
+// bitmap). A query on an unchanged table costs only its window's rows;
+// after changes, a view re-evaluates only the records changed since (from
+// the store's change log); it scans the table again only for a new filter,
+// a new sort, a window outside its buffer, or after more changes than the
+// log holds. A View is used by one goroutine at a time; views do not
+// disturb each other.
 type View struct {
 	// The filter layer: valid once a scan evaluated flt.
 	fok     bool
@@ -25,13 +27,17 @@ type View struct {
 	matched int
 	seq     uint64 // change-log position the view is current with
 
-	// The order layer: buf holds the first len(buf) matched flows in
-	// order (all of them when complete).
-	ook      bool
-	ord      order
-	buf      []item
-	complete bool
-	kmax     int
+	// The order layer: buf holds the matched flows of ranks base ..
+	// base+len(buf)-1 in order; before marks the records ranked before
+	// it (nil when base is 0); atEnd is set when no matched flow ranks
+	// after the buffer.
+	ook    bool
+	ord    order
+	buf    []item
+	base   int
+	before []uint64
+	atEnd  bool
+	kmax   int
 
 	// What the last answer showed, for Changed.
 	shown   []uint32
@@ -53,9 +59,18 @@ type Locker = sync.Locker
 // scanChunk is how many records a scan reads under one hold of the lock.
 const scanChunk = 1 << 16
 
-// viewSlack is how many flows a view keeps beyond the window it was asked
-// for, so that moving down or flows leaving do not force a new scan.
+// viewSlack is how many flows a view keeps on either side of the window it
+// was asked for, so that moving or flows leaving do not force a new scan.
 const viewSlack = 2048
+
+// heapMax is the largest buffer a scan selects with bounded heaps; a
+// deeper one is selected from all matched flows in linear time.
+const heapMax = 1 << 14
+
+// covers reports whether the buffer holds ranks [lo, hi).
+func (v *View) covers(lo, hi int) bool {
+	return v.ook && lo >= v.base && (hi <= v.base+len(v.buf) || v.atEnd)
+}
 
 // Query answers q for this view (see Store.Query for the order): the
 // store must be held by the caller when lk is nil; else the view takes
@@ -93,48 +108,47 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		v.dirty = true
 	}
 	v.ord.tab = s.tab
-	need := off + limit
-	if !v.fok || !v.ook || (!v.complete && len(v.buf) < min(need, v.matched)) {
-		v.scan(s, lk, need)
+	if !v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched)) {
+		v.scan(s, lk, off, off+limit)
 	}
 
-	total := s.live + s.lingering
-	m := v.matched
-	res := Result{Total: total, Matched: m, SelectedIndex: -1}
-
+	res := Result{SelectedIndex: -1}
 	// The selected flow's rank.
 	rank := -1
 	if q.Select != nil {
 		rank = v.rank(s, lk, q.Select)
 	}
-	if rank >= 0 {
-		res.SelectedIndex = rank
-		if rank < off {
-			off = rank
-		} else if limit > 0 && rank >= off+limit {
-			off = rank - limit + 1
-		}
-	}
-	off = min(off, max(m-limit, 0))
-	res.Offset = off
-	end := min(off+limit, m)
-	if end > len(v.buf) && !v.complete {
-		v.scan(s, lk, end)
-		// The table may have changed while the scan released the lock.
-		m = v.matched
+	for range 3 {
+		m := v.matched
 		res.Matched, res.Total = m, s.live+s.lingering
-		off = min(off, max(m-limit, 0))
-		res.Offset = off
-		end = min(off+limit, m, len(v.buf))
+		o := off
+		if rank >= 0 {
+			res.SelectedIndex = rank
+			if rank < o {
+				o = rank
+			} else if limit > 0 && rank >= o+limit {
+				o = rank - limit + 1
+			}
+		}
+		o = min(o, max(m-limit, 0))
+		res.Offset = o
+		end := min(o+limit, m)
+		if end <= o || v.covers(o, end) {
+			break
+		}
+		// The table may change while the scan releases the lock: look
+		// again (a bounded number of times).
+		v.scan(s, lk, o, end)
 	}
-	end = min(end, len(v.buf))
+	lo := res.Offset - v.base
+	hi := min(res.Offset+limit, res.Matched) - v.base
+	lo, hi = max(lo, 0), min(hi, len(v.buf))
 	v.shown = v.shown[:0]
-	if end > off {
-		res.Rows = make([]Row, 0, end-off)
-		for j := off; j < end; j++ {
-			i := v.buf[j].idx
-			res.Rows = append(res.Rows, s.tab.row(i))
-			v.shown = append(v.shown, i)
+	if hi > lo {
+		res.Rows = make([]Row, 0, hi-lo)
+		for _, it := range v.buf[lo:hi] {
+			res.Rows = append(res.Rows, s.tab.row(it.idx))
+			v.shown = append(v.shown, it.idx)
 		}
 	}
 	v.dirty = false
@@ -178,14 +192,16 @@ func (v *View) rank(s *Store, lk Locker, k *flow.Key) int {
 		return -1
 	}
 	it := v.ord.newItem(i)
-	p, found := slices.BinarySearchFunc(v.buf, &it, func(a item, b *item) int { return v.ord.cmp(&a, b) })
-	if found && v.buf[p].idx == i {
-		return p
+	if !bitSet(v.before, i) {
+		p, found := slices.BinarySearchFunc(v.buf, &it, func(a item, b *item) int { return v.ord.cmp(&a, b) })
+		if found && v.buf[p].idx == i {
+			return v.base + p
+		}
+		if v.atEnd && (len(v.buf) == 0 || !v.ord.less(&it, &v.buf[0])) {
+			return -1 // not where it should be: not matched
+		}
 	}
-	if v.complete || (len(v.buf) > 0 && v.ord.less(&it, &v.buf[len(v.buf)-1])) {
-		return -1 // not where it should be: not matched
-	}
-	// Beyond the buffer: count the matched flows before it.
+	// Outside the buffer: count the matched flows before it.
 	return v.countBefore(s, lk, it)
 }
 
@@ -204,6 +220,9 @@ func (v *View) catchUp(s *Store, force bool) bool {
 	}
 	if !force && n > max(int(s.tab.hw)/4, 4096) {
 		return false
+	}
+	if v.ook && v.base > 0 && len(v.buf) == 0 {
+		return false // nothing to place flows against
 	}
 	ch := append(append(v.scratch[:0], a...), b...)
 	slices.Sort(ch)
@@ -231,6 +250,11 @@ func (v *View) catchUp(s *Store, force bool) bool {
 	var fl flow.Flow
 	ins := v.ins[:0]
 	for _, i := range ch {
+		if v.ook && bitSet(v.before, i) {
+			v.before[i>>6] &^= 1 << (i & 63)
+			v.base--
+			v.dirty = true
+		}
 		now := i < s.tab.hw && s.tab.at(i).flags&flagUsed != 0
 		if now && v.flt != nil {
 			s.tab.flow(i, &fl)
@@ -249,11 +273,18 @@ func (v *View) catchUp(s *Store, force bool) bool {
 				}
 			}
 		}
-		if now && v.ook {
-			it := v.ord.newItem(i)
-			if v.complete || (len(v.buf) > 0 && v.ord.less(&it, &v.buf[len(v.buf)-1])) {
-				ins = append(ins, it)
-			}
+		if !now || !v.ook {
+			continue
+		}
+		it := v.ord.newItem(i)
+		switch {
+		case v.base > 0 && v.ord.less(&it, &v.buf[0]):
+			v.before = growBitmap(v.before, s.tab.hw)
+			v.before[i>>6] |= 1 << (i & 63)
+			v.base++
+			v.dirty = true
+		case v.atEnd || (len(v.buf) > 0 && v.ord.less(&it, &v.buf[len(v.buf)-1])):
+			ins = append(ins, it)
 		}
 	}
 	if v.bits == nil {
@@ -270,7 +301,7 @@ func (v *View) catchUp(s *Store, force bool) bool {
 		v.buf = mergeItems(v.buf, ins, &v.ord)
 		if len(v.buf) > v.kmax {
 			v.buf = v.buf[:v.kmax]
-			v.complete = false
+			v.atEnd = false
 		}
 	}
 	v.ins = ins[:0]
@@ -301,9 +332,15 @@ func (v *View) growBits(s *Store) {
 		v.bits = nil
 		return
 	}
-	if w := int(s.tab.hw+63) / 64; len(v.bits) < w {
-		v.bits = append(v.bits, make([]uint64, w-len(v.bits)+w/8)...)
+	v.bits = growBitmap(v.bits, s.tab.hw)
+}
+
+// growBitmap sizes a bitmap to hold n bits.
+func growBitmap(b []uint64, n uint32) []uint64 {
+	if w := int(n+63) / 64; len(b) < w {
+		b = append(b, make([]uint64, w-len(b)+w/8)...)
 	}
+	return b
 }
 
 func bitSet(b []uint64, i uint32) bool {
@@ -313,12 +350,16 @@ func bitSet(b []uint64, i uint32) bool {
 
 // scan fills the view from the table: the filter layer when it is not
 // valid (evaluating the filter on every record), and the order layer with
-// the first need+viewSlack flows. With lk set it releases the lock
-// between chunks of records and catches up with the changes made
+// the flows of ranks [lo-viewSlack, hi+viewSlack). With lk set it releases
+// the lock between chunks of records and catches up with the changes made
 // meanwhile; after two scans overtaken by more changes than the log
 // holds, it scans once more without releasing the lock.
-func (v *View) scan(s *Store, lk Locker, need int) {
-	k := need + max(viewSlack, need/4)
+func (v *View) scan(s *Store, lk Locker, lo, hi int) {
+	bLo := max(lo-viewSlack, 0)
+	if lo < 4*viewSlack {
+		bLo = 0 // near the top: keep it all
+	}
+	bHi := hi + max(viewSlack, (hi-lo)/4)
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
 		full := !v.fok
@@ -328,18 +369,17 @@ func (v *View) scan(s *Store, lk Locker, need int) {
 			v.growBits(s)
 			clear(v.bits)
 		}
+		useHeap := bLo == 0 && bHi <= heapMax
 		workers := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
-		heaps := make([][]item, workers)
+		parts := make([][]item, workers)
 		counts := make([]int, workers)
 		o := v.ord
-		o.tab = s.tab
 		filter := v.flt
 		bits := v.bits
-		for lo := uint32(0); lo < hw; lo += scanChunk {
-			hi := min(lo+scanChunk, hw)
-			parallel(workers, lo, hi, func(w int, a, b uint32) {
+		for c := uint32(0); c < hw; c += scanChunk {
+			parallel(workers, c, min(c+scanChunk, hw), func(w int, a, b uint32) {
 				var fl flow.Flow
-				h := heaps[w]
+				h := parts[w]
 				n := 0
 				for i := a; i < b; i++ {
 					r := s.tab.at(i)
@@ -358,40 +398,59 @@ func (v *View) scan(s *Store, lk Locker, need int) {
 						}
 					}
 					n++
-					it := o.newItem(i)
-					h = heapPush(h, it, k, &o)
+					if useHeap {
+						h = heapPush(h, o.newItem(i), bHi, &o)
+					} else {
+						h = append(h, o.newItem(i))
+					}
 				}
-				heaps[w] = h
+				parts[w] = h
 				counts[w] += n
 			})
-			if release && hi < hw {
+			if release && c+scanChunk < hw {
 				lk.Unlock()
 				lk.Lock()
-				o.tab = s.tab
 			}
 		}
-		merged := v.buf[:0]
+		var all []item
 		total := 0
-		for w := range heaps {
-			merged = append(merged, heaps[w]...)
+		for w := range parts {
+			all = append(all, parts[w]...)
 			total += counts[w]
 		}
-		slices.SortFunc(merged, func(x, y item) int { return o.cmp(&x, &y) })
-		v.complete = len(merged) <= k && total == len(merged)
-		if len(merged) > k {
-			merged = merged[:k]
+		parts = nil
+		v.before = v.before[:0]
+		if useHeap {
+			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
+			v.base = 0
+		} else {
+			// Linear-time selection of ranks [bLo, bHi), then sort only them.
+			b0, b1 := min(bLo, len(all)), min(bHi, len(all))
+			sel := selector{o: &o}
+			sel.selectRange(all, b0, b1)
+			slices.SortFunc(all[b0:b1], func(x, y item) int { return o.cmp(&x, &y) })
+			if b0 > 0 {
+				v.before = growBitmap(v.before, s.tab.hw)
+				clear(v.before)
+				for _, it := range all[:b0] {
+					v.before[it.idx>>6] |= 1 << (it.idx & 63)
+				}
+			}
+			v.base = b0
+			all = all[b0:b1:b1]
 		}
-		v.buf = merged
-		v.kmax = k
+		v.atEnd = v.base+len(all) >= total
+		if len(all) > bHi-v.base {
+			all = all[:bHi-v.base]
+			v.atEnd = false
+		}
+		v.buf = append(v.buf[:0], all...)
+		v.kmax = max(bHi-v.base, len(v.buf))
 		v.ook = true
 		if full {
 			v.matched = total
 			v.fok = true
 			v.seq = start
-		}
-		if v.flt == nil && full {
-			// Unfiltered: matched is the table's count, reconciled below.
-			v.matched = total
 		}
 		v.dirty = true
 		if v.catchUp(s, true) {
@@ -399,6 +458,65 @@ func (v *View) scan(s *Store, lk Locker, need int) {
 		}
 		v.fok, v.ook = false, false
 	}
+}
+
+// selector is a randomized quickselect over items.
+type selector struct {
+	o   *order
+	rnd uint64
+}
+
+// selectRange reorders a so that a[lo:hi] hold the elements of ranks
+// lo..hi-1 (in any order), everything before them ranks lower and
+// everything after higher. Expected linear time.
+func (x *selector) selectRange(a []item, lo, hi int) {
+	if lo >= hi || lo >= len(a) {
+		return
+	}
+	x.nth(a, 0, len(a), lo)
+	if hi < len(a) {
+		x.nth(a, lo, len(a), hi)
+	}
+}
+
+// nth places in a[k] the element of rank k within a[from:to], smaller
+// ones before it and larger after.
+func (x *selector) nth(a []item, from, to, k int) {
+	for to-from > 1 {
+		p := x.partition(a, from, to)
+		switch {
+		case k < p:
+			to = p
+		case k > p:
+			from = p + 1
+		default:
+			return
+		}
+	}
+}
+
+// partition partitions a[from:to] around a random pivot and returns its
+// final position.
+func (x *selector) partition(a []item, from, to int) int {
+	if x.rnd == 0 {
+		x.rnd = 0x9e3779b97f4a7c15
+	}
+	x.rnd ^= x.rnd >> 12
+	x.rnd ^= x.rnd << 25
+	x.rnd ^= x.rnd >> 27
+	p := from + int((x.rnd*2685821657736338717)%uint64(to-from))
+	last := to - 1
+	a[p], a[last] = a[last], a[p]
+	pivot := a[last]
+	i := from
+	for j := from; j < last; j++ {
+		if x.o.less(&a[j], &pivot) {
+			a[i], a[j] = a[j], a[i]
+			i++
+		}
+	}
+	a[i], a[last] = a[last], a[i]
+	return i
 }
 
 // countBefore counts the matched flows ordered before it (the rank of a
