@@ -246,41 +246,55 @@ func checkWindow(t *testing.T, rows []store.Row, ports []uint16, keys map[rowKey
 	}
 }
 
-// degradedLimit is the memory limit of the cgroup conntop runs in for the
-// degraded test at 262,144 entries: below what the table needs with
-// per-flow history and lingering, above what its flows need alone (with
-// the serve reserve of 84 MiB for five sessions: a store budget of 44 MiB,
-// where the store estimates 50 MiB with history and 32 MiB without). CONNTOP_LAB_DEGRADED_LIMIT
-// (bytes) overrides it.
-const degradedLimit = 128 << 20
+// degradedSessions is the serve reserve the degraded test's conntop keeps
+// (reserveServe + degradedSessions × reservePerSession).
+const degradedSessions = 5
 
 // TestBigTableDegradedUnderMemoryLimit runs `conntop serve` in a memory
 // cgroup smaller than the table needs with full history, and checks that
 // it says so out loud (/healthz, the metric, the snapshot's JSON) while the
 // counts and the snapshot stay exact and the kernel killed nothing.
+//
+// The limit comes from the store's own estimate E of the loaded table
+// with history, read from a first run with no limit
+// (conntop_store_memory_bytes): the serve reserve plus E − 2 MiB, so that
+// the store's budget is just below E and giving up the history ring (8 MiB
+// at this size) brings it back under. CONNTOP_LAB_DEGRADED_LIMIT (bytes)
+// overrides it.
 func TestBigTableDegradedUnderMemoryLimit(t *testing.T) {
 	labtest.RequireRoot(t)
 	bin := buildBinary(t)
 	ns, n := bigTableLab(t)
-	limit := int64(degradedLimit)
-	if n > bigTableCI {
-		limit = degradedLimit * int64(n/bigTableCI)
-	}
+	dir := t.TempDir()
+	authKeys, signer := sshClientKey(t, dir)
+	var limit int64
 	if v := os.Getenv("CONNTOP_LAB_DEGRADED_LIMIT"); v != "" {
 		l, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || l < 16<<20 {
 			t.Fatalf("CONNTOP_LAB_DEGRADED_LIMIT=%q: want bytes, at least 16 MiB", v)
 		}
 		limit = l
+	} else {
+		// A cgroup far above the table: a budget that is never reached, so
+		// the store reports its full estimate.
+		first := startServe(t, bin, labtest.NewMemCgroup(t, 4<<30),
+			"--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t), "--ssh", freeAddr(t),
+			"--authorized-keys", authKeys, "--host-key", filepath.Join(dir, "host_key"))
+		first.waitFlows(t, n)
+		est := int64(first.metric(t, "conntop_store_memory_bytes"))
+		first.stop()
+		if est <= 4<<20 {
+			t.Fatalf("the store's estimate of %d flows is %d bytes", n, est)
+		}
+		limit = reserveServe + degradedSessions*reservePerSession + est - 2<<20
+		t.Logf("store estimate with history at %d flows: %.1f MiB; cgroup limit %.1f MiB", n, float64(est)/(1<<20), float64(limit)/(1<<20))
 	}
 	cg := labtest.NewMemCgroup(t, limit)
 
-	dir := t.TempDir()
-	authKeys, signer := sshClientKey(t, dir)
 	sshAddr, metricsAddr := freeAddr(t), freeAddr(t)
-	cmdline := fmt.Sprintf("echo $$ > %s && exec %s serve --netns %s --source conntrack --ssh %s --metrics %s --authorized-keys %s --host-key %s --max-sessions 5",
+	cmdline := fmt.Sprintf("echo $$ > %s && exec %s serve --netns %s --source conntrack --ssh %s --metrics %s --authorized-keys %s --host-key %s --max-sessions %d",
 		shellQuote(cg.ProcsFile()), shellQuote(bin), shellQuote(ns.Path), sshAddr, metricsAddr,
-		shellQuote(authKeys), shellQuote(filepath.Join(dir, "host_key")))
+		shellQuote(authKeys), shellQuote(filepath.Join(dir, "host_key")), degradedSessions)
 	cmd := exec.Command("sh", "-c", cmdline)
 	logFile, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {

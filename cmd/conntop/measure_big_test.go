@@ -225,6 +225,12 @@ type served struct {
 
 func startServe(t *testing.T, bin string, cg *labtest.MemCgroup, args ...string) *served {
 	t.Helper()
+	return startServeEnv(t, bin, cg, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the environment.
+func startServeEnv(t *testing.T, bin string, cg *labtest.MemCgroup, env []string, args ...string) *served {
+	t.Helper()
 	s := &served{exited: make(chan struct{}), log: filepath.Join(t.TempDir(), "serve.log")}
 	for i, a := range args {
 		if a == "--metrics" {
@@ -236,6 +242,7 @@ func startServe(t *testing.T, bin string, cg *labtest.MemCgroup, args ...string)
 		q[i] = shellQuote(a)
 	}
 	s.cmd = exec.Command("sh", "-c", fmt.Sprintf("echo $$ > %s && exec %s serve %s", shellQuote(cg.ProcsFile()), shellQuote(bin), strings.Join(q, " ")))
+	s.cmd.Env = append(os.Environ(), env...)
 	f, err := os.Create(s.log)
 	if err != nil {
 		t.Fatal(err)
