@@ -55,7 +55,7 @@ func bigTableLab(t *testing.T) (*labtest.NS, int) {
 	}
 	if labtest.ConntrackMax(t) < n {
 		// Restored at cleanup, after the namespace (and its entries) is gone.
-		labtest.SetConntrackMax(t, n)
+		labtest.RaiseConntrackTable(t, n)
 	} else {
 		labtest.HoldConntrackMax(t, false)
 	}

@@ -54,7 +54,7 @@ func TestMeasureBigTable(t *testing.T) {
 
 	// Room for the churn's entries above the fill.
 	if labtest.ConntrackMax(t) < n+65536 {
-		labtest.SetConntrackMax(t, n+65536)
+		labtest.RaiseConntrackTable(t, n+65536)
 	} else {
 		labtest.HoldConntrackMax(t, false)
 	}

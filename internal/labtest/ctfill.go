@@ -325,3 +325,45 @@ func (ns *NS) WalkKernelTable(fn func(*KernelEntry)) error {
 	defer f.Close()
 	return parseKernelTable(f, fn)
 }
+
+// ctBucketsPath is the size of the machine-wide conntrack hash table.
+const ctBucketsPath = "/proc/sys/net/netfilter/nf_conntrack_buckets"
+
+// RaiseConntrackTable takes the nf_conntrack_max lock exclusively and, for
+// the rest of the test, raises nf_conntrack_max to at least n and the hash
+// table to at least n/4 buckets (with fewer, a fill of millions of entries
+// meets hash chains the kernel refuses to grow, ENOSPC); both are restored
+// at cleanup.
+func RaiseConntrackTable(t testing.TB, n int) {
+	t.Helper()
+	HoldConntrackMax(t, true)
+	oldMax := ConntrackMax(t)
+	b, err := os.ReadFile(ctBucketsPath)
+	if err != nil {
+		t.Fatalf("read %s: %v", ctBucketsPath, err)
+	}
+	oldBuckets, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("parse %s: %q", ctBucketsPath, b)
+	}
+	if n > oldMax {
+		if err := writeCtMax(n); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := writeCtMax(oldMax); err != nil {
+				t.Errorf("restore nf_conntrack_max: %v", err)
+			}
+		})
+	}
+	if n/4 > oldBuckets {
+		if err := os.WriteFile(ctBucketsPath, []byte(strconv.Itoa(n/4)+"\n"), 0o644); err != nil {
+			t.Fatalf("set %s to %d: %v", ctBucketsPath, n/4, err)
+		}
+		t.Cleanup(func() {
+			if err := os.WriteFile(ctBucketsPath, []byte(strconv.Itoa(oldBuckets)+"\n"), 0o644); err != nil {
+				t.Errorf("restore %s: %v", ctBucketsPath, err)
+			}
+		})
+	}
+}
