@@ -2,7 +2,11 @@ package tui
 
 import (
 	"context"
+	"flag"
 	"net/netip"
+	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -36,10 +40,27 @@ func bigEngine(b *testing.B, n int) *engine.Engine {
 		}
 	}
 	evs = append(evs, flow.Event{Type: flow.EventSynced, Time: t0},
-		flow.Event{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: uint64(n), Max: 262144, Accounting: true}})
+		flow.Event{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: uint64(n), Max: uint64(max(n, 262144)), Accounting: true}})
 	eng.Apply(evs)
 	eng.Tick(t0)
 	return eng
+}
+
+// big4M is the 4,194,304-flow engine, built once per test binary run.
+var big4M struct {
+	once sync.Once
+	eng  *engine.Engine
+}
+
+// bigEngine4M returns the shared 4,194,304-flow engine, or skips unless
+// CONNTOP_BIG=1 is set or -test.bench names 4M.
+func bigEngine4M(b *testing.B) *engine.Engine {
+	f := flag.Lookup("test.bench")
+	if os.Getenv("CONNTOP_BIG") != "1" && (f == nil || !strings.Contains(f.Value.String(), "4M")) {
+		b.Skip("4,194,304 flows: set CONNTOP_BIG=1 or name 4M in -bench")
+	}
+	big4M.once.Do(func() { big4M.eng = bigEngine(b, 4194304) })
+	return big4M.eng
 }
 
 func benchModel(b *testing.B, eng *engine.Engine) *Model {
@@ -53,10 +74,16 @@ func benchModel(b *testing.B, eng *engine.Engine) *Model {
 
 // BenchmarkFrame262k is one frame of the table at 262,144 flows: the
 // store query for the visible window plus formatting the screen.
-func BenchmarkFrame262k(b *testing.B) {
-	eng := bigEngine(b, benchFlows)
+func BenchmarkFrame262k(b *testing.B) { benchFrame(b, bigEngine(b, benchFlows)) }
+
+// BenchmarkFrame4M is BenchmarkFrame262k at 4,194,304 flows (run with
+// CONNTOP_BIG=1 or -bench naming 4M).
+func BenchmarkFrame4M(b *testing.B) { benchFrame(b, bigEngine4M(b)) }
+
+func benchFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.refresh()
 		_ = m.View()
@@ -91,10 +118,15 @@ func BenchmarkRender262k(b *testing.B) {
 
 // BenchmarkKeyToFrame262k is a key press (selection down) to the next
 // frame at 262,144 flows.
-func BenchmarkKeyToFrame262k(b *testing.B) {
-	eng := bigEngine(b, benchFlows)
+func BenchmarkKeyToFrame262k(b *testing.B) { benchKeyToFrame(b, bigEngine(b, benchFlows)) }
+
+// BenchmarkKeyToFrame4M is BenchmarkKeyToFrame262k at 4,194,304 flows.
+func BenchmarkKeyToFrame4M(b *testing.B) { benchKeyToFrame(b, bigEngine4M(b)) }
+
+func benchKeyToFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.Update(press("down"))
 		_ = m.View()
@@ -103,10 +135,16 @@ func BenchmarkKeyToFrame262k(b *testing.B) {
 
 // BenchmarkKeySortToFrame262k is the worst key: change the sort column
 // (the store re-sorts) to the next frame.
-func BenchmarkKeySortToFrame262k(b *testing.B) {
-	eng := bigEngine(b, benchFlows)
+func BenchmarkKeySortToFrame262k(b *testing.B) { benchKeySortToFrame(b, bigEngine(b, benchFlows)) }
+
+// BenchmarkKeySortToFrame4M is BenchmarkKeySortToFrame262k at 4,194,304
+// flows.
+func BenchmarkKeySortToFrame4M(b *testing.B) { benchKeySortToFrame(b, bigEngine4M(b)) }
+
+func benchKeySortToFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m.Update(press(">"))
 		_ = m.View()
@@ -116,13 +154,21 @@ func BenchmarkKeySortToFrame262k(b *testing.B) {
 // BenchmarkKeyFilterToFrame262k types one character of a filter (live
 // preview re-filters the whole table) to the next frame.
 func BenchmarkKeyFilterToFrame262k(b *testing.B) {
-	eng := bigEngine(b, benchFlows)
+	benchKeyFilterToFrame(b, bigEngine(b, benchFlows))
+}
+
+// BenchmarkKeyFilterToFrame4M is BenchmarkKeyFilterToFrame262k at
+// 4,194,304 flows.
+func BenchmarkKeyFilterToFrame4M(b *testing.B) { benchKeyFilterToFrame(b, bigEngine4M(b)) }
+
+func benchKeyFilterToFrame(b *testing.B, eng *engine.Engine) {
 	m := benchModel(b, eng)
 	m.Update(press("/"))
 	for _, k := range []string{"d", "p", "o", "r", "t", " ", "8"} {
 		m.Update(press(k))
 	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for i := 0; b.Loop(); i++ {
 		if i%2 == 0 {
 			m.Update(press("1")) // dport 81
@@ -180,6 +226,14 @@ func BenchmarkTerminalBytes(b *testing.B) {
 		b.ReportMetric(float64(start), "first-screen-bytes")
 		b.ReportMetric(100*cpu/el, "cpu-%")
 	}
+}
+
+// reportCPU reports the process's CPU time per operation ("cpu-ns/op"),
+// which unlike ns/op does not grow when other processes share the
+// machine. Use: defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() { b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op") }
 }
 
 // cpuTime is the process's user+system CPU time so far.

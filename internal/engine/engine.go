@@ -6,7 +6,7 @@
 // (store.View): repeated queries cost only what changed, and a scan of the
 // whole table (a new filter or sort) runs on every core in chunks, releasing
 // the read lock between chunks, so readers never hold the pump up for more
-// than one chunk (about 65,536 flows).
+// than one chunk (32,768 flows).
 package engine
 
 import (

@@ -48,7 +48,8 @@ type Degradation struct {
 func (d Degradation) Any() bool { return d.NoHistory || d.NoLinger }
 
 // Matcher selects flows; *filter.Filter implements it. A nil Matcher
-// matches every flow.
+// matches every flow. Match must be safe for concurrent use: scans call it
+// from several goroutines.
 type Matcher interface {
 	Match(f *flow.Flow) bool
 }

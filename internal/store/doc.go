@@ -1,22 +1,45 @@
 // Package store is conntop's live flow table: it applies batches of source
-// events, keeps each flow's bounded transition history and counter rates,
-// keeps destroyed flows visible for a while (Options.Linger), maintains the
-// header figures incrementally, logs recent events, and answers windowed,
-// filtered, sorted queries, group-by summaries and export snapshots.
+// events, keeps recent transitions and counter rates, keeps destroyed flows
+// visible for a while (Options.Linger), maintains the header figures
+// incrementally, logs recent events, and answers windowed, filtered, sorted
+// queries (per reader, through a View), group-by summaries and export
+// snapshots.
 //
-// A Store is not safe for concurrent use; internal/engine owns it behind a
-// lock. It does not import internal/filter: filters reach it as Matchers.
+// Apply and Tick change the store; every other method only reads it, so
+// readers may run concurrently with each other but not with a writer
+// (internal/engine holds a read-write lock; a View releases it between the
+// chunks of a scan). It does not import internal/filter: filters reach it
+// as Matchers.
 //
 // # Layout and cost
 //
-// Flows are kept in a compact form (about 176 bytes: addresses as 16-byte
-// arrays, ICMP fields folded into the port slots, the reply tuple stored
-// only when it is not the inverse of the original one, rare fields such as
-// the helper and master behind one pointer) in fixed chunks of 1024, so that
-// an entry never moves. An open-addressing index of 4-byte slots maps flow
-// keys to entries; its hash is seeded per store. With the query buffer
-// included, the store holds 262,144 flows in about 241 bytes each
-// (TestMemoryPerFlow keeps it at or under 256).
+// Memory per flow is the design constraint: a node may hold 4,194,304
+// flows. Each flow is a fixed-size, pointer-free record of 88 bytes in
+// slabs of 65,536 records mapped outside the Go heap (anonymous mmap), so
+// the garbage collector neither scans them nor lets them double the heap
+// between collections; empty slabs at the end are unmapped when the table
+// shrinks. A record holds IPv4 addresses in 4 bytes each, the ports (ICMP
+// type, code and id folded into them), state, status, id, timeout, mark,
+// zone, the first-seen time in nanoseconds and the last-seen and
+// counter-sample times in milliseconds after it, counters (32 bits of
+// packets, 36 of bytes per direction), per-direction rates and the sort
+// keys, all readable without building a flow.Flow. IPv6 addresses (32
+// bytes) and the reply tuple of an IPv4 NAT flow (12 bytes; without NAT the
+// reply is the inverse of the original and not stored) live in slabs of
+// their own. Whatever is rare lives in a side table keyed by record index:
+// a tuple that does not fit the record, an IPv6 NAT reply, the helper
+// (interned), the master, the tracker's INVALID figures, a compare mark
+// with the wire's states, counters too big for the record; a field added
+// to flow.Flow goes there first (see rare). An open-addressing index of
+// 4-byte slots (also mapped) maps flow keys to records; its hash is seeded
+// per store. At 4,194,304 flows a process holding the store and 16 views
+// peaks at about 427 MiB (BenchmarkMemoryPerFlow).
+//
+// A flow's transition history is not kept per flow: a bounded global ring
+// (at most 524,288 transitions, 8 MiB) holds the recent transitions of all
+// flows, and Detail returns those of one flow still there. A change log
+// records the index of every changed record with a sequence number; views
+// read it to catch up.
 //
 // Summary never walks the table: counts by state, protocol, TCP state,
 // family and assured bit are adjusted on every change; new, update and
@@ -24,17 +47,33 @@
 // per-second buckets that Tick rolls over (RateWindow); CountHistory holds
 // one sample per second.
 //
-// Query makes one pass over the table (materializing each flow for the
-// filter), keeps the matched flows as small items (an order-preserving
-// 64-bit prefix of the sort value and of the flow key, plus the entry
-// index), and then partially quicksorts them: only the parts that overlap
-// the requested window are sorted, so the expected cost is linear for any
-// window depth. The matched items are cached: while the filter and sort key
-// stay the same, a query after a few changes re-evaluates only the changed
-// flows (a dirty set), and queries on an unchanged table reuse the order (it
-// is sorted fully on the third such query, after which a window costs only
-// its own rows). Selection (Query.Select) moves the window as little as
-// possible to keep the selected flow in view.
+// # Queries
+//
+// Each reader owns a View: its filter's answers as a bitmap over record
+// indices with their count, and an exact stretch of its sorted order around
+// the window last asked for (a buffer of small items — an order-preserving
+// 64-bit prefix of the sort value and 96 bits of the flow key, plus the
+// record index — and a bitmap of the flows ranked before the buffer). A
+// scan (new filter, new sort, a window outside the buffer) runs on every
+// core over chunks of 32,768 records, releasing the read lock between
+// chunks, and selects the buffer with bounded heaps per worker (a window
+// near the top) or a linear-time selection (a deep one), never sorting the
+// whole table. Afterwards the view re-evaluates only the records the change
+// log names, so a frame on an unchanged table costs its window's rows, and
+// View.Changed says cheaply whether its answer may have changed. Readers
+// take one CPU slot per core before the lock, so that a writer waits only
+// for readers that are running. Selection (Query.Select) moves the window
+// as little as possible to keep the selected flow in view.
+//
+// # Limits
+//
+// Options.MemoryLimit bounds the store's own estimate of what it holds:
+// past it the history ring goes first, then lingering (destroyed flows
+// leave at once); both come back below three quarters of it; live flows
+// are never dropped, so counts and snapshots stay exact, and
+// Summary.Degraded says what was given up. Options.CountsOnly keeps no
+// flows at all, only an 8-byte slot per flow with a fingerprint of its key
+// and what the counts need (see countsTable).
 //
 // # Event semantics
 //

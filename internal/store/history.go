@@ -24,21 +24,25 @@ type historyRing struct {
 	n    int
 }
 
-// historyRingLen is the ring's largest size (16 MiB); it starts at
-// historyRingMin and doubles when full while it holds fewer than four
+// historyRingLen is the ring's largest size (8 MiB); it starts at
+// historyRingMin and doubles when full while it holds fewer than two
 // transitions per record.
 const (
-	historyRingLen = 1 << 20
+	historyRingLen = 1 << 19
 	historyRingMin = 1 << 12
 )
 
+// init maps a ring of n entries (outside the Go heap, as the change log).
 func (h *historyRing) init(n int) {
-	h.buf = make([]histEntry, n)
-	h.next, h.n = 0, 0
+	h.drop()
+	h.buf = mapArray[histEntry](n)
 }
 
 // drop frees the ring.
-func (h *historyRing) drop() { h.buf, h.next, h.n = nil, 0, 0 }
+func (h *historyRing) drop() {
+	unmapArray(h.buf)
+	h.buf, h.next, h.n = nil, 0, 0
+}
 
 func (h *historyRing) bytes() int64 { return int64(cap(h.buf)) * 16 }
 
@@ -48,8 +52,11 @@ func (h *historyRing) add(idx uint32, firstSeen, at int64, from, to Phase, recor
 	if len(h.buf) == 0 {
 		return
 	}
-	if h.n == len(h.buf) && h.next == 0 && len(h.buf) < historyRingLen && len(h.buf) < 4*int(records) {
-		h.buf = append(h.buf, make([]histEntry, len(h.buf))...)
+	if h.n == len(h.buf) && h.next == 0 && len(h.buf) < historyRingLen && len(h.buf) < 2*int(records) {
+		old := h.buf
+		h.buf = mapArray[histEntry](2 * len(old))
+		copy(h.buf, old)
+		unmapArray(old)
 		h.next = h.n
 	}
 	h.buf[h.next] = histEntry{idx: idx, fs: uint32(firstSeen), ms: msAfter(firstSeen, at), from: from, to: to}
@@ -100,7 +107,12 @@ const (
 	changeLogMin = 1 << 12
 )
 
-func (c *changeLog) init(n int) { c.buf = make([]uint32, n) }
+func (c *changeLog) init(n int) { c.buf = mapArray[uint32](n) }
+
+func (c *changeLog) release() {
+	unmapArray(c.buf)
+	c.buf = nil
+}
 
 func (c *changeLog) add(i uint32, records uint32) {
 	if n := len(c.buf); n < changeLogLen && uint32(n) < 2*records {
@@ -113,11 +125,12 @@ func (c *changeLog) add(i uint32, records uint32) {
 // grow doubles the log, keeping what it holds in place of sequence.
 func (c *changeLog) grow() {
 	old := c.buf
-	c.buf = make([]uint32, 2*len(old))
+	c.buf = mapArray[uint32](2 * len(old))
 	held := min(c.seq, uint64(len(old)))
 	for q := c.seq - held; q < c.seq; q++ {
 		c.buf[q&uint64(len(c.buf)-1)] = old[q&uint64(len(old)-1)]
 	}
+	unmapArray(old)
 }
 
 // since returns the indices changed after sequence from (up to now), in

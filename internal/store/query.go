@@ -84,6 +84,15 @@ func (o *order) cmp(a, b *item) int {
 	return 0
 }
 
+// k1 returns the first word of record i's item (see newItem).
+func (o *order) k1(i uint32) uint64 {
+	k := o.tab.sortPrefix(i, o.key)
+	if o.desc {
+		k = ^k
+	}
+	return k
+}
+
 // newItem returns the query item of record i.
 func (o *order) newItem(i uint32) item {
 	t := o.tab
@@ -125,7 +134,7 @@ func (t *table) addrs(i uint32) (src, dst [16]byte) {
 		binary.BigEndian.PutUint32(dst[12:], r.dst4)
 		return src, dst
 	}
-	x := t.extOf(r)
+	x := t.v6Of(r)
 	return x.src, x.dst
 }
 

@@ -11,8 +11,8 @@ import (
 
 // rec is one flow as the store keeps it: a fixed-size, pointer-free record
 // (88 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
-// each; IPv6 addresses and a NAT reply tuple live in an ext record (see
-// ext); whatever else is rare (a tuple that does not fit this form, the
+// each; IPv6 addresses (32 bytes) and an IPv4 NAT flow's reply tuple (12
+// bytes) live in slabs of their own (see ext); whatever else is rare (a tuple that does not fit this form, the
 // helper, the master, INVALID figures, a compare mark with the wire's
 // states, counters too big for the compact ones, and fields added to
 // flow.Flow later) lives in the store's rare side table (see rare).
@@ -23,10 +23,12 @@ import (
 type rec struct {
 	firstSeen int64
 	// src4 and dst4 are the orig addresses of an IPv4 flow, or the first
-	// 32 bits of an IPv6 flow's (which are in ext), as big-endian numbers.
+	// 32 bits of an IPv6 flow's (whose addresses are in v6addrs), as
+	// big-endian numbers.
 	src4, dst4                uint32
 	status, id, timeout, mark uint32
-	// ext is 1 + the index of the flow's ext record, 0 for none.
+	// ext references the flow's IPv6 addresses (v6addrs) for an IPv6
+	// flow, its NAT reply tuple (nat4) for an IPv4 flow; 0 for none.
 	ext                  uint32
 	lastSeen, countersAt uint32
 	// Low 32 bits of the counters.
@@ -57,15 +59,57 @@ const (
 	flagBigCounters
 )
 
-// ext holds an IPv6 flow's orig addresses and a NAT flow's reply tuple:
-// pointer-free, in its own slab.
-type ext struct {
-	src, dst   [16]byte // orig addresses (IPv6 flows)
-	rsrc, rdst [16]byte // reply addresses (NAT flows), in the flow's family
-	rsport     uint16   // reply ports; for ICMP type<<8|code and id
-	rdport     uint16
-	nat        bool
+// v6addrs holds an IPv6 flow's orig addresses, in their own slab.
+type v6addrs struct {
+	src, dst [16]byte
 }
+
+// nat4 holds the reply tuple of an IPv4 NAT flow, in its own slab (the
+// reply tuple of an IPv6 NAT flow, rarer still, is in the side table).
+type nat4 struct {
+	src, dst     uint32
+	sport, dport uint16 // for ICMP type<<8|code and id
+}
+
+// pool is a slab with a free list: fixed-size values referenced by
+// 1 + their index (0 meaning none).
+type pool[T any] struct {
+	s    slab[T]
+	hw   uint32
+	free []uint32
+}
+
+// alloc returns the reference of a zeroed value.
+func (p *pool[T]) alloc() uint32 {
+	var i uint32
+	if n := len(p.free); n > 0 {
+		i = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		if p.hw >= p.s.cap() {
+			p.s.grow()
+		}
+		i = p.hw
+		p.hw++
+	}
+	var z T
+	*p.s.at(i) = z
+	return i + 1
+}
+
+// at returns the value of reference ref.
+func (p *pool[T]) at(ref uint32) *T { return p.s.at(ref - 1) }
+
+// release frees reference ref.
+func (p *pool[T]) release(ref uint32) { p.free = append(p.free, ref-1) }
+
+// reset frees everything.
+func (p *pool[T]) reset() {
+	p.s.free()
+	p.hw, p.free = 0, nil
+}
+
+func (p *pool[T]) bytes() int64 { return p.s.bytes() + int64(cap(p.free))*4 }
 
 // rare holds the rarely set parts of a flow, in a side table keyed by the
 // record's index. A field added to flow.Flow goes here first.
@@ -75,7 +119,7 @@ type rare struct {
 	hasOrig bool
 	orig    flow.Tuple
 	// reply is set when the reply tuple is not the inverse of orig and
-	// does not fit ext.
+	// does not fit nat4.
 	hasReply      bool
 	reply         flow.Tuple
 	master        *flow.Tuple

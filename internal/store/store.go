@@ -2,6 +2,7 @@ package store
 
 import (
 	"maps"
+	"runtime"
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
@@ -49,6 +50,36 @@ type Store struct {
 	changes changeLog
 	deg     Degradation
 	trimmed int64 // when the table was last trimmed
+	cpu     cpuSlots
+}
+
+// cpuSlots bounds how many goroutines work for views at once (one per
+// core): a view takes a slot before the store's read lock, and its scan
+// helpers take free ones, so that readers holding the lock are running,
+// not waiting for a core while a writer waits for them.
+type cpuSlots chan struct{}
+
+func newCPUSlots() cpuSlots { return make(cpuSlots, runtime.GOMAXPROCS(0)) }
+
+func (c cpuSlots) acquire() { c <- struct{}{} }
+func (c cpuSlots) release() { <-c }
+
+// tryAcquire takes up to n free slots and returns how many it took.
+func (c cpuSlots) tryAcquire(n int) int {
+	for k := range n {
+		select {
+		case c <- struct{}{}:
+		default:
+			return k
+		}
+	}
+	return max(n, 0)
+}
+
+func (c cpuSlots) releaseN(n int) {
+	for range n {
+		<-c
+	}
 }
 
 // sec is a Unix ns time's second.
@@ -87,7 +118,7 @@ func New(opts Options) *Store {
 	if opts.CountHistory <= 0 {
 		opts.CountHistory = DefaultCountHistory
 	}
-	s := &Store{opts: opts}
+	s := &Store{opts: opts, cpu: newCPUSlots()}
 	if opts.CountsOnly {
 		s.cnt = newCountsTable()
 	} else {
@@ -106,6 +137,8 @@ func New(opts Options) *Store {
 func (s *Store) Close() {
 	if s.tab != nil {
 		s.tab.release()
+		s.hist.drop()
+		s.changes.release()
 	}
 	if s.cnt != nil {
 		s.cnt.release()

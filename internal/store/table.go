@@ -11,7 +11,8 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// Slab part sizes: 65,536 records (5.5 MiB) and 16,384 ext records.
+// Slab part sizes: 65,536 records (5.5 MiB), 16,384 IPv6 address pairs
+// and NAT tuples.
 const (
 	recBits = 16
 	extBits = 14
@@ -24,17 +25,16 @@ const (
 // after growth (load factor 3/8 to 3/4); it is mapped outside the Go heap
 // too, and the old one is unmapped as soon as it has been rehashed.
 type table struct {
-	recs    slab[rec]
-	exts    slab[ext]
-	rare    map[uint32]*rare
-	hw      uint32   // high water: record indices below it have been handed out
-	free    []uint32 // released record indices, reused first
-	extHW   uint32
-	extFree []uint32
-	used    int
-	nrare   int
-	slots   []uint32
-	mask    uint64
+	recs  slab[rec]
+	v6    pool[v6addrs]
+	nat   pool[nat4]
+	rare  map[uint32]*rare
+	hw    uint32   // high water: record indices below it have been handed out
+	free  []uint32 // released record indices, reused first
+	used  int
+	nrare int
+	slots []uint32
+	mask  uint64
 	hasher
 	helpers map[string]string // interned helper names
 }
@@ -54,7 +54,8 @@ func newHasher() hasher {
 func newTable() *table {
 	t := &table{
 		recs:    newSlab[rec](recBits),
-		exts:    newSlab[ext](extBits),
+		v6:      pool[v6addrs]{s: newSlab[v6addrs](extBits)},
+		nat:     pool[nat4]{s: newSlab[nat4](extBits)},
 		rare:    map[uint32]*rare{},
 		hasher:  newHasher(),
 		helpers: map[string]string{},
@@ -67,7 +68,8 @@ func newTable() *table {
 // release unmaps everything the table holds.
 func (t *table) release() {
 	t.recs.free()
-	t.exts.free()
+	t.v6.reset()
+	t.nat.reset()
 	unmapArray(t.slots)
 	t.slots = nil
 }
@@ -75,38 +77,26 @@ func (t *table) release() {
 // bytes estimates the memory the table holds.
 func (t *table) bytes() int64 {
 	const rareCost = 160 // the struct, its map slot and strings, roughly
-	return t.recs.bytes() + t.exts.bytes() + int64(len(t.slots))*4 + int64(cap(t.free)+cap(t.extFree))*4 + int64(t.nrare)*rareCost
+	return t.recs.bytes() + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
 // at returns the record with index i.
 func (t *table) at(i uint32) *rec { return t.recs.at(i) }
 
-// extOf returns r's ext record (r.ext must be set).
-func (t *table) extOf(r *rec) *ext { return t.exts.at(r.ext - 1) }
+// v6Of returns an IPv6 record's addresses.
+func (t *table) v6Of(r *rec) *v6addrs { return t.v6.at(r.ext) }
 
-// newExt allocates an ext record and returns 1 + its index.
-func (t *table) newExt() uint32 {
-	var i uint32
-	if n := len(t.extFree); n > 0 {
-		i = t.extFree[n-1]
-		t.extFree = t.extFree[:n-1]
-	} else {
-		if t.extHW >= t.exts.cap() {
-			t.exts.grow()
-		}
-		i = t.extHW
-		t.extHW++
-	}
-	*t.exts.at(i) = ext{}
-	return i + 1
-}
-
-// freeExt releases r's ext record.
+// freeExt releases r's IPv6 addresses or NAT tuple.
 func (t *table) freeExt(r *rec) {
-	if r.ext != 0 {
-		t.extFree = append(t.extFree, r.ext-1)
-		r.ext = 0
+	if r.ext == 0 {
+		return
 	}
+	if r.family == flow.FamilyIPv6 {
+		t.v6.release(r.ext)
+	} else {
+		t.nat.release(r.ext)
+	}
+	r.ext = 0
 }
 
 // mix is a 64x64->128 multiply fold (as in wyhash).
@@ -144,7 +134,7 @@ func (t *table) hashRec(i uint32) uint64 {
 		binary.BigEndian.PutUint32(src[12:], r.src4)
 		binary.BigEndian.PutUint32(dst[12:], r.dst4)
 	} else {
-		x := t.extOf(r)
+		x := t.v6Of(r)
 		src, dst = x.src, x.dst
 	}
 	return t.hashKey(r.proto, r.zone, &src, &dst, r.sport, r.dport)
@@ -270,8 +260,8 @@ func (t *table) trim() {
 	t.free = slices.Clip(free)
 	if t.used == 0 {
 		t.free = nil
-		t.exts.free()
-		t.extHW, t.extFree = 0, nil
+		t.v6.reset()
+		t.nat.reset()
 	}
 }
 
@@ -293,6 +283,9 @@ func (t *table) intern(s string) string {
 // times, flags other than counters, rates).
 func (t *table) set(i uint32, fl *flow.Flow) {
 	r := t.at(i)
+	if r.family != fl.Family {
+		t.freeExt(r) // by the old family
+	}
 	r.family = fl.Family
 	r.proto = fl.Proto
 	r.zone = fl.Zone
@@ -316,25 +309,21 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	v6 := compact && fl.Family == flow.FamilyIPv6
 	nat := fl.Reply != fl.Orig.Reverse(fl.Proto)
 	rsp, rdp, replyFits := compactTuple(fl.Proto, &fl.Reply)
-	replyFits = replyFits && compact && fitsFamily(fl.Family, &fl.Reply)
-	natExt := nat && replyFits
-	if v6 || natExt {
+	natExt := nat && replyFits && compact && fl.Family == flow.FamilyIPv4 && fitsFamily(fl.Family, &fl.Reply)
+	switch {
+	case v6:
 		if r.ext == 0 {
-			r.ext = t.newExt()
+			r.ext = t.v6.alloc()
 		}
-		x := t.extOf(r)
-		if v6 {
-			x.src, x.dst = fl.Orig.Src.As16(), fl.Orig.Dst.As16()
-			r.src4, r.dst4 = binary.BigEndian.Uint32(x.src[:4]), binary.BigEndian.Uint32(x.dst[:4])
-		} else {
-			x.src, x.dst = [16]byte{}, [16]byte{}
+		x := t.v6Of(r)
+		x.src, x.dst = fl.Orig.Src.As16(), fl.Orig.Dst.As16()
+		r.src4, r.dst4 = binary.BigEndian.Uint32(x.src[:4]), binary.BigEndian.Uint32(x.dst[:4])
+	case natExt:
+		if r.ext == 0 {
+			r.ext = t.nat.alloc()
 		}
-		x.nat = natExt
-		if natExt {
-			x.rsrc, x.rdst = packAddr(fl.Reply.Src), packAddr(fl.Reply.Dst)
-			x.rsport, x.rdport = rsp, rdp
-		}
-	} else {
+		*t.nat.at(r.ext) = nat4{src: addr4(fl.Reply.Src), dst: addr4(fl.Reply.Dst), sport: rsp, dport: rdp}
+	default:
 		t.freeExt(r)
 	}
 	if compact && !v6 {
@@ -424,7 +413,7 @@ func (t *table) origAddrs(r *rec) (netip.Addr, netip.Addr) {
 	if r.family == flow.FamilyIPv4 {
 		return unpack4(r.src4), unpack4(r.dst4)
 	}
-	x := t.extOf(r)
+	x := t.v6Of(r)
 	return netip.AddrFrom16(x.src), netip.AddrFrom16(x.dst)
 }
 
@@ -436,9 +425,12 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	if r.flags&flagRare != 0 {
 		x = t.rare[i]
 	}
-	if x != nil && x.hasOrig {
+	switch {
+	case x != nil && x.hasOrig:
 		fl.Orig = x.orig
-	} else {
+	case r.family == flow.FamilyIPv4:
+		fl.Orig = tupleFromParts(r.proto, unpack4(r.src4), unpack4(r.dst4), r.sport, r.dport)
+	default:
 		src, dst := t.origAddrs(r)
 		fl.Orig = tupleFromParts(r.proto, src, dst, r.sport, r.dport)
 	}
@@ -451,19 +443,21 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	fl.Mark = r.mark
 	fl.Zone = r.zone
 	fl.HasCounters = r.flags&flagHasCounters != 0
-	fl.Counters = t.counters(i)
+	if r.flags&flagBigCounters != 0 {
+		fl.Counters = x.counters
+	} else {
+		fl.Counters = flow.Counters{
+			OrigPackets: uint64(r.origPkts), ReplyPackets: uint64(r.replyPkts),
+			OrigBytes:  uint64(r.origBytes) | uint64(r.bytesHi&15)<<32,
+			ReplyBytes: uint64(r.replyBytes) | uint64(r.bytesHi>>4)<<32,
+		}
+	}
 	switch {
 	case x != nil && x.hasReply:
 		fl.Reply = x.reply
-	case r.ext != 0 && t.extOf(r).nat:
-		e := t.extOf(r)
-		var src, dst netip.Addr
-		if r.family == flow.FamilyIPv4 {
-			src, dst = netip.AddrFrom4([4]byte(e.rsrc[12:])), netip.AddrFrom4([4]byte(e.rdst[12:]))
-		} else {
-			src, dst = netip.AddrFrom16(e.rsrc), netip.AddrFrom16(e.rdst)
-		}
-		fl.Reply = tupleFromParts(r.proto, src, dst, e.rsport, e.rdport)
+	case r.ext != 0 && r.family == flow.FamilyIPv4:
+		e := t.nat.at(r.ext)
+		fl.Reply = tupleFromParts(r.proto, unpack4(e.src), unpack4(e.dst), e.sport, e.dport)
 	case flow.IsICMP(r.proto) || (x != nil && x.hasOrig):
 		fl.Reply = fl.Orig.Reverse(r.proto)
 	default:
@@ -499,7 +493,7 @@ func (t *table) hasKey(i uint32, k *flow.Key) bool {
 	if r.family == flow.FamilyIPv4 {
 		return addr4(k.Orig.Src) == r.src4 && addr4(k.Orig.Dst) == r.dst4
 	}
-	x := t.extOf(r)
+	x := t.v6Of(r)
 	return k.Orig.Src.As16() == x.src && k.Orig.Dst.As16() == x.dst
 }
 

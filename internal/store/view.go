@@ -57,7 +57,7 @@ func NewView() *View { return &View{dirty: true} }
 type Locker = sync.Locker
 
 // scanChunk is how many records a scan reads under one hold of the lock.
-const scanChunk = 1 << 16
+const scanChunk = 1 << 15
 
 // viewSlack is how many flows a view keeps on either side of the window it
 // was asked for, so that moving or flows leaving do not force a new scan.
@@ -79,7 +79,9 @@ func (v *View) covers(lo, hi int) bool {
 // answers while the view may reuse them (a *filter.Filter never does).
 func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	if lk != nil {
+		s.cpu.acquire()
 		lk.Lock()
+		defer s.cpu.release()
 		defer lk.Unlock()
 	}
 	if s.tab == nil {
@@ -108,8 +110,18 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		v.dirty = true
 	}
 	v.ord.tab = s.tab
-	if !v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched)) {
-		v.scan(s, lk, off, off+limit)
+	scanned := false
+	if q.Select != nil && (!v.fok || !v.ook) {
+		// A new filter or order with a selection: one scan finds the
+		// selected flow's rank and the flows around it.
+		if i, ok := s.tab.lookup(q.Select); ok && v.passes(s, i) {
+			piv := v.ord.newItem(i)
+			v.scan(s, lk, off, off+limit, &piv)
+			scanned = true
+		}
+	}
+	if !scanned && (!v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched))) {
+		v.scan(s, lk, off, off+limit, nil)
 	}
 
 	res := Result{SelectedIndex: -1}
@@ -138,7 +150,17 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		}
 		// The table may change while the scan releases the lock: look
 		// again (a bounded number of times).
-		v.scan(s, lk, o, end)
+		var piv *item
+		if rank >= 0 {
+			if i, ok := s.tab.lookup(q.Select); ok {
+				it := v.ord.newItem(i)
+				piv = &it
+			}
+		}
+		v.scan(s, lk, o, end, piv)
+		if q.Select != nil {
+			rank = v.rank(s, lk, q.Select)
+		}
 	}
 	lo := res.Offset - v.base
 	hi := min(res.Offset+limit, res.Matched) - v.base
@@ -162,7 +184,9 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 // costs, which the next Query then saves.
 func (v *View) Changed(s *Store, lk Locker) bool {
 	if lk != nil {
+		s.cpu.acquire()
 		lk.Lock()
+		defer s.cpu.release()
 		defer lk.Unlock()
 	}
 	if s.tab == nil {
@@ -201,8 +225,30 @@ func (v *View) rank(s *Store, lk Locker, k *flow.Key) int {
 			return -1 // not where it should be: not matched
 		}
 	}
-	// Outside the buffer: count the matched flows before it.
-	return v.countBefore(s, lk, it)
+	// Outside the buffer: move the buffer around it.
+	v.scan(s, lk, 0, 1, &it)
+	p, found := slices.BinarySearchFunc(v.buf, &it, func(a item, b *item) int { return v.ord.cmp(&a, b) })
+	if found && v.buf[p].idx == i && !bitSet(v.before, i) {
+		return v.base + p
+	}
+	return -1
+}
+
+// passes reports whether record i is used and passes the view's filter
+// (from the filter bitmap when it is valid).
+func (v *View) passes(s *Store, i uint32) bool {
+	if s.tab.at(i).flags&flagUsed == 0 {
+		return false
+	}
+	if v.flt == nil {
+		return true
+	}
+	if v.fok {
+		return bitSet(v.bits, i)
+	}
+	var fl flow.Flow
+	s.tab.flow(i, &fl)
+	return v.flt.Match(&fl)
 }
 
 // catchUp applies the changes logged since the view was current. It
@@ -354,12 +400,18 @@ func bitSet(b []uint64, i uint32) bool {
 // the lock between chunks of records and catches up with the changes made
 // meanwhile; after two scans overtaken by more changes than the log
 // holds, it scans once more without releasing the lock.
-func (v *View) scan(s *Store, lk Locker, lo, hi int) {
+//
+// With piv set (a selected flow, which passes the filter) the buffer is
+// centred on it instead: one pass keeps the flows just before it and just
+// after it in two bounded heaps and counts those before it, which is its
+// rank.
+func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	bLo := max(lo-viewSlack, 0)
 	if lo < 4*viewSlack {
 		bLo = 0 // near the top: keep it all
 	}
 	bHi := hi + max(viewSlack, (hi-lo)/4)
+	side := max(hi-lo, 1) + viewSlack // pivot mode: flows kept on each side
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
 		full := !v.fok
@@ -369,18 +421,32 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int) {
 			v.growBits(s)
 			clear(v.bits)
 		}
-		useHeap := bLo == 0 && bHi <= heapMax
-		workers := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
-		parts := make([][]item, workers)
-		counts := make([]int, workers)
+		useHeap := bLo == 0 && bHi <= heapMax && piv == nil
+		most := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
+		workers := most
+		if lk != nil {
+			// The view holds one of the store's CPU slots; take more
+			// for helpers only if they are free.
+			workers = 1 + s.cpu.tryAcquire(most-1)
+			defer func(n int) { s.cpu.releaseN(n) }(workers - 1)
+		}
+		parts := make([][]item, most)
+		lows := make([][]item, most) // pivot mode: flows before piv
+		counts := make([]int, most)
+		nlow := make([]int, most)
+		if piv != nil {
+			v.before = growBitmap(v.before[:0], s.tab.hw)
+			clear(v.before)
+		}
+		before := v.before
 		o := v.ord
 		filter := v.flt
 		bits := v.bits
 		for c := uint32(0); c < hw; c += scanChunk {
 			parallel(workers, c, min(c+scanChunk, hw), func(w int, a, b uint32) {
 				var fl flow.Flow
-				h := parts[w]
-				n := 0
+				h, lw := parts[w], lows[w]
+				n, nl := 0, 0
 				for i := a; i < b; i++ {
 					r := s.tab.at(i)
 					if r.flags&flagUsed == 0 {
@@ -398,14 +464,33 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int) {
 						}
 					}
 					n++
-					if useHeap {
-						h = heapPush(h, o.newItem(i), bHi, &o)
-					} else {
+					switch {
+					case useHeap:
+						if len(h) == bHi {
+							// Most flows lose to the heap's root on the sort
+							// value alone.
+							if k1 := o.k1(i); k1 > h[0].k1 {
+								continue
+							}
+						}
+						h = heapPush(h, o.newItem(i), bHi, &o, false)
+					case piv != nil:
+						it := o.newItem(i)
+						if o.less(&it, piv) {
+							before[i>>6] |= 1 << (i & 63)
+							nl++
+							lw = heapPush(lw, it, side, &o, true)
+						} else {
+							h = heapPush(h, it, side, &o, false)
+						}
+					default:
 						h = append(h, o.newItem(i))
 					}
 				}
 				parts[w] = h
+				lows[w] = lw
 				counts[w] += n
+				nlow[w] += nl
 			})
 			if release && c+scanChunk < hw {
 				lk.Unlock()
@@ -419,6 +504,44 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int) {
 			total += counts[w]
 		}
 		parts = nil
+		if piv != nil {
+			// Ranks: the flows before piv, then piv and those after it.
+			var low []item
+			below := 0
+			for w := range lows {
+				low = append(low, lows[w]...)
+				below += nlow[w]
+			}
+			slices.SortFunc(low, func(x, y item) int { return o.cmp(&x, &y) })
+			if len(low) > side {
+				low = low[len(low)-side:]
+			}
+			for _, it := range low {
+				v.before[it.idx>>6] &^= 1 << (it.idx & 63)
+			}
+			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
+			if len(all) > side {
+				all = all[:side]
+			}
+			v.base = below - len(low)
+			after := total - below
+			all = append(low, all...)
+			v.atEnd = len(all)-len(low) >= after
+			v.buf = append(v.buf[:0], all...)
+			v.kmax = max(2*side, len(v.buf))
+			v.ook = true
+			if full {
+				v.matched = total
+				v.fok = true
+				v.seq = start
+			}
+			v.dirty = true
+			if v.catchUp(s, true) {
+				return
+			}
+			v.fok, v.ook = false, false
+			continue
+		}
 		v.before = v.before[:0]
 		if useHeap {
 			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
@@ -519,39 +642,6 @@ func (x *selector) partition(a []item, from, to int) int {
 	return i
 }
 
-// countBefore counts the matched flows ordered before it (the rank of a
-// selected flow beyond the view's buffer).
-func (v *View) countBefore(s *Store, lk Locker, it item) int {
-	hw := s.tab.hw
-	workers := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
-	counts := make([]int, workers)
-	o := v.ord
-	bits := v.bits
-	// The lock stays held: the rank must be of one state of the table.
-	for lo := uint32(0); lo < hw; lo += scanChunk {
-		hi := min(lo+scanChunk, hw)
-		parallel(workers, lo, hi, func(w int, a, b uint32) {
-			n := 0
-			for i := a; i < b; i++ {
-				if s.tab.at(i).flags&flagUsed == 0 || (bits != nil && bits[i>>6]&(1<<(i&63)) == 0) {
-					continue
-				}
-				x := o.newItem(i)
-				if o.less(&x, &it) {
-					n++
-				}
-			}
-			counts[w] += n
-		})
-	}
-	n := 0
-	for _, c := range counts {
-		n += c
-	}
-	_ = lk
-	return n
-}
-
 // parallel runs fn over [lo, hi) split into workers parts (at multiples
 // of 64, so that bitmap words are not shared) and waits for them.
 func parallel(workers int, lo, hi uint32, fn func(w int, a, b uint32)) {
@@ -576,15 +666,22 @@ func parallel(workers int, lo, hi uint32, fn func(w int, a, b uint32)) {
 }
 
 // heapPush adds it to the bounded max-heap h (the k first items in o's
-// order, the last of them at the root) and returns the heap.
-func heapPush(h []item, it item, k int, o *order) []item {
+// order, or with rev the k last, the farthest of them at the root) and
+// returns the heap.
+func heapPush(h []item, it item, k int, o *order, rev bool) []item {
+	less := func(a, b *item) bool {
+		if rev {
+			return o.less(b, a)
+		}
+		return o.less(a, b)
+	}
 	if len(h) < k {
 		h = append(h, it)
 		// Sift up.
 		j := len(h) - 1
 		for j > 0 {
 			p := (j - 1) / 2
-			if !o.less(&h[p], &h[j]) {
+			if !less(&h[p], &h[j]) {
 				break
 			}
 			h[p], h[j] = h[j], h[p]
@@ -592,7 +689,7 @@ func heapPush(h []item, it item, k int, o *order) []item {
 		}
 		return h
 	}
-	if k == 0 || !o.less(&it, &h[0]) {
+	if k == 0 || !less(&it, &h[0]) {
 		return h
 	}
 	h[0] = it
@@ -604,10 +701,10 @@ func heapPush(h []item, it item, k int, o *order) []item {
 			break
 		}
 		c := l
-		if r := l + 1; r < len(h) && o.less(&h[l], &h[r]) {
+		if r := l + 1; r < len(h) && less(&h[l], &h[r]) {
 			c = r
 		}
-		if !o.less(&h[j], &h[c]) {
+		if !less(&h[j], &h[c]) {
 			break
 		}
 		h[j], h[c] = h[c], h[j]
