@@ -95,7 +95,7 @@ func (ns *NS) ConntrackCount(t testing.TB) int {
 
 // ctnetlink numbers (linux/netfilter/nfnetlink_conntrack.h).
 const (
-	ctMsgNew      = 1<<8 | 0 // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW
+	ctMsgNew      = 1 << 8 // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW (0)
 	ctaTupleOrig  = 1
 	ctaTupleReply = 2
 	ctaStatus     = 3
@@ -134,7 +134,7 @@ func (ns *NS) fillPart(w, step, n int) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("bind ctnetlink socket: %w", err)
 	}
