@@ -185,6 +185,9 @@ func (m *header) headerLines() []string {
 		}
 		l1 += " " + st.warn.Render(p) + st.dim.Render(" (p resumes)")
 	}
+	if d := degradedText(sum.Degraded); d != "" {
+		l1 += " " + st.warn.Render(d)
+	}
 	clock := m.now.Format("15:04:05")
 	l1 = m.withTabs(l1, clock)
 

@@ -43,9 +43,13 @@ func (env *runEnv) explain(ctx context.Context) error {
 		fmt.Fprintf(env.stderr, "conntop: %s\n", escapeLines(cs.notice))
 	}
 	hooks := env.explainHooks(cs)
-	eng := env.newEngine(cs)
+	// A one-shot walk of live flows: no lingering, the TUI's memory budget.
+	so, plan, _ := env.storeOptions(reserveTUI, false)
+	so.Linger = -1
+	eng := env.newEngine(cs, so)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go plan.Tune(runCtx, memTuneInterval)
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(runCtx) }()
 

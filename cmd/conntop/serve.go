@@ -31,9 +31,22 @@ func (env *runEnv) serve(ctx context.Context) error {
 	if cs.notice != "" {
 		logger.Warn(cs.notice)
 	}
-	eng := env.newEngine(cs)
+	// Without SSH viewers nobody looks at flows: keep only the counts the
+	// metrics need.
+	metricsOnly := o.ssh == ""
+	reserve := int64(reserveMetricsOnly)
+	if !metricsOnly {
+		reserve = reserveServe + int64(o.maxSessions)*reservePerSession
+	}
+	so, plan, merr := env.storeOptions(reserve, metricsOnly)
+	if merr != nil {
+		logger.Warn(merr.Error())
+	}
+	logger.Info(plan.String(), "counts_only", metricsOnly)
+	eng := env.newEngine(cs, so)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go plan.Tune(ctx, memTuneInterval)
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 

@@ -12,6 +12,7 @@ import (
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/pcap"
 )
@@ -235,5 +236,6 @@ func captureSnapshot(ctx context.Context, src source.Source, d time.Duration) (*
 	}
 	snap := &export.Snapshot{Time: eng.Now(), Source: src.Name()}
 	snap.Flows, snap.Table = eng.Snapshot(nil)
+	eng.View(func(s *store.Store) { snap.Degraded = export.DegradedFrom(s.Summary().Degraded) })
 	return snap, nil
 }

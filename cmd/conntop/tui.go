@@ -15,10 +15,11 @@ import (
 	"github.com/conntop/conntop/tui"
 )
 
-// newEngine builds the engine for a chosen source.
-func (env *runEnv) newEngine(cs *chosenSource) *engine.Engine {
+// newEngine builds the engine for a chosen source with store options so
+// (see storeOptions).
+func (env *runEnv) newEngine(cs *chosenSource, so store.Options) *engine.Engine {
 	eng := engine.New(cs.src, engine.Options{
-		Store: store.Options{Linger: env.opts.linger},
+		Store: so,
 		// A replay's flows age on the capture's timeline, not today's.
 		EventClock: cs.kind == "pcap",
 	})
@@ -65,9 +66,14 @@ func (env *runEnv) tui(ctx context.Context) error {
 	if env.opts.allowDelete && cs.kind != "conntrack" {
 		return usageErr("--allow-delete needs the kernel source (--source conntrack)")
 	}
-	eng := env.newEngine(cs)
+	so, plan, merr := env.storeOptions(reserveTUI, false)
+	eng := env.newEngine(cs, so)
+	if merr != nil && cs.notice == "" {
+		eng.SetNotice(merr.Error())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go plan.Tune(ctx, memTuneInterval)
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(ctx) }()
 

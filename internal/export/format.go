@@ -53,6 +53,20 @@ type Snapshot struct {
 	Table flow.TableStats
 	// Flows are the entries, in the order they are written.
 	Flows []flow.Flow
+	// Degraded, when not nil, says what the table's store gave up to stay
+	// within its memory limit (JSON: "table": {"degraded": {…}}). The
+	// flows and counts are complete either way.
+	Degraded *Degraded
+}
+
+// Degraded says what a store gave up to stay within its memory limit.
+type Degraded struct {
+	// History: per-flow transition history is no longer kept; Linger:
+	// destroyed flows leave at once instead of lingering.
+	History, Linger bool
+	// LimitBytes is the store's memory budget, UsedBytes its estimate of
+	// what it holds.
+	LimitBytes, UsedBytes int64
 }
 
 // WriteSnapshot writes s to w in format f: JSON writes the snapshot

@@ -153,6 +153,19 @@ func appendJSONHeader(b []byte, s *Snapshot) []byte {
 	b = strconv.AppendUint(b, t.SearchRestart, 10)
 	b = append(b, `},"events_lost":`...)
 	b = strconv.AppendUint(b, t.EventsLost, 10)
+	if d := s.Degraded; d != nil {
+		// Present only when the store gave something up (a new field:
+		// the document stays version 1).
+		b = append(b, `,"degraded":{"history":`...)
+		b = strconv.AppendBool(b, d.History)
+		b = append(b, `,"linger":`...)
+		b = strconv.AppendBool(b, d.Linger)
+		b = append(b, `,"limit_bytes":`...)
+		b = strconv.AppendInt(b, d.LimitBytes, 10)
+		b = append(b, `,"used_bytes":`...)
+		b = strconv.AppendInt(b, d.UsedBytes, 10)
+		b = append(b, '}')
+	}
 	b = append(b, '}')
 	if t.HasVerdicts {
 		b = appendVerdictsJSON(b, &t.Verdicts)

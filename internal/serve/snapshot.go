@@ -165,7 +165,9 @@ func writeSnapshot(ctx context.Context, eng *engine.Engine, w io.Writer, f expor
 	head := export.Snapshot{Time: eng.Now(), Source: eng.Status().Source}
 	var sk snapshotKeys
 	eng.View(func(st *store.Store) {
-		head.Table = st.Summary().Table
+		sum := st.Summary()
+		head.Table = sum.Table
+		head.Degraded = export.DegradedFrom(sum.Degraded)
 		head.Table.InvalidReasons = maps.Clone(head.Table.InvalidReasons) // the store's map
 		sk.keys = make([]snapKey, 0, st.Len())
 		st.Walk(m, func(r *store.Row) bool {

@@ -32,6 +32,7 @@ type Collector struct {
 	statError, clashResolve, chainTooLong, statsTime   *prometheus.Desc
 	up, synced, buildInfo                              *prometheus.Desc
 	verdicts, foreign                                  *prometheus.Desc
+	degraded, memLimit, memUsed                        *prometheus.Desc
 	build                                              buildinfo.Info
 }
 
@@ -76,6 +77,9 @@ func NewCollector(eng *engine.Engine) *Collector {
 		synced:       d("conntop_source_synced", "1 once the source's initial table listing is complete, else 0.", "source"),
 		verdicts:     d("conntop_tracker_packets_total", "Packets the in-process tracker handled, by the ct state the kernel's `ct state` match gives them at prerouting (capture and pcap sources).", "verdict"),
 		buildInfo:    d("conntop_build_info", "A metric with a constant '1' value labeled by conntop's version, revision, build date and Go version (as conntop --version prints them).", "version", "revision", "build_date", "goversion"),
+		degraded:     d("conntop_store_degraded", "1 when the store gave up what (per-flow history, lingering of closed flows) to stay within its memory limit; flows and counts stay complete.", "what"),
+		memLimit:     d("conntop_store_memory_limit_bytes", "The store's memory budget (from the cgroup's memory limit or GOMEMLIMIT, less a reserve)."),
+		memUsed:      d("conntop_store_memory_bytes", "The store's own estimate of the memory it holds."),
 	}
 	c.build = buildinfo.Get()
 	return c
@@ -89,6 +93,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.byState, c.byTCPState, c.events, c.eventsLost, c.resyncs, c.ringDrops, c.invReasons,
 		c.statError, c.clashResolve, c.chainTooLong, c.statsTime, c.up, c.synced, c.buildInfo,
 		c.verdicts, c.foreign,
+		c.degraded, c.memLimit, c.memUsed,
 	} {
 		ch <- d
 	}
@@ -105,6 +110,7 @@ type snapshot struct {
 	events                   [8]uint64
 	table                    flow.TableStats
 	reasons                  []reason
+	degraded                 store.Degradation
 }
 
 type reason struct {
@@ -120,6 +126,7 @@ func (c *Collector) take(sn *snapshot) {
 		sn.ipv4, sn.ipv6 = sum.IPv4, sum.IPv6
 		sn.byState, sn.byProto, sn.byTCP = sum.ByState, sum.ByProto, sum.ByTCP
 		sn.events = sum.Events
+		sn.degraded = sum.Degraded
 		sn.table = sum.Table
 		sn.table.InvalidReasons = nil // the map belongs to the store
 		for name, n := range sum.Table.InvalidReasons {
@@ -202,6 +209,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for v := range flow.NumVerdicts {
 			ctr(c.verdicts, t.Verdicts[v], v.String())
 		}
+	}
+
+	dg := &sn.degraded
+	g(c.degraded, b2f(dg.NoHistory), "history")
+	g(c.degraded, b2f(dg.NoLinger), "linger")
+	if dg.Limit > 0 {
+		g(c.memLimit, float64(dg.Limit))
+	}
+	if dg.Limit > 0 || dg.Used > 0 {
+		g(c.memUsed, float64(dg.Used))
 	}
 
 	src := st.Source

@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/conntop/conntop/internal/engine"
+	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/internal/termsafe"
 )
 
@@ -39,7 +41,9 @@ func Handler(eng *engine.Engine, reg *prometheus.Registry) http.Handler {
 		Timeout:             10 * time.Second,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		healthz(w, eng.Status())
+		var d store.Degradation
+		eng.View(func(s *store.Store) { d = s.Summary().Degraded })
+		healthz(w, eng.Status(), d)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -48,8 +52,11 @@ func Handler(eng *engine.Engine, reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-// healthz writes the health answer for st.
-func healthz(w http.ResponseWriter, st engine.Status) {
+// healthz writes the health answer for st: 200 while the source is live,
+// 503 otherwise. A store that gave something up to stay within its memory
+// limit (d) is still healthy (its flows and counts are complete) but says
+// so on a second line.
+func healthz(w http.ResponseWriter, st engine.Status, d store.Degradation) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	src := st.Source
@@ -62,6 +69,9 @@ func healthz(w http.ResponseWriter, st engine.Status) {
 			synced = "synced"
 		}
 		fmt.Fprintf(w, "ok: source %s live, %s\n", src, synced)
+		if d.Any() {
+			fmt.Fprintln(w, degradedLine(d))
+		}
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
@@ -75,4 +85,17 @@ func healthz(w http.ResponseWriter, st engine.Status) {
 	default:
 		fmt.Fprintf(w, "down: source %s not running\n", src)
 	}
+}
+
+// degradedLine says in one line what the store gave up and why.
+func degradedLine(d store.Degradation) string {
+	var off []string
+	if d.NoHistory {
+		off = append(off, "per-flow history")
+	}
+	if d.NoLinger {
+		off = append(off, "lingering of closed flows")
+	}
+	return fmt.Sprintf("degraded: %s off to stay within the memory limit (store uses %.1f MiB of %.1f MiB); flows and counts are complete",
+		strings.Join(off, " and "), float64(d.Used)/(1<<20), float64(d.Limit)/(1<<20))
 }

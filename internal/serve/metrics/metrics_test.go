@@ -18,6 +18,7 @@ import (
 	"github.com/conntop/conntop/internal/buildinfo"
 	"github.com/conntop/conntop/internal/engine"
 	"github.com/conntop/conntop/internal/flow"
+	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source/sourcetest"
 )
 
@@ -148,6 +149,8 @@ func TestCollectorConntopMetrics(t *testing.T) {
 		{"conntop_source_up", "conntop_source_up{source=\"none\"} 0\n"},
 		{"conntop_tracker_packets_total", "conntop_tracker_packets_total{verdict=\"established\"} 15\nconntop_tracker_packets_total{verdict=\"invalid\"} 17\n" +
 			"conntop_tracker_packets_total{verdict=\"new\"} 14\nconntop_tracker_packets_total{verdict=\"related\"} 16\nconntop_tracker_packets_total{verdict=\"untracked\"} 18\n"},
+		{"conntop_store_degraded", "conntop_store_degraded{what=\"history\"} 0\nconntop_store_degraded{what=\"linger\"} 0\n"},
+		{"conntop_store_memory_limit_bytes", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,7 +375,7 @@ func BenchmarkScrapeHTTP(b *testing.B) {
 // controls made visible.
 func TestHealthzEscapesTheSourceError(t *testing.T) {
 	rec := httptest.NewRecorder()
-	healthz(rec, engine.Status{Source: "conntrack", Done: true, Err: errors.New("open /run/netns/x\x1b[2J: no such file")})
+	healthz(rec, engine.Status{Source: "conntrack", Done: true, Err: errors.New("open /run/netns/x\x1b[2J: no such file")}, store.Degradation{})
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", rec.Code)
 	}

@@ -1,0 +1,406 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/conntop/conntop/internal/labtest"
+	"github.com/conntop/conntop/tui/widget"
+)
+
+// TestMeasureBigTable measures conntop on a big kernel table (see
+// scripts/measure-bigtable.sh): peak RSS (VmHWM) of the TUI, of serve with
+// 16 SSH viewers and of serve --metrics alone; the TUI's first full frame
+// against `conntrack -L >/dev/null`; and, under churn (TCP connections
+// between two lab namespaces), events lost, /metrics scrape latency and
+// serve CPU without and with 16 viewers. It runs only with
+// CONNTOP_MEASURE_BIG=1; CONNTOP_MEASURE_N sets the table size (default
+// 262,144), CONNTOP_MEASURE_WINDOW the churn window (default 20s),
+// CONNTOP_MEASURE_RATE the offered connections per second (default 3000).
+// Every conntop process runs in a memory cgroup of 4 GiB (a bound, not a
+// limit it is meant to reach). It prints "MEASURE" lines.
+func TestMeasureBigTable(t *testing.T) {
+	if os.Getenv("CONNTOP_MEASURE_BIG") != "1" {
+		t.Skip("measurement: set CONNTOP_MEASURE_BIG=1 (scripts/measure-bigtable.sh)")
+	}
+	labtest.RequireRoot(t)
+	requireTmux(t)
+	n := envInt(t, "CONNTOP_MEASURE_N", bigTableCI, 1, 1<<23)
+	rate := envInt(t, "CONNTOP_MEASURE_RATE", 3000, 1, 100000)
+	window := 20 * time.Second
+	if v := os.Getenv("CONNTOP_MEASURE_WINDOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			t.Fatalf("CONNTOP_MEASURE_WINDOW=%q: want a duration between 1s and 10m", v)
+		}
+		window = d
+	}
+	bin := buildBinary(t)
+
+	// Room for the churn's entries above the fill.
+	if labtest.ConntrackMax(t) < n+65536 {
+		labtest.RaiseConntrackTable(t, n+65536)
+	} else {
+		labtest.HoldConntrackMax(t, false)
+	}
+	ns := labtest.NewNS(t, "mbig")
+	cli := labtest.NewNS(t, "mbigc")
+	link := labtest.Connect(t, ns, cli, 23)
+	ns.EnableConntrack(t, labtest.Conntrack{})
+	// Churned connections leave the table a second after they close.
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_tcp_timeout_time_wait", "1")
+	fillStart := time.Now()
+	ns.FillConntrack(t, n)
+	t.Logf("MEASURE fill: %d entries in %v", n, time.Since(fillStart).Round(time.Millisecond))
+
+	// conntrack -L, the reference for the first frame.
+	var listTime time.Duration
+	if _, err := exec.LookPath("conntrack"); err == nil {
+		st := time.Now()
+		if out, err := ns.ExecTimeout(10*time.Minute, nil, "sh", "-c", "conntrack -L >/dev/null 2>&1"); err != nil {
+			t.Fatalf("conntrack -L: %v: %s", err, out)
+		}
+		listTime = time.Since(st)
+		t.Logf("MEASURE conntrack -L >/dev/null: %v at %d entries", listTime.Round(time.Millisecond), n)
+	} else {
+		t.Logf("MEASURE conntrack -L: not installed (apt-get install conntrack), not measured")
+	}
+
+	bound := func() *labtest.MemCgroup { return labtest.NewMemCgroup(t, max(4<<30, int64(n)*1536)) }
+	perFlow := func(hwm int64) string {
+		return fmt.Sprintf("%.1f MiB (%.1f bytes/flow above 64 MiB)", float64(hwm)/(1<<20), float64(hwm-64<<20)/float64(n))
+	}
+
+	// 1. The TUI in tmux: first full frame, then a sort change and a
+	// filter, then its peak RSS.
+	{
+		cg := bound()
+		all := widget.Count(uint64(n))
+		start := time.Now()
+		s := startTmux(t, e2eWidth, e2eHeight, t.TempDir(), fmt.Sprintf("echo $$ > %s && exec %s --netns %s --source conntrack",
+			shellQuote(cg.ProcsFile()), shellQuote(bin), shellQuote(ns.Name)))
+		s.waitFor("the whole table", 10*time.Minute, func(scr string) bool { return strings.Contains(scr, "shown "+all+" / "+all) })
+		first := time.Since(start)
+		ratio := ""
+		if listTime > 0 {
+			ratio = fmt.Sprintf(" = %.2f× conntrack -L", first.Seconds()/listTime.Seconds())
+		}
+		t.Logf("MEASURE TUI first full frame: %v%s", first.Round(time.Millisecond), ratio)
+		pid, err := strconv.Atoi(s.display("#{pane_pid}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.keys(">")
+		time.Sleep(2 * time.Second)
+		s.keys("/")
+		s.typeText("tcp and dport 1000-1999")
+		s.keys("Enter")
+		time.Sleep(3 * time.Second)
+		t.Logf("MEASURE TUI peak RSS at %d flows: %s", n, perFlow(vmHWM(t, pid)))
+		s.keys("q")
+	}
+
+	// 2. serve --metrics alone.
+	{
+		srv := startServe(t, bin, bound(), "--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t))
+		srv.waitFlows(t, n)
+		time.Sleep(2 * time.Second)
+		t.Logf("MEASURE serve --metrics alone: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB",
+			perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20))
+		srv.stop()
+	}
+
+	// 3. serve --ssh --metrics: churn without viewers, then with 16.
+	dir := t.TempDir()
+	authKeys, signer := sshClientKey(t, dir)
+	sshAddr := freeAddr(t)
+	srv := startServe(t, bin, bound(), "--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t),
+		"--ssh", sshAddr, "--authorized-keys", authKeys, "--host-key", filepath.Join(dir, "host_key"))
+	srv.waitFlows(t, n)
+	ln := ns.Listen(t, "tcp4", link.A4+":9000")
+	go acceptAndClose(ln)
+
+	run := func(label string) {
+		lost0 := srv.metric(t, "conntop_events_lost_total")
+		c0, t0 := cpuTicks(t, srv.pid()), time.Now()
+		stop := make(chan struct{})
+		var made atomic.Int64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); churn(cli, link.A4+":9000", rate, stop, &made) }()
+		var lat []time.Duration
+		failed := 0
+		for time.Since(t0) < window {
+			st := time.Now()
+			if code, _ := httpGet(t, "http://"+srv.metrics+"/metrics"); code != 200 {
+				failed++ // a timeout (10 s) counts with its latency
+			}
+			lat = append(lat, time.Since(st))
+			time.Sleep(100 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		el := time.Since(t0)
+		cpu := float64(cpuTicks(t, srv.pid())-c0) / clockTicks(t) / el.Seconds() * 100
+		time.Sleep(2 * time.Second) // the last events arrive
+		lost := srv.metric(t, "conntop_events_lost_total") - lost0
+		slices.Sort(lat)
+		p99 := lat[min(len(lat)-1, len(lat)*99/100)]
+		t.Logf("MEASURE serve %s: %.0f connections/s made, events lost %.0f, /metrics p50 %v p99 %v (%d scrapes, %d failed), serve CPU %.1f%% of a core",
+			label, float64(made.Load())/el.Seconds(), lost, lat[len(lat)/2].Round(100*time.Microsecond), p99.Round(100*time.Microsecond), len(lat), failed, cpu)
+	}
+	run("no viewer under churn")
+	viewers := openViewers(t, sshAddr, signer, 16)
+	time.Sleep(3 * time.Second) // the viewers' first frames, sorts and filters
+	run("16 viewers under churn")
+	t.Logf("MEASURE serve with 16 SSH viewers: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB",
+		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20))
+	for _, v := range viewers {
+		v.Close()
+	}
+	srv.stop()
+}
+
+func envInt(t *testing.T, name string, def, lo, hi int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, ",", ""))
+	if err != nil || n < lo || n > hi {
+		t.Fatalf("%s=%q: want a number from %d to %d", name, v, lo, hi)
+	}
+	return n
+}
+
+// vmHWM returns the peak resident set size of pid.
+func vmHWM(t *testing.T, pid int) int64 { t.Helper(); return procStatus(t, pid, "VmHWM:") }
+
+// vmRSS returns the resident set size of pid.
+func vmRSS(t *testing.T, pid int) int64 { t.Helper(); return procStatus(t, pid, "VmRSS:") }
+
+// procStatus returns a kB field of /proc/PID/status in bytes.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("read status of %d: %v", pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("%s %q", field, v)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s for %d", field, pid)
+	return 0
+}
+
+// served is a `conntop serve` process in a cgroup.
+type served struct {
+	cmd     *exec.Cmd
+	metrics string
+	exited  chan struct{}
+	log     string
+}
+
+func startServe(t *testing.T, bin string, cg *labtest.MemCgroup, args ...string) *served {
+	t.Helper()
+	return startServeEnv(t, bin, cg, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the environment.
+func startServeEnv(t *testing.T, bin string, cg *labtest.MemCgroup, env []string, args ...string) *served {
+	t.Helper()
+	s := &served{exited: make(chan struct{}), log: filepath.Join(t.TempDir(), "serve.log")}
+	for i, a := range args {
+		if a == "--metrics" {
+			s.metrics = args[i+1]
+		}
+	}
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	s.cmd = exec.Command("sh", "-c", fmt.Sprintf("echo $$ > %s && exec %s serve %s", shellQuote(cg.ProcsFile()), shellQuote(bin), strings.Join(q, " ")))
+	s.cmd.Env = append(os.Environ(), env...)
+	f, err := os.Create(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = f, f
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.cmd.Wait(); f.Close(); close(s.exited) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *served) pid() int { return s.cmd.Process.Pid }
+
+func (s *served) stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// waitFlows waits (bounded) until /metrics reports n flows.
+func (s *served) waitFlows(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		select {
+		case <-s.exited:
+			b, _ := os.ReadFile(s.log)
+			t.Fatalf("conntop serve exited:\n%s", b[max(0, len(b)-4096):])
+		default:
+		}
+		if v := s.metric(t, "conntop_flows"); v >= float64(n) {
+			return
+		}
+	}
+	t.Fatalf("conntop serve did not load %d flows within 10 minutes", n)
+}
+
+// metric returns the value of an unlabelled sample from /metrics (-1 when
+// absent).
+func (s *served) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	code, body := httpGet(t, "http://"+s.metrics+"/metrics")
+	if code != 200 {
+		return -1
+	}
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// acceptAndClose accepts connections and closes them until ln closes.
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}()
+	}
+}
+
+// churn opens and closes TCP connections from cli to addr at about rate
+// per second until stop closes, counting them in made.
+func churn(cli *labtest.NS, addr string, rate int, stop <-chan struct{}, made *atomic.Int64) {
+	const workers = 16
+	per := time.Duration(float64(time.Second) * workers / float64(rate))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := time.Now()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := cli.Dial("tcp4", addr)
+				if err == nil {
+					c.Close()
+					made.Add(1)
+				}
+				next = next.Add(per)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				} else if d < -time.Second {
+					next = time.Now() // behind: do not burst to catch up
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// openViewers opens k SSH sessions with a terminal, each with its own sort
+// (and every third a filter), whose output is read and discarded.
+func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) []*gossh.Client {
+	t.Helper()
+	var out []*gossh.Client
+	for i := range k {
+		c, err := gossh.Dial("tcp", addr, &gossh.ClientConfig{
+			User: fmt.Sprintf("viewer%d", i), Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+			HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
+		})
+		if err != nil {
+			t.Fatalf("ssh viewer %d: %v", i, err)
+		}
+		out = append(out, c)
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestPty("xterm-256color", 40, 160, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		stdin, err := s.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		if err := s.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		keys := strings.Repeat(">", i%9)
+		if i%2 == 1 {
+			keys += "r"
+		}
+		if i%3 == 0 {
+			keys += "/" + []string{"tcp and dport 1000-1999", "udp", "ipv6", "state established and dport 3000-3999"}[i/3%4] + "\r"
+		}
+		go func() {
+			time.Sleep(time.Second)
+			_, _ = stdin.Write([]byte(keys))
+		}()
+	}
+	return out
+}
