@@ -514,4 +514,3 @@ func BenchmarkSilentSetLookup(b *testing.B) {
 		}
 	})
 }
-
