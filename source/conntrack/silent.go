@@ -15,9 +15,9 @@ import (
 // report events (see Source.Run), so that the periodic reconciliation can
 // notice their changes and their disappearance. On a big table that is the
 // whole table at start, for as long as its long-lived entries live, so the
-// set is built for size: pointer-free records in two arrays the garbage
-// collector never scans, 16 bytes per IPv4 entry and 40 per IPv6 entry,
-// plus a bucket directory of half a byte to one byte per entry.
+// set is built for size: pointer-free records in two arrays outside the Go
+// heap (see offArray), 16 bytes per IPv4 entry and 40 per IPv6 entry, plus
+// a bucket directory of half a byte to one byte per entry.
 //
 // A record holds the entry's key material exactly (addresses, and ports or
 // ICMP type, code and id) and the index of its class: protocol, zone,
@@ -177,9 +177,9 @@ type silentRec[K silentKey] struct {
 
 // silentTable is the records of one key type. Until sealed, recs is in
 // listing order and dir is nil; afterwards bucket b's records are
-// recs[dir[b]:dir[b+1]].
+// recs.a[dir[b]:dir[b+1]].
 type silentTable[K silentKey] struct {
-	recs       []silentRec[K]
+	recs       offArray[silentRec[K]]
 	dir        []uint32
 	bits       uint // log2 of the number of buckets
 	per        int  // records per bucket aimed at
@@ -207,16 +207,14 @@ func (t *silentTable[K]) recBucket(s *silentSet, r *silentRec[K]) uint64 {
 // American-flag sort) and marks duplicate keys dead (a key listed twice
 // while the table changed during the listing).
 func (t *silentTable[K]) seal(s *silentSet) {
-	n := len(t.recs)
-	if cap(t.recs) > n+n/4+1024 {
-		// Reserved for a table of another family: give it back.
-		t.recs = append(make([]silentRec[K], 0, n), t.recs...)
-	}
+	t.recs.trim() // give back what was reserved beyond the listing
+	recs := t.recs.a
+	n := len(recs)
 	t.bits = bucketBits(n, t.per)
 	nb := uint64(1) << t.bits
 	t.dir = make([]uint32, nb+1)
-	for i := range t.recs {
-		t.dir[t.recBucket(s, &t.recs[i])+1]++
+	for i := range recs {
+		t.dir[t.recBucket(s, &recs[i])+1]++
 	}
 	for b := range nb {
 		t.dir[b+1] += t.dir[b]
@@ -226,18 +224,18 @@ func (t *silentTable[K]) seal(s *silentSet) {
 	for b := range nb {
 		for next[b] < t.dir[b+1] {
 			i := next[b]
-			r := t.recs[i]
+			r := recs[i]
 			for d := t.recBucket(s, &r); d != b; d = t.recBucket(s, &r) {
 				j := next[d]
 				next[d]++
-				r, t.recs[j] = t.recs[j], r
+				r, recs[j] = recs[j], r
 			}
-			t.recs[i] = r
+			recs[i] = r
 			next[b]++
 		}
 	}
 	for b := range nb {
-		rs := t.recs[t.dir[b]:t.dir[b+1]]
+		rs := recs[t.dir[b]:t.dir[b+1]]
 		for i := range rs {
 			for j := i + 1; j < len(rs); j++ {
 				if rs[j].cls&silentDead == 0 && rs[i].key == rs[j].key &&
@@ -258,7 +256,7 @@ func (t *silentTable[K]) find(s *silentSet, k K, meta uint64) int {
 	}
 	b := bucket(k.hash(&s.seeds, meta), t.bits)
 	for i := t.dir[b]; i < t.dir[b+1]; i++ {
-		r := &t.recs[i]
+		r := &t.recs.a[i]
 		if r.key == k && r.cls&silentDead == 0 && s.classes[r.cls&silentIdx].meta() == meta {
 			return int(i)
 		}
@@ -268,7 +266,7 @@ func (t *silentTable[K]) find(s *silentSet, k K, meta uint64) int {
 
 // kill marks record i dead.
 func (t *silentTable[K]) kill(i int) {
-	t.recs[i].cls |= silentDead
+	t.recs.a[i].cls |= silentDead
 	t.live--
 	t.dead++
 }
@@ -279,7 +277,7 @@ func (t *silentTable[K]) see(s *silentSet, k K, f *flow.Flow) (found, changed bo
 	if i < 0 {
 		return false, false
 	}
-	r := &t.recs[i]
+	r := &t.recs.a[i]
 	idx := r.cls & silentIdx
 	c := s.classes[idx]
 	if c.tcp != f.TCPState || c.status != f.Status || c.mark != f.Mark {
@@ -295,8 +293,8 @@ func (t *silentTable[K]) see(s *silentSet, k K, f *flow.Flow) (found, changed bo
 // calls gone with the entry each one was.
 func (t *silentTable[K]) sweep(s *silentSet, gone func(*flow.Flow) error) error {
 	p := s.parity()
-	for i := range t.recs {
-		r := &t.recs[i]
+	for i := range t.recs.a {
+		r := &t.recs.a[i]
 		if r.cls&silentDead != 0 || r.cls&silentParity == p {
 			continue
 		}
@@ -321,27 +319,31 @@ func (t *silentTable[K]) compact() {
 	}
 	bits := min(bucketBits(t.live, t.per), t.bits)
 	shift := t.bits - bits
-	var recs []silentRec[K]
+	var recs offArray[silentRec[K]]
 	if t.live > 0 {
-		recs = make([]silentRec[K], 0, t.live)
+		recs = mapOff[silentRec[K]](t.live)
 	}
 	dir := make([]uint32, 1<<bits+1)
 	for b := range uint64(1) << t.bits {
 		if b&(1<<shift-1) == 0 {
-			dir[b>>shift] = uint32(len(recs))
+			dir[b>>shift] = uint32(len(recs.a))
 		}
-		for _, r := range t.recs[t.dir[b]:t.dir[b+1]] {
+		for _, r := range t.recs.a[t.dir[b]:t.dir[b+1]] {
 			if r.cls&silentDead == 0 {
-				recs = append(recs, r)
+				recs.a = append(recs.a, r) // within the capacity
 			}
 		}
 	}
-	dir[1<<bits] = uint32(len(recs))
+	dir[1<<bits] = uint32(len(recs.a))
+	t.recs.free()
 	t.recs, t.dir, t.bits, t.dead = recs, dir, bits, 0
 }
 
+// mapped returns the bytes the table holds outside the Go heap.
+func (t *silentTable[K]) mapped() uintptr { return t.recs.mapped }
+
 // silentSet is the set of silent entries (see the comment at the top).
-// It is not safe for concurrent use.
+// It is not safe for concurrent use. Free it when done.
 type silentSet struct {
 	seeds   silentSeeds
 	v4      silentTable[v4Key]
@@ -362,10 +364,27 @@ func newSilentSet(hint int) *silentSet {
 	}
 	s.v4.per, s.v6.per = silentPerBucket4, silentPerBucket6
 	if hint > 0 {
-		s.v4.recs = make([]silentRec[v4Key], 0, min(hint, 1<<26)+hint/64)
+		// Address space for the table counted before the listing, in
+		// either family: the pages the listing does not fill cost no
+		// memory and seal unmaps them.
+		hint = min(hint, 1<<26) + hint/64 + 1024
+		s.v4.recs.reserve(hint)
+		s.v6.recs.reserve(hint)
 	}
 	return s
 }
+
+// free releases the set's memory; the set is empty afterwards.
+func (s *silentSet) free() {
+	s.v4.recs.free()
+	s.v6.recs.free()
+	s.v4 = silentTable[v4Key]{per: silentPerBucket4}
+	s.v6 = silentTable[v6Key]{per: silentPerBucket6}
+	s.odd, s.classes, s.classOf = nil, nil, make(map[silentClass]uint32)
+}
+
+// mapped returns the bytes the set holds outside the Go heap.
+func (s *silentSet) mapped() uintptr { return s.v4.mapped() + s.v6.mapped() }
 
 // class returns the index of class c, adding it if new.
 func (s *silentSet) class(c silentClass) uint32 {
@@ -391,11 +410,11 @@ func (s *silentSet) add(f *flow.Flow) {
 	}
 	c := silentClass{family: f.Family, proto: f.Proto, zone: f.Zone, tcp: f.TCPState, status: f.Status, mark: f.Mark}
 	if k, ok := pack4(f.Proto, &f.Orig); ok {
-		s.v4.recs = append(s.v4.recs, silentRec[v4Key]{key: k, cls: s.class(c)})
+		s.v4.recs.push(silentRec[v4Key]{key: k, cls: s.class(c)})
 		return
 	}
 	if k, ok := pack6(f.Proto, &f.Orig); ok {
-		s.v6.recs = append(s.v6.recs, silentRec[v6Key]{key: k, cls: s.class(c)})
+		s.v6.recs.push(silentRec[v6Key]{key: k, cls: s.class(c)})
 		return
 	}
 	s.odd[f.Key()] = silentState{family: f.Family, tcp: f.TCPState, status: f.Status, mark: f.Mark, gen: s.gen}
@@ -505,8 +524,8 @@ func (s *silentSet) tidy() {
 	// Reindex the classes of the live records.
 	old := s.classes
 	s.classes, s.classOf = nil, make(map[silentClass]uint32)
-	reindex(s, s.v4.recs, old)
-	reindex(s, s.v6.recs, old)
+	reindex(s, s.v4.recs.a, old)
+	reindex(s, s.v6.recs.a, old)
 }
 
 // reindex gives the live records of recs their class's index in s, after

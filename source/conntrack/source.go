@@ -220,6 +220,9 @@ func (r *run) open(path string) error {
 }
 
 func (r *run) close() {
+	if r.silent != nil {
+		r.silent.free()
+	}
 	r.events.Close()
 	r.query.Close()
 	r.poll.Close()
