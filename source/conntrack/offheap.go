@@ -37,10 +37,19 @@ func mapOff[T any](n int) offArray[T] {
 	if err != nil {
 		panic(fmt.Sprintf("conntrack: map %d bytes: %v", size, err))
 	}
+	if size >= hugeMin {
+		// Fewer page faults while filling, fewer TLB misses while
+		// sorting and looking up; only where THP is "madvise" (an
+		// error, e.g. no THP, changes nothing).
+		_ = unix.Madvise(unsafe.Slice((*byte)(p), size), unix.MADV_HUGEPAGE)
+	}
 	o.a = unsafe.Slice((*T)(p), size/sz)[:0]
 	o.mapped = size
 	return o
 }
+
+// hugeMin is the least mapping that asks for transparent huge pages.
+const hugeMin = 8 << 20
 
 // reserve makes room for n values in all (only when empty).
 func (o *offArray[T]) reserve(n int) {

@@ -203,9 +203,14 @@ func (t *silentTable[K]) recBucket(s *silentSet, r *silentRec[K]) uint64 {
 	return bucket(r.key.hash(&s.seeds, s.classes[r.cls&silentIdx].meta()), t.bits)
 }
 
-// seal sorts the records into buckets in place (one pass of an
-// American-flag sort) and marks duplicate keys dead (a key listed twice
-// while the table changed during the listing).
+// seal sorts the records into buckets in place and marks duplicate keys
+// dead (a key listed twice while the table changed during the listing).
+//
+// The sort is an American-flag sort in two passes: on the top bits of the
+// bucket number, then on the rest within each part. A single pass would
+// move each record to a random place in the whole array, a cache and TLB
+// miss each time; two passes write to at most 1,024 places at once, then
+// within ranges that fit in a cache: several times faster on big tables.
 func (t *silentTable[K]) seal(s *silentSet) {
 	t.recs.trim() // give back what was reserved beyond the listing
 	recs := t.recs.a
@@ -219,19 +224,13 @@ func (t *silentTable[K]) seal(s *silentSet) {
 	for b := range nb {
 		t.dir[b+1] += t.dir[b]
 	}
-	next := make([]uint32, nb)
-	copy(next, t.dir[:nb])
-	for b := range nb {
-		for next[b] < t.dir[b+1] {
-			i := next[b]
-			r := recs[i]
-			for d := t.recBucket(s, &r); d != b; d = t.recBucket(s, &r) {
-				j := next[d]
-				next[d]++
-				r, recs[j] = recs[j], r
-			}
-			recs[i] = r
-			next[b]++
+	hi := min(t.bits, 10)
+	lo := t.bits - hi
+	next := make([]uint32, 1<<max(hi, lo))
+	t.permute(s, recs, 0, hi, lo, next)
+	if lo > 0 {
+		for d := range uint64(1) << hi {
+			t.permute(s, recs, d<<lo, lo, 0, next)
 		}
 	}
 	for b := range nb {
@@ -247,6 +246,31 @@ func (t *silentTable[K]) seal(s *silentSet) {
 		}
 	}
 	t.live = n - t.dead
+}
+
+// permute sorts in place the records of the buckets from first on, whose
+// numbers all share the bits above width+below, by bits [below,
+// below+width) of their bucket number, using t.dir for where each group
+// starts; next is scratch space for 2^width values.
+func (t *silentTable[K]) permute(s *silentSet, recs []silentRec[K], first uint64, width, below uint, next []uint32) {
+	nd := uint64(1) << width
+	for d := range nd {
+		next[d] = t.dir[first+d<<below]
+	}
+	for d := range nd {
+		end := t.dir[first+(d+1)<<below]
+		for next[d] < end {
+			i := next[d]
+			r := recs[i]
+			for e := (t.recBucket(s, &r) - first) >> below; e != d; e = (t.recBucket(s, &r) - first) >> below {
+				j := next[e]
+				next[e]++
+				r, recs[j] = recs[j], r
+			}
+			recs[i] = r
+			next[d]++
+		}
+	}
 }
 
 // find returns the index of the live record of key k with meta, or -1.
@@ -351,6 +375,7 @@ type silentSet struct {
 	odd     map[flow.Key]silentState
 	classes []silentClass
 	classOf map[silentClass]uint32
+	last    uint32 // index of the class class returned last
 	gen     uint32 // dumps begun (beginPoll)
 	sealed  bool
 }
@@ -388,12 +413,16 @@ func (s *silentSet) mapped() uintptr { return s.v4.mapped() + s.v6.mapped() }
 
 // class returns the index of class c, adding it if new.
 func (s *silentSet) class(c silentClass) uint32 {
-	if i, ok := s.classOf[c]; ok {
-		return i
+	if int(s.last) < len(s.classes) && s.classes[s.last] == c {
+		return s.last // entries alike often come in a row
 	}
-	i := uint32(len(s.classes))
-	s.classes = append(s.classes, c)
-	s.classOf[c] = i
+	i, ok := s.classOf[c]
+	if !ok {
+		i = uint32(len(s.classes))
+		s.classes = append(s.classes, c)
+		s.classOf[c] = i
+	}
+	s.last = i
 	return i
 }
 

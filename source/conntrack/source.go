@@ -265,12 +265,16 @@ func (r *run) dump(ctx context.Context) error {
 	if err != nil {
 		return classify("dump conntrack table", err)
 	}
+	if err := r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()}); err != nil {
+		return err
+	}
 	if first {
-		// Before the loops start: no lock needed yet.
+		// Before the loops start (no lock needed yet), after the
+		// consumer has the whole table.
 		r.silent.seal()
 		r.nsilent.Store(int64(r.silent.len()))
 	}
-	return r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()})
+	return nil
 }
 
 // dumpFlows dumps all entries (IPv4 and IPv6) through s, calling fn with each
