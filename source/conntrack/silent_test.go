@@ -521,3 +521,44 @@ func BenchmarkSilentSetLookup(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkUseCountsMemory measures the use counts kept for a table whose
+// every entry has a use above 1 (all offloaded to a flowtable): B/entry of
+// live heap, against the map[flow.Key]uint32 they replaced ("map").
+func BenchmarkUseCountsMemory(b *testing.B) {
+	for _, n := range silentSizes() {
+		for _, old := range []bool{false, true} {
+			name := fmt.Sprintf("counts/%d", n)
+			if old {
+				name = fmt.Sprintf("map/%d", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				var per float64
+				for b.Loop() {
+					var before, after runtime.MemStats
+					runtime.GC()
+					runtime.ReadMemStats(&before)
+					var u useCounts
+					m := make(map[flow.Key]uint32)
+					var f flow.Flow
+					for i := range n {
+						synthFlow(i, false, &f)
+						k := f.Key()
+						if old {
+							m[k] = 2
+						} else {
+							u.set(&k, 2)
+						}
+					}
+					runtime.GC()
+					runtime.ReadMemStats(&after)
+					per = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+					runtime.KeepAlive(m)
+					runtime.KeepAlive(&u)
+				}
+				b.ReportMetric(per, "B/entry")
+			})
+		}
+	}
+}

@@ -104,7 +104,7 @@ type run struct {
 	// uses holds the last listed use count of the entries whose count was
 	// not 1 (masters of RELATED flows): events carry none (see fillUse).
 	usesMu sync.Mutex
-	uses   map[flow.Key]uint32
+	uses   useCounts
 	nuses  atomic.Int64
 	// silent holds entries listed by the initial dump, which may never
 	// report events (see Run and silent.go); guarded by mu, its size
@@ -135,7 +135,7 @@ type run struct {
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set.
 func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
-	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple), uses: make(map[flow.Key]uint32)}
+	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
 		return err
