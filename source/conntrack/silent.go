@@ -377,6 +377,7 @@ type silentSet struct {
 	classOf map[silentClass]uint32
 	last    uint32 // index of the class class returned last
 	gen     uint32 // dumps begun (beginPoll)
+	hint    int    // records to reserve for a family when its first comes
 	sealed  bool
 }
 
@@ -389,12 +390,10 @@ func newSilentSet(hint int) *silentSet {
 	}
 	s.v4.per, s.v6.per = silentPerBucket4, silentPerBucket6
 	if hint > 0 {
-		// Address space for the table counted before the listing, in
-		// either family: the pages the listing does not fill cost no
-		// memory and seal unmaps them.
-		hint = min(hint, 1<<26) + hint/64 + 1024
-		s.v4.recs.reserve(hint)
-		s.v6.recs.reserve(hint)
+		// Address space for the table counted before the listing, for
+		// each family when its first entry comes: the pages the listing
+		// does not fill cost no memory and seal unmaps them.
+		s.hint = min(hint, 1<<26) + hint/64 + 1024
 	}
 	return s
 }
@@ -439,10 +438,16 @@ func (s *silentSet) add(f *flow.Flow) {
 	}
 	c := silentClass{family: f.Family, proto: f.Proto, zone: f.Zone, tcp: f.TCPState, status: f.Status, mark: f.Mark}
 	if k, ok := pack4(f.Proto, &f.Orig); ok {
+		if cap(s.v4.recs.a) == 0 {
+			s.v4.recs.reserve(s.hint)
+		}
 		s.v4.recs.push(silentRec[v4Key]{key: k, cls: s.class(c)})
 		return
 	}
 	if k, ok := pack6(f.Proto, &f.Orig); ok {
+		if cap(s.v6.recs.a) == 0 {
+			s.v6.recs.reserve(s.hint)
+		}
 		s.v6.recs.push(silentRec[v6Key]{key: k, cls: s.class(c)})
 		return
 	}

@@ -562,3 +562,46 @@ func BenchmarkUseCountsMemory(b *testing.B) {
 		}
 	}
 }
+
+// TestOffArray: values survive growth, trim gives back the pages past the
+// values, free everything; a set reserved for a big table that turns out
+// small keeps only the pages it fills.
+func TestOffArray(t *testing.T) {
+	var o offArray[silentRec[v4Key]]
+	defer o.free()
+	for i := range 5000 {
+		o.push(silentRec[v4Key]{key: v4Key{src: uint32(i)}, cls: uint32(i)})
+	}
+	page := uintptr(os.Getpagesize())
+	if len(o.a) != 5000 || o.mapped < 5000*16 {
+		t.Fatalf("%d values in %d bytes", len(o.a), o.mapped)
+	}
+	o.trim()
+	if want := (5000*16 + page - 1) / page * page; o.mapped != want {
+		t.Errorf("trimmed to %d bytes, want %d", o.mapped, want)
+	}
+	for i, r := range o.a {
+		if r.key.src != uint32(i) || r.cls != uint32(i) {
+			t.Fatalf("value %d is %+v", i, r)
+		}
+	}
+	o.free()
+	if o.mapped != 0 || o.a != nil {
+		t.Fatalf("after free: %d bytes", o.mapped)
+	}
+
+	s := newSilentSet(1 << 20)
+	defer s.free()
+	var f flow.Flow
+	for i := range 10 {
+		synthFlow(i, false, &f)
+		s.add(&f)
+	}
+	if s.v6.mapped() != 0 {
+		t.Errorf("IPv6 records mapped (%d bytes) with no IPv6 entry", s.v6.mapped())
+	}
+	s.seal()
+	if s.mapped() > page {
+		t.Errorf("10 entries hold %d bytes after seal", s.mapped())
+	}
+}
