@@ -18,11 +18,18 @@ import (
 // newEngine builds the engine for a chosen source with store options so
 // (see storeOptions).
 func (env *runEnv) newEngine(cs *chosenSource, so store.Options) *engine.Engine {
-	eng := engine.New(cs.src, engine.Options{
+	eo := engine.Options{
 		Store: so,
 		// A replay's flows age on the capture's timeline, not today's.
 		EventClock: cs.kind == "pcap",
-	})
+	}
+	if so.CountsOnly {
+		// One pump batch is enough between source and pump: bursts wait
+		// in the kernel's socket buffer (128 MiB), and 65,536 events
+		// would hold 21 MB of the metrics-only server's budget.
+		eo.Buffer = 8192
+	}
+	eng := engine.New(cs.src, eo)
 	if cs.notice != "" {
 		eng.SetNotice(cs.notice)
 	}

@@ -216,20 +216,26 @@ func waitStore(e *engine.Engine, done chan error, want uint64, timeout time.Dura
 // at 117,000/s). The "buf8M" cases use an 8 MiB buffer (~13,000 events,
 // ~110 ms) to show the receiver keeps pace in real time; "paced117k"
 // offers exactly 117,000 events/s; "table100k" starts with 100,000 entries
-// that predate the subscription (which the Source tracks until they go).
+// that predate the subscription (which the Source tracks until they go);
+// "pumpN" gives the engine's source-to-pump channel N events instead of the
+// default 65,536 (328 bytes each: 21 MB), as a memory-tight wiring could.
 func BenchmarkEventChurn(b *testing.B) {
 	cases := []struct {
 		name    string
 		buffer  int
 		prefill int
+		pump    int
 		spec    churnSpec
 	}{
-		{"flat/1producer", 0, 0, churnSpec{Producers: 1}},
-		{"flat/2producers", 0, 0, churnSpec{Producers: 2}},
-		{"paced117k", 0, 0, churnSpec{Producers: 2, Rate: 117_000}},
-		{"paced117k/table100k", 0, 100_000, churnSpec{Producers: 2, Rate: 117_000}},
-		{"paced117k/buf8M", 8 << 20, 0, churnSpec{Producers: 2, Rate: 117_000}},
-		{"flat/2producers/buf8M", 8 << 20, 0, churnSpec{Producers: 2}},
+		{"flat/1producer", 0, 0, 0, churnSpec{Producers: 1}},
+		{"flat/2producers", 0, 0, 0, churnSpec{Producers: 2}},
+		{"paced117k", 0, 0, 0, churnSpec{Producers: 2, Rate: 117_000}},
+		{"paced117k/table100k", 0, 100_000, 0, churnSpec{Producers: 2, Rate: 117_000}},
+		{"paced117k/buf8M", 8 << 20, 0, 0, churnSpec{Producers: 2, Rate: 117_000}},
+		{"flat/2producers/buf8M", 8 << 20, 0, 0, churnSpec{Producers: 2}},
+		{"paced117k/pump8192", 0, 0, 8192, churnSpec{Producers: 2, Rate: 117_000}},
+		{"paced117k/pump1024", 0, 0, 1024, churnSpec{Producers: 2, Rate: 117_000}},
+		{"flat/2producers/pump8192", 0, 0, 8192, churnSpec{Producers: 2}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -238,7 +244,7 @@ func BenchmarkEventChurn(b *testing.B) {
 			spec.Creates, spec.Window = 300_000, 1000
 			var offered, received, lost, cpu float64
 			for b.Loop() {
-				o, r, l, c := churnOnce(b, c.buffer, c.prefill, spec)
+				o, r, l, c := churnOnce(b, c.buffer, c.prefill, c.pump, spec)
 				offered, received, lost, cpu = offered+o, received+r, lost+l, cpu+c
 			}
 			n := float64(b.N)
@@ -359,7 +365,7 @@ func countLines(path string) (int64, error) {
 // the offered and received rates, the events lost and the process's CPU
 // time per event (producers' system calls, which include the kernel's work
 // to create the entries and queue the events, receiver and engine).
-func churnOnce(b *testing.B, buffer, prefill int, spec churnSpec) (offered, received, lost, cpuPerEvent float64) {
+func churnOnce(b *testing.B, buffer, prefill, pump int, spec churnSpec) (offered, received, lost, cpuPerEvent float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	ns := labtest.NewNS(b, "ctchurn")
@@ -368,7 +374,7 @@ func churnOnce(b *testing.B, buffer, prefill int, spec churnSpec) (offered, rece
 		b.Fatalf("prefill: %d refused, %v", refused, err)
 	}
 	e := engine.New(New(Options{NetNS: ns.Name, ReadBuffer: buffer, CountersInterval: -1,
-		StatsInterval: 100 * time.Millisecond}), engine.Options{})
+		StatsInterval: 100 * time.Millisecond}), engine.Options{Buffer: pump})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

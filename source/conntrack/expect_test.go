@@ -253,7 +253,7 @@ func TestExpectationsSet(t *testing.T) {
 // TestFillUse: events carry no use count; they get the last listed one
 // above 1, else 1, and a DESTROY ends the record.
 func TestFillUse(t *testing.T) {
-	r := &run{uses: map[flow.Key]uint32{}}
+	r := &run{}
 	master := corpus()[1]
 	other := corpus()[0]
 	master.Use = 2
@@ -280,12 +280,27 @@ func TestFillUse(t *testing.T) {
 	if ev.Use != 3 {
 		t.Errorf("destroy after a get with use 3: use %d", ev.Use)
 	}
-	if len(r.uses) != 0 || r.nuses.Load() != 0 {
+	if r.uses.len() != 0 || r.nuses.Load() != 0 {
 		t.Errorf("records left after destroy: %v", r.uses)
 	}
 	master.Use = 1
 	r.recordUse(&master)
-	if len(r.uses) != 0 {
+	if r.uses.len() != 0 {
 		t.Errorf("a count back at 1 is still recorded: %v", r.uses)
+	}
+	// IPv6 and odd keys are kept too.
+	for _, f := range []flow.Flow{master, other} {
+		f.Family, f.Use = flow.FamilyIPv6, 4
+		f.Orig.Src, f.Orig.Dst = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2%eth0")
+		r.recordUse(&f)
+		ev := f
+		ev.Use = 0
+		r.fillUse(flow.EventUpdate, 0, &ev)
+		if ev.Use != 4 {
+			t.Errorf("update of %v listed with use 4: use %d", f.Orig, ev.Use)
+		}
+	}
+	if r.uses.len() != 2 {
+		t.Errorf("%d counts recorded, want 2", r.uses.len())
 	}
 }

@@ -24,7 +24,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 	nextPoll := time.Now().Add(max(interval, pollSpacing*r.firstDump))
 	seen := make(map[uint32]uint64)
 	prev := make(map[uint32]uint64)
-	if err := r.emitStats(ctx); err != nil {
+	if _, err := r.emitStats(ctx); err != nil {
 		return err
 	}
 	for {
@@ -66,12 +66,13 @@ func (r *run) pollLoop(ctx context.Context) error {
 // that an idle conntop watching it stays under 3% of a core.
 const pollSpacing = 80
 
-func (r *run) emitStats(ctx context.Context) error {
+// emitStats sends the table statistics and returns them.
+func (r *run) emitStats(ctx context.Context) (*flow.TableStats, error) {
 	st, err := r.stats()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return r.send(ctx, flow.Event{Type: flow.EventStats, Time: st.Time, Stats: st})
+	return st, r.send(ctx, flow.Event{Type: flow.EventStats, Time: st.Time, Stats: st})
 }
 
 // stats collects the table statistics.
@@ -133,12 +134,15 @@ func tableStats(s *sock, p *procFiles) (*flow.TableStats, error) {
 func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32]uint64) error {
 	clear(seen)
 	now := r.opts.Now()
-	r.gen++
-	gen := r.gen
+	if r.nsilent.Load() > 0 {
+		r.mu.Lock()
+		r.silent.beginPoll()
+		r.mu.Unlock()
+	}
 	err := dumpFlows(r.poll, nil, func(f *flow.Flow) error { // the listing counted any undecodable entry already
 		r.recordUse(f)
 		if r.nsilent.Load() > 0 {
-			if err := r.reconcile(ctx, now, gen, f); err != nil {
+			if err := r.reconcile(ctx, now, f); err != nil {
 				return err
 			}
 		}
@@ -160,34 +164,18 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, st := range r.silent {
-		if st.gen == gen {
-			continue
-		}
-		delete(r.silent, k)
-		gone := flow.Flow{Family: st.family, Proto: k.Proto, Zone: k.Zone, Orig: k.Orig,
-			Reply: k.Orig.Reverse(k.Proto), Status: st.status, TCPState: st.tcp, Mark: st.mark}
-		if err := r.send(ctx, flow.Event{Type: flow.EventDestroy, Time: now, Flow: gone}); err != nil {
-			return err
-		}
-	}
-	r.nsilent.Store(int64(len(r.silent)))
-	return nil
+	err = r.silent.sweep(func(gone *flow.Flow) error {
+		return r.send(ctx, flow.Event{Type: flow.EventDestroy, Time: now, Flow: *gone})
+	})
+	r.nsilent.Store(int64(r.silent.len()))
+	return err
 }
 
 // reconcile compares one dumped entry with the silent set.
-func (r *run) reconcile(ctx context.Context, now time.Time, gen uint32, f *flow.Flow) error {
+func (r *run) reconcile(ctx context.Context, now time.Time, f *flow.Flow) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := f.Key()
-	st, ok := r.silent[k]
-	if !ok {
-		return nil
-	}
-	changed := st.tcp != f.TCPState || st.status != f.Status || st.mark != f.Mark
-	st.tcp, st.status, st.mark, st.gen = f.TCPState, f.Status, f.Mark, gen
-	r.silent[k] = st
-	if !changed {
+	if found, changed := r.silent.seen(f); !found || !changed {
 		return nil
 	}
 	return r.send(ctx, flow.Event{Type: flow.EventUpdate, Time: now, Flow: *f})

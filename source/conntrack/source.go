@@ -104,14 +104,14 @@ type run struct {
 	// uses holds the last listed use count of the entries whose count was
 	// not 1 (masters of RELATED flows): events carry none (see fillUse).
 	usesMu sync.Mutex
-	uses   map[flow.Key]uint32
+	uses   useCounts
 	nuses  atomic.Int64
 	// silent holds entries listed by the initial dump, which may never
-	// report events (see Run); guarded by mu, its size mirrored in nsilent.
+	// report events (see Run and silent.go); guarded by mu, its size
+	// mirrored in nsilent; nil with Options.OneShot.
 	mu      sync.Mutex
-	silent  map[flow.Key]silentState
+	silent  *silentSet
 	nsilent atomic.Int64
-	gen     uint32 // reconcile generation, poll goroutine only
 	drops   uint32 // last SK_MEMINFO_DROPS of events
 	lost    atomic.Uint64
 	resyncs atomic.Uint64
@@ -120,16 +120,6 @@ type run struct {
 	// firstDump is how long the initial listing took: the first poll is
 	// spaced from it as later polls are from theirs.
 	firstDump time.Duration
-}
-
-// silentState is what the source knows of an entry that may not report
-// events: enough to notice its changes and its disappearance.
-type silentState struct {
-	family flow.Family
-	tcp    flow.TCPState
-	status flow.Status
-	mark   uint32
-	gen    uint32
 }
 
 // Run implements source.Source. It returns nil when ctx is cancelled; an
@@ -145,10 +135,7 @@ type silentState struct {
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set.
 func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
-	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple), uses: make(map[flow.Key]uint32)}
-	if !s.opts.OneShot {
-		r.silent = make(map[flow.Key]silentState)
-	}
+	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
 		return err
@@ -175,8 +162,12 @@ func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	if err := r.listExpects(r.query, &r.bad); err != nil {
 		return err
 	}
-	if err := r.emitStats(ctx); err != nil {
+	st, err := r.emitStats(ctx)
+	if err != nil {
 		return err
+	}
+	if !s.opts.OneShot {
+		r.silent = newSilentSet(int(min(st.Count, 1<<26)))
 	}
 	// Subscribed before this dump: nothing between dump and listen is lost.
 	start := time.Now()
@@ -229,6 +220,9 @@ func (r *run) open(path string) error {
 }
 
 func (r *run) close() {
+	if r.silent != nil {
+		r.silent.free()
+	}
 	r.events.Close()
 	r.query.Close()
 	r.poll.Close()
@@ -264,15 +258,23 @@ func (r *run) dump(ctx context.Context) error {
 		}
 		r.recordUse(f)
 		if first {
-			r.silent[f.Key()] = silentState{family: f.Family, tcp: f.TCPState, status: f.Status, mark: f.Mark}
-			r.nsilent.Store(int64(len(r.silent)))
+			r.silent.add(f)
 		}
 		return r.send(ctx, flow.Event{Type: flow.EventNew, Time: now, Flow: *f})
 	})
 	if err != nil {
 		return classify("dump conntrack table", err)
 	}
-	return r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()})
+	if err := r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()}); err != nil {
+		return err
+	}
+	if first {
+		// Before the loops start (no lock needed yet), after the
+		// consumer has the whole table.
+		r.silent.seal()
+		r.nsilent.Store(int64(r.silent.len()))
+	}
+	return nil
 }
 
 // dumpFlows dumps all entries (IPv4 and IPv6) through s, calling fn with each
@@ -450,8 +452,10 @@ func (r *run) sendEvent(ctx context.Context, ev flow.Event) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.silent, ev.Flow.Key())
-	r.nsilent.Store(int64(len(r.silent)))
+	k := ev.Flow.Key()
+	if r.silent.remove(&k) {
+		r.nsilent.Store(int64(r.silent.len()))
+	}
 	return r.send(ctx, ev)
 }
 

@@ -10,6 +10,11 @@ import "github.com/conntop/conntop/internal/flow"
 // count a listing reported, the source remembers the counts above 1 that
 // listings gave (few: masters of live RELATED flows) and fills them into
 // events; other events report 1.
+//
+// Few entries, usually; but every entry offloaded to an nft flowtable holds
+// one more reference (its use is 2 while offloaded), so on a router or
+// firewall with a flowtable most of a big table can be here: IPv4 keys are
+// kept in a pointer-free 16-byte form (see useCounts).
 
 // recordUse remembers the use count of a listed (or fetched) entry.
 func (r *run) recordUse(f *flow.Flow) {
@@ -18,19 +23,20 @@ func (r *run) recordUse(f *flow.Flow) {
 	}
 	r.usesMu.Lock()
 	defer r.usesMu.Unlock()
+	k := f.Key()
 	if f.Use > 1 {
-		r.uses[f.Key()] = f.Use
+		r.uses.set(&k, f.Use)
 	} else {
-		delete(r.uses, f.Key())
+		r.uses.del(&k)
 	}
-	r.nuses.Store(int64(len(r.uses)))
+	r.nuses.Store(int64(r.uses.len()))
 }
 
 // clearUses forgets every count, before a full listing.
 func (r *run) clearUses() {
 	r.usesMu.Lock()
 	defer r.usesMu.Unlock()
-	clear(r.uses)
+	r.uses.clear()
 	r.nuses.Store(0)
 }
 
@@ -49,11 +55,61 @@ func (r *run) fillUse(typ flow.EventType, h have, f *flow.Flow) {
 	r.usesMu.Lock()
 	defer r.usesMu.Unlock()
 	k := f.Key()
-	if u, ok := r.uses[k]; ok {
+	if u, ok := r.uses.get(&k); ok {
 		f.Use = u
 		if typ == flow.EventDestroy {
-			delete(r.uses, k)
-			r.nuses.Store(int64(len(r.uses)))
+			r.uses.del(&k)
+			r.nuses.Store(int64(r.uses.len()))
 		}
 	}
 }
+
+// useKey4 is an IPv4 key without pointers: 16 bytes where a flow.Key
+// takes 64, two of them pointers the GC follows.
+type useKey4 struct {
+	k     v4Key
+	proto uint8
+	zone  uint16
+}
+
+// useCounts maps entry keys to use counts; the zero value is empty.
+type useCounts struct {
+	v4    map[useKey4]uint32
+	other map[flow.Key]uint32 // IPv6 and odd keys
+}
+
+func (u *useCounts) get(k *flow.Key) (uint32, bool) {
+	if p, ok := pack4(k.Proto, &k.Orig); ok {
+		n, ok := u.v4[useKey4{p, k.Proto, k.Zone}]
+		return n, ok
+	}
+	n, ok := u.other[*k]
+	return n, ok
+}
+
+func (u *useCounts) set(k *flow.Key, n uint32) {
+	if p, ok := pack4(k.Proto, &k.Orig); ok {
+		if u.v4 == nil {
+			u.v4 = make(map[useKey4]uint32)
+		}
+		u.v4[useKey4{p, k.Proto, k.Zone}] = n
+		return
+	}
+	if u.other == nil {
+		u.other = make(map[flow.Key]uint32)
+	}
+	u.other[*k] = n
+}
+
+func (u *useCounts) del(k *flow.Key) {
+	if p, ok := pack4(k.Proto, &k.Orig); ok {
+		delete(u.v4, useKey4{p, k.Proto, k.Zone})
+		return
+	}
+	delete(u.other, *k)
+}
+
+// clear forgets every count and the maps' memory (a map never shrinks).
+func (u *useCounts) clear() { *u = useCounts{} }
+
+func (u *useCounts) len() int { return len(u.v4) + len(u.other) }
