@@ -43,7 +43,7 @@ type countsTable struct {
 	sts       []uint32
 	n         uint64 // capacity (slots)
 	used      int
-	collided  uint64                                   // detected collisions (same fingerprint, another flow)
+	collided  uint64                                     // detected collisions (same fingerprint, another flow)
 	forceKeys func(fl *flow.Flow) (fp uint64, id uint32) // tests: forced fingerprints
 }
 
