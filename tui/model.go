@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
@@ -66,9 +67,11 @@ type Model struct {
 	// pages are the components below the header, by pageID.
 	pages [numPages]page
 
-	// version is the engine's version at the last refresh.
+	// version is the engine's version at the last refresh (of the
+	// header or of everything), headerAt the clock then.
 	version   uint64
 	refreshed bool
+	headerAt  time.Time
 	// needRefresh asks Update to read the engine again before it returns.
 	needRefresh bool
 	// maxFrozen bounds the rows a pause keeps (tests lower it).
@@ -212,8 +215,10 @@ func (m *Model) route(msg tea.Msg) tea.Cmd {
 		switch {
 		case m.paused && m.frozen != nil && m.eng.Version() != m.version:
 			m.countWaiting()
-		case !m.paused && (m.eng.Version() != m.version || !m.refreshed):
+		case !m.paused && !m.refreshed:
 			m.refresh()
+		case !m.paused && m.eng.Version() != m.version:
+			m.tickRefresh()
 		}
 	case tea.PasteMsg:
 		// A paste goes into the line being edited.
@@ -405,6 +410,45 @@ func (m *Model) buildHeader() {
 	m.header.refresh()
 }
 
+// tickRefresh is a tick's refresh after the engine changed. On the flow
+// table the rows are read again only when the table's viewer says what it
+// shows may have changed (store.View.Changed); else only the header's
+// figures are, once a second, or at once when the source's statistics,
+// the engine's status or the degraded mode changed. An idle viewer of a
+// busy table thus neither queries nor redraws on every tick. The other
+// pages read everything on every change.
+func (m *Model) tickRefresh() {
+	if m.page != pageTable || m.helpPage.open || m.table.changed() {
+		m.refresh()
+		return
+	}
+	now := m.opts.Now()
+	st := m.eng.Status()
+	var sum store.Summary
+	m.eng.View(func(s *store.Store) { sum = s.Summary() })
+	sum.Table.InvalidReasons = nil
+	if now.Sub(m.headerAt) < time.Second && !headerNews(&m.sum, &sum, &m.status, &st) {
+		return // the version stays: the figures are read again next tick
+	}
+	sum.CountHistory = slices.Clone(sum.CountHistory)
+	height := m.header.height()
+	m.version, m.status, m.now, m.sum, m.headerAt = m.eng.Version(), st, now, sum, now
+	m.dirty = true
+	m.buildHeader()
+	if m.header.height() != height {
+		m.refresh() // the table has another number of rows
+	}
+}
+
+// headerNews reports whether the header has news that must not wait for
+// its next second: the source's statistics, the engine's status or the
+// degraded mode changed.
+func headerNews(old, cur *store.Summary, os, cs *engine.Status) bool {
+	return !reflect.DeepEqual(old.Table, cur.Table) || old.Degraded != cur.Degraded ||
+		os.Source != cs.Source || os.Live != cs.Live || os.Synced != cs.Synced || os.Done != cs.Done ||
+		os.Notice != cs.Notice || (os.Err == nil) != (cs.Err == nil)
+}
+
 // refresh reads the engine's status and summary, lays out the header, and
 // has the table and the page shown read what they show; while paused it
 // lays out the still picture again (after a key or a resize) and reads
@@ -416,6 +460,7 @@ func (m *Model) refresh() {
 		m.version = m.eng.Version()
 		m.status = m.eng.Status()
 		m.now = m.opts.Now()
+		m.headerAt = m.now
 		m.eng.View(func(s *store.Store) {
 			m.sum = s.Summary()
 			m.sum.CountHistory = slices.Clone(m.sum.CountHistory)

@@ -145,10 +145,16 @@ func TestPauseCatchesUp(t *testing.T) {
 	}
 }
 
-// TestFrameReuse: a tick with no change in the engine reuses the frame.
+// TestFrameReuse: a tick with no change in the engine reuses the frame; so
+// does a tick after an engine change that the table does not show, until
+// the header's second is up; a change the table shows, or the header's
+// next second, marks the frame dirty.
 func TestFrameReuse(t *testing.T) {
 	eng := newEngine(t, scenario())
-	m := New(eng, testOptions())
+	o := testOptions()
+	clock := t0
+	o.Now = func() time.Time { return clock }
+	m := New(eng, o)
 	drive(t, m, 120, 30)
 	m.Update(tickMsg(t0))
 	_ = m.View()
@@ -158,8 +164,20 @@ func TestFrameReuse(t *testing.T) {
 	}
 	eng.Tick(t0)
 	m.Update(tickMsg(t0))
+	if m.dirty {
+		t.Fatal("an engine tick that changed nothing shown marked the frame dirty within the header's second")
+	}
+	clock = clock.Add(time.Second)
+	m.Update(tickMsg(clock))
 	if !m.dirty {
-		t.Fatal("an engine change did not mark the frame dirty")
+		t.Fatal("the header's figures were not refreshed a second later")
+	}
+	_ = m.View()
+	extra := tcpFlow(99, "10.0.0.9", 1, "10.0.0.2", 80, flow.TCPSynSent, 0)
+	eng.Apply([]flow.Event{{Type: flow.EventNew, Time: t0, Flow: extra}})
+	m.Update(tickMsg(clock))
+	if !m.dirty || !strings.Contains(ansi.Strip(m.View().Content), "10.0.0.9:1") {
+		t.Fatal("a new flow in the table did not reach the frame")
 	}
 }
 

@@ -71,6 +71,16 @@ func (m *flowTable) viewLines() []string { return m.tableLines(m.height) }
 // refresh implements page: it queries the visible window.
 func (m *flowTable) refresh() { m.query(max(1, m.rows())) }
 
+// changed reports whether the window shown may have changed since the
+// last query (always while paused or following the end, or before the
+// first query).
+func (m *flowTable) changed() bool {
+	if m.paused || m.follow || m.res.Total == 0 && m.res.Matched == 0 && len(m.res.Rows) == 0 {
+		return true
+	}
+	return m.viewer.Changed()
+}
+
 // top shows the table from its first row (a new filter).
 func (m *flowTable) top() { m.byIndex, m.selIdx, m.offset = true, 0, 0 }
 

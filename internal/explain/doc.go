@@ -13,7 +13,7 @@
 // setting: the commands are for a person to run.
 //
 // How it stays cheap at millions of flows: the walk (under the engine's
-// lock) only copies each flow into a 24-byte record; chunks of records are
+// lock, released every 65,536 records) only copies each flow into a 24-byte record; chunks of records are
 // counted on another core meanwhile, with compact integer keys (an IPv4
 // address as 32 bits, protocol<<16|port, a /24 as the address>>8) in a
 // small open-addressing table that stays in cache and, once a dimension

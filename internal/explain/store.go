@@ -59,22 +59,32 @@ func (c *Collector) add(r *store.Row) bool {
 	return true
 }
 
+// walkChunk is how many records collectEngine walks under one hold of the
+// engine's lock.
+const walkChunk = 65536
+
 // collectEngine adds the live flows of eng's table that m matches to c
-// and returns the report input the store supplies. The engine's lock is
-// held while the flows are copied into c's compact records (the walk and
-// 24 bytes a flow), never while they are counted.
-//
-// The store walks the whole table under one hold of the lock today. With
-// a ranged walk (store.WalkRange(m, from, to, fn) returning the table's
-// high-water mark, as on the h/store branch) this becomes a loop of
-// eng.View calls over ranges of 65,536 records, letting the writer in
-// between them; c takes flows in any number of pieces.
+// and returns the report input the store supplies (as of the first
+// chunk). The table is walked in ranges of walkChunk records, each under
+// its own eng.View, so that the event pump waits at most for one range
+// (the flows copied into c's compact records, 24 bytes a flow), never for
+// the whole table, and never while flows are counted. A flow that changes
+// between ranges may be seen twice or not at all, as in any live walk.
 func collectEngine(eng *engine.Engine, m store.Matcher, c *Collector) Input {
 	var in Input
-	eng.View(func(s *store.Store) {
-		c.Expect(s.Len())
-		s.Walk(m, c.add)
-		in = storeInput(s)
-	})
+	for from, end := uint32(0), uint32(1); from < end; {
+		to := from + walkChunk
+		if to < from {
+			to = ^uint32(0)
+		}
+		eng.View(func(s *store.Store) {
+			if from == 0 {
+				c.Expect(s.Len())
+				in = storeInput(s)
+			}
+			end = s.WalkRange(m, from, to, c.add)
+		})
+		from = to
+	}
 	return in
 }

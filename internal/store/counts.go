@@ -1,143 +1,226 @@
 package store
 
 import (
+	"math/bits"
+
 	"github.com/conntop/conntop/internal/flow"
 )
 
 // countsTable is the flow index of a counts-only store
-// (Options.CountsOnly): one 8-byte slot per flow in an open-addressing
-// table mapped outside the Go heap, holding a 46-bit fingerprint of the
-// flow key (from the store's seeded hash) and what the counts need: the
-// protocol, TCP state, family, netfilter state, assured bit and the resync
-// epoch parity. Slots are 0 when empty. A slot's home is derived from its
-// fingerprint, so the table can be rehashed without the keys.
+// (Options.CountsOnly): an open-addressing table (linear probing,
+// backward-shift deletion) of one 64-bit fingerprint and one 32-bit state
+// word per slot, in two pointer-free arrays mapped outside the Go heap.
 //
-// Two live flows whose keys have the same fingerprint, protocol and family
-// share one slot: the chance that this happens at all is about n²/2^47
-// (1 in 8 with 4,194,304 live flows, 1 in 2,000 with 262,144), and then one
-// flow is missing from the counts.
+// A flow is identified by its fingerprint (the store's seeded hash of the
+// key) together with the identity bits of its state word: the protocol,
+// the family and 14 check bits from a second, independently seeded hash
+// of the key. A slot's fingerprint is 0 when the slot is empty. The rest
+// of the state word is what the counts need: TCP state, netfilter state,
+// assured bit and the resync epoch parity.
+//
+// Two different flows with the same fingerprint are a detected collision
+// when their identity bits differ (another protocol or family, or other
+// check bits): they simply occupy two slots, and both are counted (the
+// table counts such collisions). Only two flows alive at the same time
+// whose 64-bit fingerprints and all identity bits agree share one slot, so
+// that one of them is missing from the counts; with 78 random bits (more
+// with the protocol) the chance of that among n live flows is about
+// n²/2^79 (3·10⁻¹¹ with 4,194,304), and about 2^-56 per new flow arriving
+// into a full 4,194,304-entry table — at 100,000 new flows a second, once
+// in some 20,000 years. The seed is random per store, so no peer can
+// choose flows that collide.
+//
+// Capacity is not a power of two: a fingerprint's home is
+// fingerprint×capacity/2^64 (monotonic in the fingerprint), the table
+// grows by half when it is 4/5 full, and the growth streams the old
+// arrays into the new ones in fingerprint order, returning the old
+// arrays' pages to the system as it goes, so that the peak is the new
+// table alone: between 15 and 22.5 bytes per flow (12 bytes a slot).
 type countsTable struct {
-	hasher
-	slots []uint64
-	bits  uint
-	used  int
+	hasher           // fingerprint
+	check     hasher // check bits
+	fps       []uint64
+	sts       []uint32
+	n         uint64 // capacity (slots)
+	used      int
+	collided  uint64                                     // detected collisions (same fingerprint, another flow)
+	forceKeys func(fl *flow.Flow) (fp uint64, id uint32) // tests: forced fingerprints
 }
 
-// Slot layout.
+// State word layout.
 const (
-	cntProtoShift  = 0  // 8 bits
-	cntTCPShift    = 8  // 4 bits
-	cntFamShift    = 12 // 2 bits: 0 IPv4, 1 IPv6, 2 other
-	cntStateShift  = 14 // 2 bits
-	cntAssuredBit  = 1 << 16
-	cntEpochBit    = 1 << 17
-	cntFPShift     = 18
-	cntMatchMask   = (1<<64-1)&^(1<<cntFPShift-1) | 0xff<<cntProtoShift | 3<<cntFamShift
-	cntInitialBits = 10
+	cntProtoShift = 0  // 8 bits
+	cntTCPShift   = 8  // 4 bits
+	cntFamShift   = 12 // 2 bits: 0 IPv4, 1 IPv6, 2 other
+	cntStateShift = 14 // 2 bits
+	cntAssuredBit = 1 << 16
+	cntEpochBit   = 1 << 17
+	cntCheckShift = 18 // 14 bits
+	// cntIDMask selects the state word's identity bits.
+	cntIDMask = 0xff<<cntProtoShift | 3<<cntFamShift | (1<<14-1)<<cntCheckShift
+
+	cntInitialSlots = 1024
+	// cntGrowChunk is how many old slots a growth moves before it returns
+	// their pages (a multiple of the page size in both arrays).
+	cntGrowChunk = 16384
 )
 
 func newCountsTable() *countsTable {
-	c := &countsTable{hasher: newHasher(), bits: cntInitialBits}
-	c.slots = mapArray[uint64](1 << c.bits)
+	c := &countsTable{hasher: newHasher(), check: newHasher()}
+	c.alloc(cntInitialSlots)
 	return c
 }
 
+func (c *countsTable) alloc(n uint64) {
+	c.n = n
+	c.fps = mapArray[uint64](int(n))
+	c.sts = mapArray[uint32](int(n))
+}
+
 func (c *countsTable) release() {
-	unmapArray(c.slots)
-	c.slots = nil
+	unmapArray(c.fps)
+	unmapArray(c.sts)
+	c.fps, c.sts = nil, nil
 }
 
-func (c *countsTable) bytes() int64 { return int64(len(c.slots)) * 8 }
+func (c *countsTable) bytes() int64 { return int64(c.n) * 12 }
 
-// home returns the home slot of a slot value.
-func (c *countsTable) home(v uint64) uint64 {
-	return (v >> cntFPShift * 0x9e3779b97f4a7c15) >> (64 - c.bits)
+// home returns the home slot of a fingerprint.
+func (c *countsTable) home(fp uint64) uint64 {
+	hi, _ := bits.Mul64(fp, c.n)
+	return hi
 }
 
-// keyBits returns the slot bits that identify fl: fingerprint, protocol
-// and family.
-func (c *countsTable) keyBits(fl *flow.Flow) uint64 {
-	h := c.hashTuple(fl.Proto, fl.Zone, &fl.Orig)
-	fp := mix(h, 0x9e3779b97f4a7c15) >> cntFPShift
+// next returns the slot after p.
+func (c *countsTable) next(p uint64) uint64 {
+	if p++; p == c.n {
+		return 0
+	}
+	return p
+}
+
+// keys returns fl's fingerprint (never 0) and identity bits.
+func (c *countsTable) keys(fl *flow.Flow) (uint64, uint32) {
+	if c.forceKeys != nil {
+		return c.forceKeys(fl)
+	}
+	return c.hashKeys(fl)
+}
+
+// hashKeys is keys from the seeded hashes.
+func (c *countsTable) hashKeys(fl *flow.Flow) (uint64, uint32) {
+	src, dst := packAddr(fl.Orig.Src), packAddr(fl.Orig.Dst)
+	sp, dp, _ := compactTuple(fl.Proto, &fl.Orig)
+	fp := c.hashKey(fl.Proto, fl.Zone, &src, &dst, sp, dp)
 	if fp == 0 {
 		fp = 1
 	}
-	fam := uint64(2)
+	chk := uint32(c.check.hashKey(fl.Proto, fl.Zone, &src, &dst, sp, dp) >> 50)
+	return fp, identity(fl, chk)
+}
+
+// identity returns the state word's identity bits of fl with check bits
+// chk (14 bits).
+func identity(fl *flow.Flow, chk uint32) uint32 {
+	fam := uint32(2)
 	switch fl.Family {
 	case flow.FamilyIPv4:
 		fam = 0
 	case flow.FamilyIPv6:
 		fam = 1
 	}
-	return fp<<cntFPShift | uint64(fl.Proto)<<cntProtoShift | fam<<cntFamShift
+	return uint32(fl.Proto)<<cntProtoShift | fam<<cntFamShift | (chk&(1<<14-1))<<cntCheckShift
 }
 
-// stateBits returns the counted state of fl as slot bits.
-func stateBits(fl *flow.Flow) uint64 {
-	v := uint64(min(fl.TCPState, 15))<<cntTCPShift | uint64(fl.State())<<cntStateShift
+// stateBits returns the counted state of fl as state word bits.
+func stateBits(fl *flow.Flow) uint32 {
+	v := uint32(min(fl.TCPState, 15))<<cntTCPShift | uint32(fl.State())<<cntStateShift
 	if fl.Assured() {
 		v |= cntAssuredBit
 	}
 	return v
 }
 
-// find returns the position of the slot with key bits kb.
-func (c *countsTable) find(kb uint64) (uint64, bool) {
-	mask := uint64(len(c.slots) - 1)
-	for p := c.home(kb); ; p = (p + 1) & mask {
-		v := c.slots[p]
-		if v == 0 {
-			return p, false
-		}
-		if v&cntMatchMask == kb {
-			return p, true
+// find returns the slot of the flow with fingerprint fp and identity id,
+// or the free slot where it goes; shared says whether a slot on the way
+// holds another flow with the same fingerprint.
+func (c *countsTable) find(fp uint64, id uint32) (p uint64, found, shared bool) {
+	for p = c.home(fp); ; p = c.next(p) {
+		switch c.fps[p] {
+		case 0:
+			return p, false, shared
+		case fp:
+			if c.sts[p]&cntIDMask == id {
+				return p, true, shared
+			}
+			shared = true
 		}
 	}
 }
 
-// put stores v at the free position for it (after find said absent).
-func (c *countsTable) put(p, v uint64) {
-	c.slots[p] = v
+// put stores a new flow at free slot p (from find).
+func (c *countsTable) put(p, fp uint64, st uint32) {
+	c.fps[p], c.sts[p] = fp, st
 	c.used++
-	if uint64(c.used)*4 > uint64(len(c.slots))*3 {
-		c.grow()
+	if uint64(c.used)*5 > c.n*4 {
+		c.grow(c.n + c.n/2)
 	}
 }
 
-func (c *countsTable) grow() {
-	old := c.slots
-	c.bits++
-	c.slots = mapArray[uint64](1 << c.bits)
-	mask := uint64(len(c.slots) - 1)
-	for _, v := range old {
-		if v == 0 {
-			continue
-		}
-		p := c.home(v)
-		for c.slots[p] != 0 {
-			p = (p + 1) & mask
-		}
-		c.slots[p] = v
+// reserve grows the table so that it holds n flows without growing again.
+func (c *countsTable) reserve(n int) {
+	if want := uint64(n)*5/4 + 1; want > c.n {
+		c.grow(want)
 	}
-	unmapArray(old)
 }
 
-// del empties position p (backward-shift deletion).
+// grow moves the flows into a table of n slots. Homes are monotonic in the
+// fingerprint, so reading the old table in order writes the new one almost
+// in order: the old arrays' pages are returned as soon as they are read.
+func (c *countsTable) grow(n uint64) {
+	ofps, osts := c.fps, c.sts
+	c.alloc(n)
+	for from := 0; from < len(ofps); from += cntGrowChunk {
+		to := min(from+cntGrowChunk, len(ofps))
+		for j := from; j < to; j++ {
+			fp := ofps[j]
+			if fp == 0 {
+				continue
+			}
+			p := c.home(fp)
+			for c.fps[p] != 0 {
+				p = c.next(p)
+			}
+			c.fps[p], c.sts[p] = fp, osts[j]
+		}
+		releasePages(ofps[from:to])
+		releasePages(osts[from:to])
+	}
+	unmapArray(ofps)
+	unmapArray(osts)
+}
+
+// del empties slot p (backward-shift deletion).
 func (c *countsTable) del(p uint64) {
-	mask := uint64(len(c.slots) - 1)
-	for q := (p + 1) & mask; c.slots[q] != 0; q = (q + 1) & mask {
-		home := c.home(c.slots[q])
-		if (q-home)&mask >= (q-p)&mask {
-			c.slots[p] = c.slots[q]
+	dist := func(a, b uint64) uint64 { // slots from a forward to b
+		if b >= a {
+			return b - a
+		}
+		return b + c.n - a
+	}
+	for q := c.next(p); c.fps[q] != 0; q = c.next(q) {
+		if dist(c.home(c.fps[q]), q) >= dist(p, q) {
+			c.fps[p], c.sts[p] = c.fps[q], c.sts[q]
 			p = q
 		}
 	}
-	c.slots[p] = 0
+	c.fps[p], c.sts[p] = 0, 0
 	c.used--
 }
 
-// addSlot adds (sign 1) or removes (sign -1) a slot's flow from counts.
-func (s *Store) addSlot(v uint64, sign int) {
+// addSlot adds (sign 1) or removes (sign -1) a state word's flow from
+// counts.
+func (s *Store) addSlot(v uint32, sign int) {
 	fam := flow.Family(0)
 	switch v >> cntFamShift & 3 {
 	case 0:
@@ -148,24 +231,27 @@ func (s *Store) addSlot(v uint64, sign int) {
 	s.sum.addParts(flow.State(v>>cntStateShift&3), uint8(v>>cntProtoShift), flow.TCPState(v>>cntTCPShift&15), fam, v&cntAssuredBit != 0, sign)
 }
 
-// slotPhase returns the phase of a slot's flow.
-func slotPhase(v uint64) Phase {
+// slotPhase returns the phase of a state word's flow.
+func slotPhase(v uint32) Phase {
 	return phaseOf(uint8(v>>cntProtoShift), flow.TCPState(v>>cntTCPShift&15), flow.State(v>>cntStateShift&3))
 }
 
 // countsUpsert is upsert for a counts-only store.
 func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	c := s.cnt
-	kb := c.keyBits(fl)
-	v := kb | stateBits(fl)
+	fp, id := c.keys(fl)
+	v := id | stateBits(fl)
 	if s.epoch {
 		v |= cntEpochBit
 	}
 	counted := s.synced
 	to := flowPhase(fl)
-	p, ok := c.find(kb)
+	p, ok, shared := c.find(fp, id)
 	if !ok {
-		c.put(p, v)
+		if shared {
+			c.collided++
+		}
+		c.put(p, fp, v)
 		s.live++
 		s.addSlot(v, 1)
 		if counted {
@@ -175,10 +261,10 @@ func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		}
 		return
 	}
-	old := c.slots[p]
+	old := c.sts[p]
 	from := slotPhase(old)
 	s.addSlot(old, -1)
-	c.slots[p] = v
+	c.sts[p] = v
 	s.addSlot(v, 1)
 	if from != to && counted {
 		s.transition(from, to)
@@ -192,10 +278,10 @@ func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
 // countsDestroy is destroyKey for a counts-only store.
 func (s *Store) countsDestroy(at int64, fl *flow.Flow) {
 	c := s.cnt
-	p, ok := c.find(c.keyBits(fl))
+	p, ok, _ := c.find(c.keys(fl))
 	from := flowPhase(fl)
 	if ok {
-		v := c.slots[p]
+		v := c.sts[p]
 		if fl.Proto == flow.ProtoTCP && fl.TCPState == flow.TCPNone {
 			from = slotPhase(v) // the kernel's DESTROY carries no TCP state
 		}
@@ -218,15 +304,15 @@ func (s *Store) countsDestroy(at int64, fl *flow.Flow) {
 // or touched since the resync began are counted as destroyed.
 func (s *Store) countsReconcile(at int64) {
 	c := s.cnt
-	for p := 0; p < len(c.slots); {
-		v := c.slots[p]
-		if v == 0 || (v&cntEpochBit != 0) == s.epoch {
+	for p := uint64(0); p < c.n; {
+		v := c.sts[p]
+		if c.fps[p] == 0 || (v&cntEpochBit != 0) == s.epoch {
 			p++
 			continue
 		}
 		from := slotPhase(v)
 		s.addSlot(v, -1)
-		c.del(uint64(p)) // a later slot may move into p: look at p again
+		c.del(p) // a later slot may move into p: look at p again
 		s.live--
 		if s.synced {
 			s.rates.cur.destroy++

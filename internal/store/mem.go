@@ -78,3 +78,27 @@ func unmapArray[T any](a []T) {
 		panic(fmt.Sprintf("store: unmap %d bytes: %v", len(b), err))
 	}
 }
+
+// releasePages returns the whole pages under a (a part of an array from
+// mapArray) to the system; they read as zeros afterwards.
+func releasePages[T any](a []T) {
+	if len(a) == 0 {
+		return
+	}
+	var z T
+	page := uintptr(unix.Getpagesize())
+	base := unsafe.Pointer(unsafe.SliceData(a))
+	size := uintptr(len(a)) * unsafe.Sizeof(z)
+	skip := (page - uintptr(base)&(page-1)) & (page - 1) // to the first whole page
+	if size <= skip {
+		return
+	}
+	n := (size - skip) &^ (page - 1)
+	if n == 0 {
+		return
+	}
+	b := unsafe.Slice((*byte)(unsafe.Add(base, skip)), n)
+	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
+		panic(fmt.Sprintf("store: release %d bytes: %v", len(b), err))
+	}
+}
