@@ -6,6 +6,7 @@
 package flow
 
 import (
+	"cmp"
 	"net/netip"
 )
 
@@ -204,4 +205,29 @@ func ICMPInverseType(proto, typ uint8) (inv uint8, ok bool) {
 		return 139, true
 	}
 	return 0, false
+}
+
+// Compare orders tuples field by field (source, destination, ports, ICMP
+// type, code and id): -1, 0 or +1 as t sorts before, with or after u. It is
+// the last tie-break of the snapshot order.
+func (t *Tuple) Compare(u *Tuple) int {
+	if c := t.Src.Compare(u.Src); c != 0 {
+		return c
+	}
+	if c := t.Dst.Compare(u.Dst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(t.SrcPort, u.SrcPort); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(t.DstPort, u.DstPort); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(t.Type, u.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(t.Code, u.Code); c != 0 {
+		return c
+	}
+	return cmp.Compare(t.ID, u.ID)
 }

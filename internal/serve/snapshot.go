@@ -130,31 +130,8 @@ func (s *snapshotKeys) sort() {
 			return 0
 		}
 		ta, tb := s.tuple(&a), s.tuple(&b)
-		return cmpTuple(&ta, &tb)
+		return ta.Compare(&tb)
 	})
-}
-
-// cmpTuple orders tuples field by field.
-func cmpTuple(a, b *flow.Tuple) int {
-	if c := a.Src.Compare(b.Src); c != 0 {
-		return c
-	}
-	if c := a.Dst.Compare(b.Dst); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.SrcPort, b.SrcPort); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.DstPort, b.DstPort); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Code, b.Code); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
 }
 
 // writeSnapshot writes the live flows of eng that pass m to w in format f,

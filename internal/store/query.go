@@ -306,30 +306,7 @@ func (t *table) cmpKey(a, b uint32) int {
 		return c
 	}
 	ta, tb := t.origTuple(a), t.origTuple(b)
-	return cmpTuple(&ta, &tb)
-}
-
-// cmpTuple orders tuples field by field.
-func cmpTuple(a, b *flow.Tuple) int {
-	if c := a.Src.Compare(b.Src); c != 0 {
-		return c
-	}
-	if c := a.Dst.Compare(b.Dst); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.SrcPort, b.SrcPort); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.DstPort, b.DstPort); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Code, b.Code); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
+	return ta.Compare(&tb)
 }
 
 var _ = time.Second

@@ -95,5 +95,5 @@ func cmpFlowKey(a, b *flow.Flow) int {
 	if c := cmp.Compare(a.Zone, b.Zone); c != 0 {
 		return c
 	}
-	return cmpTuple(&a.Orig, &b.Orig)
+	return a.Orig.Compare(&b.Orig)
 }
