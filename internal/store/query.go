@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
-	"time"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -308,5 +307,3 @@ func (t *table) cmpKey(a, b uint32) int {
 	ta, tb := t.origTuple(a), t.origTuple(b)
 	return ta.Compare(&tb)
 }
-
-var _ = time.Second
