@@ -28,18 +28,22 @@ func quantity(t *testing.T, v any) int64 {
 	return n * mult
 }
 
+// measuredServe262k is the peak RSS (VmHWM) of `conntop serve --ssh
+// --metrics` with 16 SSH viewers on a 262,144-entry kernel table
+// (scripts/measure-bigtable.sh 262144: 204.6 MiB), which the request holds.
+const measuredServe262k = 205 << 20
+
+// measuredServe4M is the same at 4,194,304 entries
+// (scripts/measure-bigtable.sh 4194304: 632.2 MiB), which the limit and
+// GOMEMLIMIT hold: conntop takes the smaller of its cgroup's limit and
+// GOMEMLIMIT as its limit.
+const measuredServe4M = 633 << 20
+
 // TestDaemonSetMemory checks the conntop container's memory: a request no
 // larger than the limit, a request that holds the measured need of a
-// 262,144-entry table with SSH viewers, a limit that holds 4,194,304
-// entries, and a comment giving the
+// 262,144-entry table with SSH viewers, a limit and a GOMEMLIMIT (about 90%
+// of the limit) that hold 4,194,304 entries, and a comment giving the
 // memory for 262,144, 1,048,576 and 4,194,304 entries.
-// measuredServe262k is the peak RSS of `conntop serve` with 16 SSH viewers on a
-// 262,144-entry table (scripts/measure-bigtable.sh).
-const measuredServe262k = 316 << 20
-
-// measuredServe4M is the same at 4,194,304 entries, which the limit holds.
-const measuredServe4M = 1372 << 20
-
 func TestDaemonSetMemory(t *testing.T) {
 	ds := docs(t)["daemonset.yaml"]
 	if len(ds) != 1 {
@@ -68,6 +72,23 @@ func TestDaemonSetMemory(t *testing.T) {
 		}
 		if l < measuredServe4M {
 			t.Errorf("memory limit %d MiB below the measured %d MiB of serve with viewers at 4,194,304 entries", l>>20, measuredServe4M>>20)
+		}
+		var goLimit int64 = -1
+		env, _ := m["env"].([]any)
+		for _, e := range env {
+			if kv, _ := e.(map[string]any); kv["name"] == "GOMEMLIMIT" {
+				// Go's units (MiB, GiB) are Kubernetes' (Mi, Gi) with a B.
+				v, _ := kv["value"].(string)
+				goLimit = quantity(t, strings.TrimSuffix(v, "B"))
+			}
+		}
+		switch {
+		case goLimit < 0:
+			t.Error("no GOMEMLIMIT in the conntop container's env")
+		case goLimit*100 < l*85 || goLimit*100 > l*95:
+			t.Errorf("GOMEMLIMIT %d MiB is not about 90%% of the memory limit %d MiB", goLimit>>20, l>>20)
+		case goLimit < measuredServe4M:
+			t.Errorf("GOMEMLIMIT %d MiB below the measured %d MiB of serve with viewers at 4,194,304 entries", goLimit>>20, measuredServe4M>>20)
 		}
 	})
 	if !found {
