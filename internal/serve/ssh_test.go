@@ -125,6 +125,9 @@ func TestViewerSeesFlows(t *testing.T) {
 	}) {
 		t.Errorf("window change not seen: %+v", ts.Sessions())
 	}
+	if !v.waitFor("size 120x40", 5*time.Second) {
+		t.Errorf("the program did not get the window change:\n%s", v.scr.String())
+	}
 	// q quits the program and ends the session with status 0.
 	if _, err := v.in.Write([]byte("q")); err != nil {
 		t.Fatal(err)
