@@ -4,6 +4,7 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,7 +95,12 @@ type child struct {
 	key         gossh.Signer
 	ssh, metric string
 	logs        *syncBuffer
-	exited      chan error
+	stderr      *raceWatch
+	// done is closed once the child has exited; state and waitErr are
+	// set before.
+	done    chan struct{}
+	state   *os.ProcessState
+	waitErr error
 }
 
 // memoryCgroup creates a memory cgroup below the test process's own (v1
@@ -172,7 +179,8 @@ func startChild(t *testing.T, o childOpts) *child {
 		"CONNTOP_FLOWS="+strconv.Itoa(o.flows), "CONNTOP_IDLE="+o.idle.String(),
 		"CONNTOP_MAX_SESSIONS="+strconv.Itoa(o.maxSessions), "CONNTOP_DIR="+dir)
 	logs := &syncBuffer{}
-	cmd.Stderr = logs
+	stderr := &raceWatch{logs: logs}
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +188,7 @@ func startChild(t *testing.T, o childOpts) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{t: t, cmd: cmd, key: key, logs: logs, exited: make(chan error, 1)}
+	c := &child{t: t, cmd: cmd, key: key, logs: logs, stderr: stderr, done: make(chan struct{})}
 	addrs := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -189,14 +197,19 @@ func startChild(t *testing.T, o childOpts) *child {
 				addrs <- f[1:]
 			}
 		}
-		c.exited <- cmd.Wait()
+		c.waitErr = cmd.Wait()
+		c.state = cmd.ProcessState
+		close(c.done)
 	}()
-	t.Cleanup(c.stop)
+	t.Cleanup(func() {
+		c.stop()
+		c.checkRace()
+	})
 	select {
 	case a := <-addrs:
 		c.ssh, c.metric = a[0], a[1]
-	case err := <-c.exited:
-		t.Fatalf("server child exited: %v\n%s", err, tail(logs.String(), 3000))
+	case <-c.done:
+		t.Fatalf("server child exited: %v\n%s", c.waitErr, tail(logs.String(), 3000))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server child did not start:\n%s", tail(logs.String(), 3000))
 	}
@@ -208,15 +221,33 @@ func startChild(t *testing.T, o childOpts) *child {
 
 // stop ends the child (SIGTERM, then SIGKILL).
 func (c *child) stop() {
-	if c.cmd.ProcessState != nil {
+	select {
+	case <-c.done:
 		return
+	default:
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-c.exited:
+	case <-c.done:
 	case <-time.After(15 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-c.exited
+		<-c.done
+	}
+}
+
+// raceExitCode is the exit status the race detector gives a process that
+// found a data race (GORACE exitcode, 66 by default).
+const raceExitCode = 66
+
+// checkRace fails the test if the stopped child found a data race: it
+// printed a race report, or exited with the race detector's status. The
+// server is the code under test there, and the race detector in a child
+// process fails nothing by itself.
+func (c *child) checkRace() {
+	c.t.Helper()
+	code := c.state.ExitCode()
+	if report := c.stderr.report(); report != "" || code == raceExitCode {
+		c.t.Errorf("the server child found a data race (exit status %d):\n%s", code, report)
 	}
 }
 
@@ -224,8 +255,13 @@ func (c *child) stop() {
 // cgroup's OOM killer).
 func (c *child) alive() {
 	c.t.Helper()
-	if err := syscall.Kill(c.cmd.Process.Pid, 0); err != nil || c.cmd.ProcessState != nil {
-		c.t.Fatalf("the server died: %v\n%s", c.cmd.ProcessState, tail(c.logs.String(), 3000))
+	select {
+	case <-c.done:
+		c.t.Fatalf("the server died: %v\n%s", c.state, tail(c.logs.String(), 3000))
+	default:
+	}
+	if err := syscall.Kill(c.cmd.Process.Pid, 0); err != nil {
+		c.t.Fatalf("the server died: %v\n%s", err, tail(c.logs.String(), 3000))
 	}
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if strings.Contains(string(b), "State:\tZ") {
@@ -329,5 +365,82 @@ func (c *child) healthy() {
 	out, err := runCommand(cl, "snapshot --format csv --filter 'dport 1001'")
 	if err != nil || !strings.Contains(out, "10.9.0.1,") {
 		c.t.Fatalf("snapshot: %v: %q\n%s", err, tail(out, 500), tail(c.logs.String(), 3000))
+	}
+}
+
+// raceMarker starts every report of the race detector.
+const raceMarker = "WARNING: DATA RACE"
+
+// raceReportKeep bounds how much of the first race report raceWatch keeps.
+const raceReportKeep = 16 << 10
+
+// raceWatch is a child's stderr: it passes everything on to logs and keeps
+// the start of the first race report in it, wherever writes split it and
+// however much the log grows after it (logs keeps only its tail).
+type raceWatch struct {
+	logs *syncBuffer
+
+	mu    sync.Mutex
+	carry []byte // the last len(raceMarker)-1 bytes, for a marker split across writes
+	found []byte // the first report, from its marker, at most raceReportKeep bytes
+}
+
+func (w *raceWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.found == nil {
+		buf := append(w.carry, p...)
+		if i := bytes.Index(buf, []byte(raceMarker)); i >= 0 {
+			w.found = append([]byte(nil), buf[i:min(len(buf), i+raceReportKeep)]...)
+		} else {
+			w.carry = append(w.carry[:0], buf[max(0, len(buf)-len(raceMarker)+1):]...)
+		}
+	} else if len(w.found) < raceReportKeep {
+		w.found = append(w.found, p[:min(len(p), raceReportKeep-len(w.found))]...)
+	}
+	w.mu.Unlock()
+	return w.logs.Write(p)
+}
+
+// report returns the first race report seen ("" if none).
+func (w *raceWatch) report() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.found)
+}
+
+// TestRaceWatch: raceWatch finds the race detector's marker wherever the
+// writes split it, and keeps the report from there, bounded.
+func TestRaceWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"none", []string{"level=INFO msg=ok\n", "WARNING: DATA\n"}, ""},
+		{"whole", []string{"x\n==================\nWARNING: DATA RACE\nWrite at 0x1"}, "WARNING: DATA RACE\nWrite at 0x1"},
+		{"split", []string{"x\nWARNING: DA", "TA RACE\n", "Read at 0x2"}, "WARNING: DATA RACE\nRead at 0x2"},
+		{"bytewise", strings.Split("..WARNING: DATA RACE!", ""), "WARNING: DATA RACE!"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			w := &raceWatch{logs: logs}
+			for _, s := range tc.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v", s, n, err)
+				}
+			}
+			if got := w.report(); got != tc.want {
+				t.Errorf("report %q; want %q", got, tc.want)
+			}
+			if logs.String() != strings.Join(tc.writes, "") {
+				t.Errorf("logs %q; want everything written", logs.String())
+			}
+		})
+	}
+	w := &raceWatch{logs: &syncBuffer{}}
+	_, _ = w.Write([]byte(raceMarker))
+	_, _ = w.Write(make([]byte, 2*raceReportKeep))
+	if n := len(w.report()); n != raceReportKeep {
+		t.Errorf("report of %d bytes; want it bounded to %d", n, raceReportKeep)
 	}
 }

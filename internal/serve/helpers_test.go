@@ -127,7 +127,7 @@ func (m *testModel) View() tea.View {
 	m.eng.View(func(s *store.Store) {
 		res = s.Query(store.Query{Filter: m.filter, Limit: max(m.h-1, 1)})
 	})
-	fmt.Fprintf(&b, "view %s matched %d tick %d\n", m.label, res.Matched, m.ticks)
+	fmt.Fprintf(&b, "view %s matched %d tick %d size %dx%d\n", m.label, res.Matched, m.ticks, m.w, m.h)
 	for _, r := range res.Rows {
 		fmt.Fprintf(&b, "%s:%d > %s:%d\n", r.Flow.Orig.Src, r.Flow.Orig.SrcPort, r.Flow.Orig.Dst, r.Flow.Orig.DstPort)
 	}

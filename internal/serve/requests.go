@@ -46,7 +46,9 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, newChan
 		}
 		defer sc.closeChannel()
 	}
-	ssh.DefaultSessionHandler(srv, conn, filteredChannel{NewChannel: newChan, s: s, conn: sc}, ctx)
+	feed := newWindowFeed()
+	ssh.DefaultSessionHandler(srv, conn, filteredChannel{NewChannel: newChan, s: s, conn: sc, feed: feed},
+		channelContext{Context: ctx, feed: feed})
 }
 
 // filteredChannel accepts a channel and hands its requests through
@@ -55,6 +57,7 @@ type filteredChannel struct {
 	gossh.NewChannel
 	s    *Server
 	conn *sshConn
+	feed *windowFeed
 }
 
 func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
@@ -63,7 +66,7 @@ func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 		return ch, reqs, err
 	}
 	out := make(chan *gossh.Request)
-	go f.s.filterRequests(f.conn, reqs, out)
+	go f.s.filterRequests(f.conn, f.feed, reqs, out)
 	return ch, out, nil
 }
 
@@ -71,41 +74,71 @@ func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 // bounds: it refuses env requests past maxEnv or maxEnvBytes, oversized
 // requests and too many of them, and clamps terminal sizes to
 // MaxColumns × MaxRows (rewriting the request, noting it for the user).
-func (s *Server) filterRequests(sc *sshConn, in <-chan *gossh.Request, out chan<- *gossh.Request) {
+// It takes window changes itself and puts them in feed (see windowFeed),
+// and closes feed's closed once the client has closed the channel.
+func (s *Server) filterRequests(sc *sshConn, feed *windowFeed, in <-chan *gossh.Request, out chan<- *gossh.Request) {
+	defer close(feed.closed)
 	defer close(out)
 	// The channel's share of the cell budget, given back when it closes.
 	var box termBox
 	defer func() { s.cells.release(box) }()
 	env, other := 0, 0
 	refused := 0
+	// pty says a pty-req went on to charm.land/ssh; started that a shell,
+	// exec or subsystem request did (after which it refuses a pty-req).
+	pty, started := false, false
 	for req := range in {
 		var ok bool
 		switch req.Type {
 		case "window-change":
-			ok = s.clampWindow(req.Payload, sc, &box)
+			if !pty {
+				// No terminal to resize (charm.land/ssh says the same).
+				reply(req, false)
+				continue
+			}
+			if s.clampWindow(req.Payload, sc, &box) {
+				p := req.Payload
+				feed.put(int(binary.BigEndian.Uint32(p)), int(binary.BigEndian.Uint32(p[4:])))
+				reply(req, true)
+				continue
+			}
 		case "signal", "break":
 			ok = len(req.Payload) <= 256
 		case "env":
 			env++
 			ok = env <= maxEnv && len(req.Payload) <= maxEnvBytes
 		case "pty-req":
+			if pty || started {
+				// One terminal per session, before it starts.
+				reply(req, false)
+				continue
+			}
 			other++
 			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes && s.clampPty(req.Payload, sc, &box)
+			pty = ok
 		default:
 			other++
 			ok = other <= maxOtherRequests && len(req.Payload) <= maxRequestBytes
+			if ok && (req.Type == "shell" || req.Type == "exec" || req.Type == "subsystem") {
+				started = true
+			}
 		}
 		if !ok {
 			if refused++; refused == 1 && sc != nil {
 				s.log.Warn("ssh: session request refused (over its limits)", "remote", sc.RemoteAddr().String(),
 					"type", printable(req.Type), "bytes", len(req.Payload))
 			}
-			if req.WantReply {
-				_ = req.Reply(false, nil)
-			}
+			reply(req, false)
 			continue
 		}
 		out <- req
+	}
+}
+
+// reply answers req if the client wants an answer.
+func reply(req *gossh.Request, ok bool) {
+	if req.WantReply {
+		_ = req.Reply(ok, nil)
 	}
 }
 

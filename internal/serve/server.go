@@ -372,6 +372,8 @@ func (s *Server) handle(sess ssh.Session) {
 		Command: sess.Command(),
 		Start:   time.Now(),
 	}
+	// The Pty is the pty-req's, which nothing writes after the session
+	// starts: window changes go to the channel's windowFeed.
 	if pty, _, ok := sess.Pty(); ok {
 		info.Term, info.Width, info.Height = pty.Term, pty.Window.Width, pty.Window.Height
 	}
@@ -421,22 +423,27 @@ func (s *Server) handle(sess ssh.Session) {
 	if se.stopped() == stopStalled {
 		se.cut() // its writes are stuck: drop the connection
 	}
+	var resizes uint64 // window changes received
+	if feed := feedOf(sess.Context()); feed != nil {
+		resizes = feed.count()
+	}
 	s.log.Info("ssh logout", append(attrs, "reason", se.stopped().String(),
 		"duration", time.Since(info.Start).Round(time.Millisecond).String(),
-		"bytes_out", se.bytesOut.Load(), "resizes", se.resizes.Load(), "resizes_applied", se.resizesApplied.Load(),
+		"bytes_out", se.bytesOut.Load(), "resizes", resizes, "resizes_applied", se.resizesApplied.Load(),
 		"exit", code)...)
 }
 
 // runTUI runs the session's Bubble Tea program until the client leaves or
 // the server ends the session. It returns the exit status.
 func (s *Server) runTUI(se *session, sess ssh.Session) int {
-	_, winCh, ok := sess.Pty()
-	if !ok {
+	if _, _, ok := sess.Pty(); !ok {
 		fmt.Fprintf(se.writer(sess.Stderr()), "conntop: no terminal: connect with ssh -t, or run a command: %s\n", commandUsage)
 		return 2
 	}
 	model := s.cfg.NewModel(s.eng, se.info)
 
+	// MakeOptions reads the session's Pty: safe, as window changes never
+	// reach charm.land/ssh (see windowFeed); they come through watch.
 	opts := append(bubbletea.MakeOptions(sess),
 		tea.WithInput(inputReader{r: sess, se: se}),
 		tea.WithOutput(se.writer(sess)),
@@ -448,7 +455,7 @@ func (s *Server) runTUI(se *session, sess ssh.Session) int {
 
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watch(se, prog, winCh, done) })
+	wg.Go(func() { s.watch(se, prog, feedOf(sess.Context()), done) })
 	_, err := prog.Run()
 	close(done)
 	wg.Wait()
@@ -459,55 +466,37 @@ func (s *Server) runTUI(se *session, sess ssh.Session) int {
 	return 0
 }
 
-// watch forwards window changes to prog, at most one per frame (the
-// latest): a client that sends thousands of them costs one resize a
-// frame, not thousands.
-func (s *Server) watch(se *session, prog *tea.Program, winCh <-chan ssh.Window, done <-chan struct{}) {
+// watch hands the session's window changes from feed to prog, at most one
+// per frame (the latest): a client that sends thousands of them costs one
+// resize a frame, not thousands. It ends the session when the client
+// closes its channel (the connection may stay open).
+func (s *Server) watch(se *session, prog *tea.Program, feed *windowFeed, done <-chan struct{}) {
+	if feed == nil {
+		<-done
+		return
+	}
 	frame := time.NewTicker(s.cfg.Refresh)
 	defer frame.Stop()
-	var pending *ssh.Window
-	first := true
 	for {
 		select {
 		case <-done:
-			// Keep taking window changes until charm.land/ssh closes the
-			// channel, so that its request loop never blocks on it.
-			if winCh != nil {
-				go func() {
-					for range winCh {
-					}
-				}()
-			}
 			return
-		case w, ok := <-winCh:
-			if !ok {
-				// charm.land/ssh closes it when the client closed the
-				// channel: the session is over even if the connection
-				// stays open.
-				winCh = nil
-				se.cancel()
-				continue
-			}
-			if first {
-				// The pty-req's own size, which the program starts with.
-				first = false
-				continue
-			}
-			se.resizes.Add(1)
-			pending = &w
+		case <-feed.closed:
+			se.cancel()
+			<-done
+			return
 		case <-frame.C:
-			if pending == nil {
+			w, h, ok := feed.take()
+			if !ok {
 				continue
 			}
-			w := *pending
-			pending = nil
 			se.resizesApplied.Add(1)
-			se.width.Store(int32(w.Width))
-			se.height.Store(int32(w.Height))
+			se.width.Store(int32(w))
+			se.height.Store(int32(h))
 			select {
 			case <-done:
 			default:
-				prog.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+				prog.Send(tea.WindowSizeMsg{Width: w, Height: h})
 			}
 		}
 	}

@@ -61,7 +61,6 @@ type session struct {
 	bytesOut       atomic.Uint64
 	width          atomic.Int32
 	height         atomic.Int32
-	resizes        atomic.Uint64 // window changes received
 	resizesApplied atomic.Uint64 // window changes passed to the program
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +127,9 @@ func TestViewerSeesFlows(t *testing.T) {
 	}) {
 		t.Errorf("window change not seen: %+v", ts.Sessions())
 	}
+	if !v.waitFor("size 120x40", 5*time.Second) {
+		t.Errorf("the program did not get the window change:\n%s", v.scr.String())
+	}
 	// q quits the program and ends the session with status 0.
 	if _, err := v.in.Write([]byte("q")); err != nil {
 		t.Fatal(err)
@@ -144,6 +149,70 @@ func TestViewerSeesFlows(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, tail(logs, 2000))
 		}
+	}
+}
+
+// TestTerminalRequests: conntop takes window changes itself (charm.land/ssh
+// writes the session's Pty unlocked on one): it refuses them on a session
+// without a terminal and a second pty-req, and hands a burst of window
+// changes to the program as its latest size, while Sessions() and the
+// session read theirs (the race detector watches this test).
+func TestTerminalRequests(t *testing.T) {
+	eng := newTestEngine(t, 3)
+	ts := startServer(t, eng, nil)
+	c := ts.mustDial(t, "alice")
+	window := func(w, h uint32) []byte {
+		return gossh.Marshal(struct{ W, H, WPx, HPx uint32 }{w, h, 0, 0})
+	}
+	ptyReq := gossh.Marshal(struct {
+		Term           string
+		W, H, WPx, HPx uint32
+		Modes          string
+	}{"xterm", 80, 24, 0, 0, "\x00"})
+
+	plain, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if ok, err := plain.SendRequest("window-change", true, window(100, 30)); ok || err != nil {
+		t.Errorf("window-change without a pty: %v, %v; want refused", ok, err)
+	}
+
+	// The burst starts as the session does.
+	v := openViewer(t, c, 100, 30, true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			_ = ts.Sessions()
+		}
+	}()
+	for i := range 200 {
+		if ok, err := v.sess.SendRequest("window-change", true, window(uint32(60+i%40), 20)); !ok || err != nil {
+			t.Fatalf("window-change %d: %v, %v; want accepted", i, ok, err)
+		}
+	}
+	if ok, err := v.sess.SendRequest("window-change", true, window(90, 25)); !ok || err != nil {
+		t.Fatalf("last window-change: %v, %v", ok, err)
+	}
+	<-done
+	if ok, err := v.sess.SendRequest("pty-req", true, ptyReq); ok || err != nil {
+		t.Errorf("second pty-req: %v, %v; want refused", ok, err)
+	}
+	if !v.waitFor("size 90x25", 5*time.Second) {
+		t.Errorf("the program did not get the last window change:\n%s", v.scr.String())
+	}
+	if _, err := v.in.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`resizes=(\d+) resizes_applied=(\d+)`)
+	var m []string
+	waitUntil(5*time.Second, func() bool { m = re.FindStringSubmatch(ts.logs.String()); return m != nil })
+	if m == nil || m[1] != "201" {
+		t.Errorf("logout line %q; want resizes=201", m)
+	} else if applied, _ := strconv.Atoi(m[2]); applied < 1 || applied > 200 {
+		t.Errorf("%d resizes applied; want between 1 and 200", applied)
 	}
 }
 
