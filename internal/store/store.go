@@ -237,6 +237,33 @@ func (s *Store) apply(ev *flow.Event) {
 			st := *ev.Stats
 			st.InvalidReasons = maps.Clone(st.InvalidReasons)
 			s.table = st
+			if !s.synced && s.tab != nil && st.Count > 0 {
+				// The count before the initial listing: room for it
+				// at once rather than by doubling.
+				s.reserve(int(min(st.Count, maxReserve)))
+			}
+		}
+	}
+}
+
+// maxReserve bounds the records reserved for a source's count (a bigger
+// table still grows as it is listed).
+const maxReserve = 1 << 26
+
+// reserve makes room for n flows: the index and the records, the change
+// log and the history ring at the sizes n flows make them grow to.
+func (s *Store) reserve(n int) {
+	s.tab.reserve(n)
+	for len(s.changes.buf) < changeLogLen && len(s.changes.buf) < 2*n {
+		s.changes.grow()
+	}
+	if len(s.hist.buf) > 0 && s.hist.n == 0 {
+		size := len(s.hist.buf)
+		for size < historyRingLen && size < 2*n {
+			size *= 2
+		}
+		if size > len(s.hist.buf) {
+			s.hist.init(size)
 		}
 	}
 }
@@ -253,18 +280,19 @@ func (s *Store) setEpoch(r *rec) {
 // upsert handles new and update events.
 func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	k := fl.Key()
-	i, ok := s.tab.lookup(&k)
+	i, ok, slot := s.tab.find(&k)
 	counted := s.synced // the initial listing does not count
 	if ok && s.tab.at(i).flags&flagDestroyed != 0 {
 		// The key was destroyed and is back: a new flow.
 		s.lingering--
 		s.touch(i)
 		s.tab.remove(i)
+		_, _, slot = s.tab.find(&k)
 		ok = false
 	}
 	s.gen++
 	if !ok {
-		i = s.tab.insert(&k)
+		i = s.tab.insertAt(&k, slot)
 		s.touch(i)
 		r := s.tab.at(i)
 		r.flags = flagUsed
@@ -498,7 +526,7 @@ func (s *Store) Tick(now time.Time) {
 	}
 	s.now = n
 	s.expire(n)
-	if s.tab != nil && sec(n) != sec(s.trimmed) {
+	if s.tab != nil && s.synced && sec(n) != sec(s.trimmed) {
 		s.trimmed = n
 		s.tab.trim()
 	}
