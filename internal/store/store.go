@@ -52,6 +52,8 @@ type Store struct {
 	trimmed int64 // when the table was last trimmed
 	cpu     cpuSlots
 	chunk   uint32 // records a reader reads under one hold of the lock (scanChunk)
+
+	prefetched uint32 // what prefetch loaded (kept so that its loads are not dropped)
 }
 
 // cpuSlots bounds how many goroutines work for views at once (one per
@@ -185,11 +187,43 @@ func (s *Store) Synced() bool { return s.synced }
 // are recorded as updates, listed flows that were unknown as new.
 func (s *Store) Apply(evs []flow.Event) {
 	for i := range evs {
+		if s.tab != nil && i%prefetchRun == 0 && len(evs)-i >= prefetchRun {
+			s.prefetch(evs[i : i+prefetchRun])
+		}
 		s.apply(&evs[i])
 	}
 	if s.opts.MemoryLimit > 0 {
 		s.checkMemory()
 	}
+}
+
+// prefetchRun is how many events' index slots prefetch loads at once.
+const prefetchRun = 16
+
+// prefetch loads the index slots where the keys of evs' flows are looked
+// up, one load after the other, then the records those slots hold: on a
+// big table each is a cache miss, and issued together they overlap, where
+// one lookup after another would wait for each in turn (this was most of
+// the cost of an initial listing).
+func (s *Store) prefetch(evs []flow.Event) {
+	t := s.tab
+	var at [prefetchRun]uint64
+	for j := range evs[:prefetchRun] {
+		fl := &evs[j].Flow
+		at[j] = t.hashTuple(fl.Proto, fl.Zone, &fl.Orig) & t.mask
+	}
+	var occupant [prefetchRun]uint32
+	for j, p := range at {
+		occupant[j] = t.slots[p]
+	}
+	// The records in those slots, which the lookups compare keys with.
+	var sink uint32
+	for _, v := range occupant {
+		if v != 0 {
+			sink += uint32(t.at(v - 1).proto)
+		}
+	}
+	s.prefetched += sink
 }
 
 // apply applies one event.
