@@ -160,15 +160,9 @@ func (t *table) find(k *flow.Key) (uint32, bool, uint64) {
 	}
 }
 
-// insert adds a new record for key k (which must not be present) and
-// returns its index; the caller fills it.
-func (t *table) insert(k *flow.Key) uint32 {
-	_, _, p := t.find(k)
-	return t.insertAt(k, p)
-}
-
-// insertAt is insert for a key whose probe (find) ended at the empty slot
-// p, with no change of the index since.
+// insertAt adds a new record for key k, whose probe (find) ended at the
+// empty slot p with no change of the index since, and returns its index;
+// the caller fills it.
 func (t *table) insertAt(k *flow.Key, p uint64) uint32 {
 	if uint64(t.used+1)*4 > uint64(len(t.slots))*3 {
 		t.grow()
