@@ -32,7 +32,11 @@
 // with the wire's states, counters too big for the record; a field added
 // to flow.Flow goes there first (see rare). An open-addressing index of
 // 4-byte slots (also mapped) maps flow keys to records; its hash is seeded
-// per store. At 4,194,304 flows a process holding the store and 16 views
+// per store. The index and the record slabs are advised to use huge pages;
+// a source's table count (EventStats) before its initial listing sizes
+// them, the change log and the history ring at once, and Apply loads the
+// index slots of 16 events together, so that the listing neither rehashes
+// nor waits for one cache miss after another. At 4,194,304 flows a process holding the store and 16 views
 // peaks at about 427 MiB (BenchmarkMemoryPerFlow).
 //
 // A flow's transition history is not kept per flow: a bounded global ring

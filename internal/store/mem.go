@@ -39,7 +39,9 @@ func (s *slab[T]) bytes() int64 {
 // grow maps one more part. It panics when the system has no memory left
 // (as a Go allocation would).
 func (s *slab[T]) grow() {
-	s.parts = append(s.parts, mapArray[T](1<<s.bits))
+	p := mapArray[T](1 << s.bits)
+	adviseHuge(p)
+	s.parts = append(s.parts, p)
 }
 
 // shrink unmaps the parts from the n-th on.
@@ -66,6 +68,23 @@ func mapArray[T any](n int) []T {
 	}
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
+
+// adviseHuge asks the kernel to back a (an array from mapArray) with
+// transparent huge pages where it can (the 2 MiB-aligned stretches inside
+// it): a big index or slab part then costs one page fault per 2 MiB rather
+// than per 4 KiB on first touch, and its random accesses far fewer TLB
+// misses. It is only advice: errors (no THP support) are ignored.
+func adviseHuge[T any](a []T) {
+	var z T
+	if size := uintptr(len(a)) * unsafe.Sizeof(z); size >= hugePage {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a))), size)
+		_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	}
+}
+
+// hugePage is the size of a transparent huge page on amd64 and arm64
+// (with 4 KiB base pages).
+const hugePage = 2 << 20
 
 // unmapArray releases an array from mapArray.
 func unmapArray[T any](a []T) {

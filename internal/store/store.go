@@ -52,6 +52,8 @@ type Store struct {
 	trimmed int64 // when the table was last trimmed
 	cpu     cpuSlots
 	chunk   uint32 // records a reader reads under one hold of the lock (scanChunk)
+
+	prefetched uint32 // what prefetch loaded (kept so that its loads are not dropped)
 }
 
 // cpuSlots bounds how many goroutines work for views at once (one per
@@ -185,11 +187,43 @@ func (s *Store) Synced() bool { return s.synced }
 // are recorded as updates, listed flows that were unknown as new.
 func (s *Store) Apply(evs []flow.Event) {
 	for i := range evs {
+		if s.tab != nil && i%prefetchRun == 0 && len(evs)-i >= prefetchRun {
+			s.prefetch(evs[i : i+prefetchRun])
+		}
 		s.apply(&evs[i])
 	}
 	if s.opts.MemoryLimit > 0 {
 		s.checkMemory()
 	}
+}
+
+// prefetchRun is how many events' index slots prefetch loads at once.
+const prefetchRun = 16
+
+// prefetch loads the index slots where the keys of evs' flows are looked
+// up, one load after the other, then the records those slots hold: on a
+// big table each is a cache miss, and issued together they overlap, where
+// one lookup after another would wait for each in turn (this was most of
+// the cost of an initial listing).
+func (s *Store) prefetch(evs []flow.Event) {
+	t := s.tab
+	var at [prefetchRun]uint64
+	for j := range evs[:prefetchRun] {
+		fl := &evs[j].Flow
+		at[j] = t.hashTuple(fl.Proto, fl.Zone, &fl.Orig) & t.mask
+	}
+	var occupant [prefetchRun]uint32
+	for j, p := range at {
+		occupant[j] = t.slots[p]
+	}
+	// The records in those slots, which the lookups compare keys with.
+	var sink uint32
+	for _, v := range occupant {
+		if v != 0 {
+			sink += uint32(t.at(v - 1).proto)
+		}
+	}
+	s.prefetched += sink
 }
 
 // apply applies one event.
@@ -237,6 +271,33 @@ func (s *Store) apply(ev *flow.Event) {
 			st := *ev.Stats
 			st.InvalidReasons = maps.Clone(st.InvalidReasons)
 			s.table = st
+			if !s.synced && s.tab != nil && st.Count > 0 {
+				// The count before the initial listing: room for it
+				// at once rather than by doubling.
+				s.reserve(int(min(st.Count, maxReserve)))
+			}
+		}
+	}
+}
+
+// maxReserve bounds the records reserved for a source's count (a bigger
+// table still grows as it is listed).
+const maxReserve = 1 << 26
+
+// reserve makes room for n flows: the index and the records, the change
+// log and the history ring at the sizes n flows make them grow to.
+func (s *Store) reserve(n int) {
+	s.tab.reserve(n)
+	for len(s.changes.buf) < changeLogLen && len(s.changes.buf) < 2*n {
+		s.changes.grow()
+	}
+	if len(s.hist.buf) > 0 && s.hist.n == 0 {
+		size := len(s.hist.buf)
+		for size < historyRingLen && size < 2*n {
+			size *= 2
+		}
+		if size > len(s.hist.buf) {
+			s.hist.init(size)
 		}
 	}
 }
@@ -253,18 +314,19 @@ func (s *Store) setEpoch(r *rec) {
 // upsert handles new and update events.
 func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	k := fl.Key()
-	i, ok := s.tab.lookup(&k)
+	i, ok, slot := s.tab.find(&k)
 	counted := s.synced // the initial listing does not count
 	if ok && s.tab.at(i).flags&flagDestroyed != 0 {
 		// The key was destroyed and is back: a new flow.
 		s.lingering--
 		s.touch(i)
 		s.tab.remove(i)
+		_, _, slot = s.tab.find(&k)
 		ok = false
 	}
 	s.gen++
 	if !ok {
-		i = s.tab.insert(&k)
+		i = s.tab.insertAt(&k, slot)
 		s.touch(i)
 		r := s.tab.at(i)
 		r.flags = flagUsed
@@ -498,7 +560,7 @@ func (s *Store) Tick(now time.Time) {
 	}
 	s.now = n
 	s.expire(n)
-	if s.tab != nil && sec(n) != sec(s.trimmed) {
+	if s.tab != nil && s.synced && sec(n) != sec(s.trimmed) {
 		s.trimmed = n
 		s.tab.trim()
 	}

@@ -142,22 +142,34 @@ func (t *table) hashRec(i uint32) uint64 {
 
 // lookup returns the index of the record with key k.
 func (t *table) lookup(k *flow.Key) (uint32, bool) {
+	i, ok, _ := t.find(k)
+	return i, ok
+}
+
+// find returns the index of the record with key k, or false and the
+// empty index slot where the probe for k ended (for insertAt).
+func (t *table) find(k *flow.Key) (uint32, bool, uint64) {
 	for p := t.hashTuple(k.Proto, k.Zone, &k.Orig) & t.mask; ; p = (p + 1) & t.mask {
 		s := t.slots[p]
 		if s == 0 {
-			return 0, false
+			return 0, false, p
 		}
 		if t.hasKey(s-1, k) {
-			return s - 1, true
+			return s - 1, true, p
 		}
 	}
 }
 
-// insert adds a new record for key k (which must not be present) and
-// returns its index; the caller fills it.
-func (t *table) insert(k *flow.Key) uint32 {
+// insertAt adds a new record for key k, whose probe (find) ended at the
+// empty slot p with no change of the index since, and returns its index;
+// the caller fills it.
+func (t *table) insertAt(k *flow.Key, p uint64) uint32 {
 	if uint64(t.used+1)*4 > uint64(len(t.slots))*3 {
 		t.grow()
+		p = t.hashTuple(k.Proto, k.Zone, &k.Orig) & t.mask
+		for t.slots[p] != 0 {
+			p = (p + 1) & t.mask
+		}
 	}
 	var i uint32
 	if n := len(t.free); n > 0 {
@@ -171,18 +183,34 @@ func (t *table) insert(k *flow.Key) uint32 {
 		t.hw++
 	}
 	t.used++
-	p := t.hashTuple(k.Proto, k.Zone, &k.Orig) & t.mask
-	for t.slots[p] != 0 {
-		p = (p + 1) & t.mask
-	}
 	t.slots[p] = i + 1
 	return i
 }
 
+// reserve makes room for n records without further growth: an index of
+// the size n records need and the record slab's parts for them (mapped,
+// not yet touched). The initial listing calls it with the table's count.
+func (t *table) reserve(n int) {
+	slots := len(t.slots)
+	for uint64(n)*4 > uint64(slots)*3 {
+		slots *= 2
+	}
+	if slots > len(t.slots) {
+		t.rehash(slots)
+	}
+	for int(t.recs.cap()) < n {
+		t.recs.grow()
+	}
+}
+
 // grow doubles the index.
-func (t *table) grow() {
+func (t *table) grow() { t.rehash(2 * len(t.slots)) }
+
+// rehash moves the index to one of n slots (a power of two).
+func (t *table) rehash(n int) {
 	old := t.slots
-	t.slots = mapArray[uint32](2 * len(old))
+	t.slots = mapArray[uint32](n)
+	adviseHuge(t.slots)
 	t.mask = uint64(len(t.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
