@@ -77,6 +77,10 @@ type Engine struct {
 
 	smu    sync.Mutex
 	status Status
+
+	// published is the store's Summary as of the latest Tick, for readers
+	// that must never wait for the lock (the metrics scrape).
+	published atomic.Pointer[store.Summary]
 }
 
 // New returns an engine for src (which may be nil when the caller feeds
@@ -214,8 +218,28 @@ func (e *Engine) Apply(evs []flow.Event) {
 func (e *Engine) Tick(now time.Time) {
 	e.mu.Lock()
 	e.st.Tick(now)
+	sum := e.st.Summary()
 	e.mu.Unlock()
+	e.published.Store(&sum)
 	e.version.Add(1)
+}
+
+// Summary returns the store's header figures without waiting behind the
+// event pump or the viewers: read fresh when the store's lock is free at
+// once, else the copy taken at the latest Tick (at most Options.Tick old).
+// Its InvalidReasons map is shared: read it, do not change it.
+func (e *Engine) Summary() store.Summary {
+	if e.mu.TryRLock() {
+		sum := e.st.Summary()
+		e.mu.RUnlock()
+		return sum
+	}
+	if p := e.published.Load(); p != nil {
+		return *p
+	}
+	var sum store.Summary
+	e.View(func(s *store.Store) { sum = s.Summary() })
+	return sum
 }
 
 // View runs fn with the store under the read lock: several viewers (SSH

@@ -230,3 +230,30 @@ func TestViewersConcurrentWithPump(t *testing.T) {
 		t.Errorf("Snapshot has %d flows, Len %d", len(flows), n)
 	}
 }
+
+// TestSummaryNeverWaits: while a writer holds the store, Summary answers
+// from the copy taken at the latest Tick instead of waiting.
+func TestSummaryNeverWaits(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	e := New(nil, Options{Now: func() time.Time { return t0 }})
+	f := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoUDP, Timeout: 30,
+		Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 1000, DstPort: 53}}
+	f.Reply = f.Orig.Reverse(f.Proto)
+	e.Apply([]flow.Event{{Type: flow.EventNew, Time: t0, Flow: f}, {Type: flow.EventSynced, Time: t0}})
+	if got := e.Summary().Live; got != 1 {
+		t.Fatalf("Summary().Live = %d with the lock free, want 1 (fresh)", got)
+	}
+	e.Tick(t0)
+	e.mu.Lock() // a writer holds the store
+	done := make(chan int, 1)
+	go func() { done <- e.Summary().Live }()
+	select {
+	case got := <-done:
+		if got != 1 {
+			t.Errorf("Summary().Live = %d from the published copy, want 1", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Summary waited for the writer")
+	}
+	e.mu.Unlock()
+}

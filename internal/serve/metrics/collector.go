@@ -118,10 +118,12 @@ type reason struct {
 	count uint64
 }
 
-// take copies what Collect needs out of the store, under the read lock.
+// take copies what Collect needs out of the store's summary. The scrape
+// never waits for the event pump or the SSH viewers (engine.Summary: at
+// most one tick old when the store is busy).
 func (c *Collector) take(sn *snapshot) {
-	c.eng.View(func(s *store.Store) {
-		sum := s.Summary()
+	{
+		sum := c.eng.Summary()
 		sn.live, sn.lingering, sn.assured = sum.Live, sum.Lingering, sum.Assured
 		sn.ipv4, sn.ipv6 = sum.IPv4, sum.IPv6
 		sn.byState, sn.byProto, sn.byTCP = sum.ByState, sum.ByProto, sum.ByTCP
@@ -135,7 +137,7 @@ func (c *Collector) take(sn *snapshot) {
 			}
 			sn.reasons = append(sn.reasons, reason{name, n})
 		}
-	})
+	}
 }
 
 // Collect implements prometheus.Collector.

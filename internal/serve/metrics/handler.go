@@ -41,8 +41,7 @@ func Handler(eng *engine.Engine, reg *prometheus.Registry) http.Handler {
 		Timeout:             10 * time.Second,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		var d store.Degradation
-		eng.View(func(s *store.Store) { d = s.Summary().Degraded })
+		d := eng.Summary().Degraded
 		healthz(w, eng.Status(), d)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
