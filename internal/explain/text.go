@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/conntop/conntop/internal/numfmt"
 	"github.com/conntop/conntop/internal/termsafe"
 )
 
@@ -49,11 +50,11 @@ func TextLines(r *Report) []string {
 	if r.Filter != "" {
 		p("explaining the %d entries matching: %s", t.Flows, r.Filter)
 	}
-	line := fmt.Sprintf("table %s / %s entries", count(t.Count), count(t.Max))
+	line := fmt.Sprintf("table %s / %s entries", numfmt.Count(t.Count), numfmt.Count(t.Max))
 	if t.Max > 0 {
 		line += fmt.Sprintf(" (%.1f%% full)", 100*t.Fill)
 	}
-	line += fmt.Sprintf("; assured %s, evictable %s", count(uint64(t.Assured)), count(uint64(t.Evictable)))
+	line += fmt.Sprintf("; assured %s, evictable %s", numfmt.Count(uint64(t.Assured)), numfmt.Count(uint64(t.Evictable)))
 	p("%s", line)
 	line = fmt.Sprintf("growth %+.1f/s", t.GrowthPerS)
 	if t.TimeToFull != nil {
@@ -66,7 +67,7 @@ func TextLines(r *Report) []string {
 	p("drop %d, early_drop %d, insert_failed %d, search_restart %d, chaintoolong %d",
 		t.Stats.Drop, t.Stats.EarlyDrop, t.Stats.InsertFailed, t.Stats.SearchRestart, t.Stats.ChainTooLong)
 	if t.Buckets > 0 {
-		p("hash: %s buckets; %s", count(t.Buckets), t.Hash.Verdict)
+		p("hash: %s buckets; %s", numfmt.Count(t.Buckets), t.Hash.Verdict)
 	}
 	p("memory: %d bytes an entry (%d slab object from %s + %d extension), %s in use, %s at the limit",
 		t.Memory.PerEntry, t.Memory.EntryBytes, t.Memory.From, ExtBytes, mib(t.Memory.InUse), mib(t.Memory.AtMax))
@@ -82,8 +83,8 @@ func TextLines(r *Report) []string {
 		if sys == "" {
 			sys = "(none)"
 		}
-		p("%-8s %-12s %9s %5.1f%% %9s %9s  %-40s %s", c.Proto, c.State, count(uint64(c.Flows)), 100*c.Share,
-			count(uint64(c.Assured)), count(uint64(c.Evictable)), sys, val)
+		p("%-8s %-12s %9s %5.1f%% %9s %9s  %-40s %s", c.Proto, c.State, numfmt.Count(uint64(c.Flows)), 100*c.Share,
+			numfmt.Count(uint64(c.Assured)), numfmt.Count(uint64(c.Evictable)), sys, val)
 	}
 
 	out = append(out, "", "WHAT IF (from each entry's remaining timeout; no further packets assumed)")
@@ -97,7 +98,7 @@ func TextLines(r *Report) []string {
 			c.ExpiringWithin60s, c.Basis)
 		for _, w := range c.WhatIf {
 			p("  at %6d s (%s): %s freed now, %s more gone within 60 s", w.Value, w.Label,
-				count(uint64(w.FreedNow)), count(uint64(w.FreedWithin60s)))
+				numfmt.Count(uint64(w.FreedNow)), numfmt.Count(uint64(w.FreedWithin60s)))
 		}
 	}
 	if !any {
@@ -116,7 +117,7 @@ func TextLines(r *Report) []string {
 		}
 		parts := make([]string, 0, 5)
 		for _, c := range d.cs[:min(5, len(d.cs))] {
-			s := fmt.Sprintf("%s %s (%.1f%%", c.Key, count(uint64(c.Flows)), 100*c.Share)
+			s := fmt.Sprintf("%s %s (%.1f%%", c.Key, numfmt.Count(uint64(c.Flows)), 100*c.Share)
 			if c.NewPerS != nil {
 				s += fmt.Sprintf(", %.1f new/s", *c.NewPerS)
 			}
@@ -140,26 +141,6 @@ func TextLines(r *Report) []string {
 		}
 	}
 	return out
-}
-
-// count formats n with thousands separators.
-func count(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	if len(s) <= 3 {
-		return s
-	}
-	var b strings.Builder
-	pre := len(s) % 3
-	if pre > 0 {
-		b.WriteString(s[:pre])
-	}
-	for i := pre; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s[i : i+3])
-	}
-	return b.String()
 }
 
 // seconds formats a span of seconds coarsely.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/conntop/conntop/internal/numfmt"
 )
 
 // Column describes one table column for Layout.
@@ -179,24 +180,7 @@ func Gauge(frac float64, w int, ascii bool) (filled, empty string) {
 }
 
 // Count formats n with thousands separators: 262144 -> "262,144".
-func Count(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	if len(s) <= 3 {
-		return s
-	}
-	var b strings.Builder
-	pre := len(s) % 3
-	if pre > 0 {
-		b.WriteString(s[:pre])
-	}
-	for i := pre; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s[i : i+3])
-	}
-	return b.String()
-}
+func Count(n uint64) string { return numfmt.Count(n) }
 
 // SI formats n compactly: 999, 1.2k, 34k, 5.6M, 7.8G.
 func SI(n float64) string {
