@@ -149,6 +149,12 @@ func appendTupleText(b []byte, t *flow.Tuple, proto uint8) []byte {
 	b = append(b, " dst="...)
 	b = appendAddrC(b, t.Dst)
 	b = append(b, ' ')
+	return appendTupleL4(b, t, proto)
+}
+
+// appendTupleL4 appends the protocol part of a tuple ("sport=1 dport=2 ",
+// GRE keys, or ICMP type, code and id).
+func appendTupleL4(b []byte, t *flow.Tuple, proto uint8) []byte {
 	switch {
 	case flow.HasPorts(proto):
 		b = append(b, "sport="...)
@@ -240,24 +246,12 @@ func AppendExpectText(b []byte, e *flow.Expectation) []byte {
 	return b[:len(b)-1]
 }
 
-// appendExpectMaskL4 appends the protocol part of a tuple without its
-// addresses ("sport=0 dport=65535 ").
+// appendExpectMaskL4 appends the protocol part of an expectation's mask or
+// master tuple without its addresses ("sport=0 dport=65535 "); GRE keys
+// are not printed there.
 func appendExpectMaskL4(b []byte, t *flow.Tuple, proto uint8) []byte {
-	switch {
-	case flow.HasPorts(proto):
-		b = append(b, "sport="...)
-		b = strconv.AppendUint(b, uint64(t.SrcPort), 10)
-		b = append(b, " dport="...)
-		b = strconv.AppendUint(b, uint64(t.DstPort), 10)
-		b = append(b, ' ')
-	case flow.IsICMP(proto):
-		b = append(b, "type="...)
-		b = strconv.AppendUint(b, uint64(t.Type), 10)
-		b = append(b, " code="...)
-		b = strconv.AppendUint(b, uint64(t.Code), 10)
-		b = append(b, " id="...)
-		b = strconv.AppendUint(b, uint64(t.ID), 10)
-		b = append(b, ' ')
+	if proto == flow.ProtoGRE {
+		return b
 	}
-	return b
+	return appendTupleL4(b, t, proto)
 }
