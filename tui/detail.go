@@ -113,7 +113,7 @@ func (m *detailPage) key(msg tea.KeyPressMsg) {
 		m.eng.View(func(s *store.Store) {
 			for _, p := range []uint8{m.detail.Flow.Proto, flow.ProtoTCP, flow.ProtoUDP, flow.ProtoSCTP} {
 				k := flow.Key{Proto: p, Zone: m.detail.Flow.Zone, Orig: mt}
-				if _, ok := s.Detail(k); ok {
+				if _, ok := s.Row(k); ok {
 					found = &k
 					return
 				}

@@ -163,12 +163,12 @@ func writeSnapshot(ctx context.Context, eng *engine.Engine, w io.Writer, f expor
 		page = page[:0]
 		eng.View(func(st *store.Store) {
 			for i := range keys {
-				d, ok := st.Detail(sk.key(&keys[i]))
+				r, ok := st.Row(sk.key(&keys[i]))
 				if !ok {
 					gone++
 					continue
 				}
-				page = append(page, d.Row.Flow)
+				page = append(page, r.Flow)
 			}
 		})
 		for i := range page {

@@ -25,6 +25,20 @@ func (s *Store) Detail(k flow.Key) (Detail, bool) {
 	return Detail{Row: s.tab.row(i), History: s.hist.of(i, r.firstSeen, s.opts.HistoryLen)}, true
 }
 
+// Row returns the flow with key k (live or lingering) without its history:
+// Detail less the scan of the history ring, for callers that want the
+// flow alone.
+func (s *Store) Row(k flow.Key) (Row, bool) {
+	if s.tab == nil {
+		return Row{}, false
+	}
+	i, ok := s.tab.lookup(&k)
+	if !ok {
+		return Row{}, false
+	}
+	return s.tab.row(i), true
+}
+
 // Snapshot returns the live flows (not the lingering destroyed ones) that
 // pass m, ordered by flow key (proto, family, source, destination, ports,
 // zone), for export.

@@ -561,3 +561,20 @@ func TestWalk(t *testing.T) {
 		t.Errorf("Walk went on after fn returned false: %d calls", n)
 	}
 }
+
+func TestRowIsDetailWithoutHistory(t *testing.T) {
+	s := newSynced(Options{})
+	f := tcpFlow(1, 443, flow.TCPSynSent)
+	s.Apply([]flow.Event{ev(flow.EventNew, at(0), f)})
+	f.TCPState = flow.TCPEstablished
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Second), f)})
+	d, ok := s.Detail(f.Key())
+	r, rok := s.Row(f.Key())
+	if !ok || !rok || r != d.Row {
+		t.Fatalf("Row = %+v, %v; Detail.Row = %+v, %v", r, rok, d.Row, ok)
+	}
+	other := tcpFlow(2, 80, flow.TCPSynSent)
+	if _, ok := s.Row(other.Key()); ok {
+		t.Error("Row found a flow that is not there")
+	}
+}
