@@ -416,6 +416,13 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	}
 	bHi := hi + max(slack, (hi-lo)/4)
 	side := max(hi-lo, 1) + slack // pivot mode: flows kept on each side
+	// The view holds one of the store's CPU slots; helpers take free ones,
+	// once for every attempt of the scan.
+	helpers := -1 // every worker may run (the caller holds the store)
+	if lk != nil {
+		helpers = s.cpu.tryAcquire(min(runtime.GOMAXPROCS(0), max(int(s.tab.hw)/8192, 1), 16) - 1)
+		defer s.cpu.releaseN(helpers)
+	}
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
 		full := !v.fok
@@ -428,11 +435,8 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		useHeap := bLo == 0 && bHi <= heapMax && piv == nil
 		most := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
 		workers := most
-		if lk != nil {
-			// The view holds one of the store's CPU slots; take more
-			// for helpers only if they are free.
-			workers = 1 + s.cpu.tryAcquire(most-1)
-			defer func(n int) { s.cpu.releaseN(n) }(workers - 1)
+		if helpers >= 0 {
+			workers = min(most, 1+helpers)
 		}
 		parts := make([][]item, most)
 		lows := make([][]item, most) // pivot mode: flows before piv
