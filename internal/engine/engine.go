@@ -311,3 +311,28 @@ func (e *Engine) Delete(ctx context.Context, flows []flow.Flow) (int, error) {
 	}
 	return n, nil
 }
+
+// WalkChunk is how many records Walk reads under one hold of the lock.
+const WalkChunk = 65536
+
+// Walk calls fn with every live flow that passes m, in table order, until
+// fn returns false. The table is read in ranges of WalkChunk records, each
+// under its own read lock, so the event pump waits at most for one range,
+// never for the whole table. As in any live walk, a flow that is destroyed
+// and created again meanwhile may be seen twice, and one created meanwhile
+// may be missed. The Row is only valid during the call.
+func (e *Engine) Walk(m store.Matcher, fn func(r *store.Row) bool) {
+	stop := false
+	visit := func(r *store.Row) bool {
+		stop = !fn(r)
+		return !stop
+	}
+	for from, end := uint32(0), uint32(1); from < end && !stop; {
+		to := from + WalkChunk
+		if to < from {
+			to = ^uint32(0)
+		}
+		e.View(func(s *store.Store) { end = s.WalkRange(m, from, to, visit) })
+		from = to
+	}
+}

@@ -24,13 +24,13 @@ type pauseMatcher struct {
 func (m *pauseMatcher) Match(*flow.Flow) bool {
 	m.n++
 	switch m.n {
-	case walkChunk:
+	case engine.WalkChunk:
 		go func() {
 			m.eng.Apply([]flow.Event{{Type: flow.EventNew, Time: time.Unix(100, 0), Flow: tcpFlow(1 << 20)}})
 			close(m.applied)
 		}()
 		time.Sleep(50 * time.Millisecond)
-	case walkChunk + 1:
+	case engine.WalkChunk + 1:
 		select {
 		case <-m.applied:
 		case <-time.After(5 * time.Second):
@@ -50,7 +50,7 @@ func tcpFlow(i int) flow.Flow {
 // table in chunks under separate holds of the lock (the event pump gets in
 // between), and still collects every flow.
 func TestCollectEngineLetsTheWriterIn(t *testing.T) {
-	const n = 3*walkChunk + 100
+	const n = 3*engine.WalkChunk + 100
 	eng := engine.New(nil, engine.Options{})
 	evs := make([]flow.Event, 0, n+1)
 	for i := range n {

@@ -59,32 +59,18 @@ func (c *Collector) add(r *store.Row) bool {
 	return true
 }
 
-// walkChunk is how many records collectEngine walks under one hold of the
-// engine's lock.
-const walkChunk = 65536
-
 // collectEngine adds the live flows of eng's table that m matches to c
-// and returns the report input the store supplies (as of the first
-// chunk). The table is walked in ranges of walkChunk records, each under
-// its own eng.View, so that the event pump waits at most for one range
-// (the flows copied into c's compact records, 24 bytes a flow), never for
-// the whole table, and never while flows are counted. A flow that changes
-// between ranges may be seen twice or not at all, as in any live walk.
+// and returns the report input the store supplies (as of just before the
+// walk). engine.Walk reads the table in ranges, each under its own hold of
+// the lock, so the event pump waits at most for one range (the flows copied
+// into c's compact records, 24 bytes a flow), never for the whole table,
+// and never while flows are counted.
 func collectEngine(eng *engine.Engine, m store.Matcher, c *Collector) Input {
 	var in Input
-	for from, end := uint32(0), uint32(1); from < end; {
-		to := from + walkChunk
-		if to < from {
-			to = ^uint32(0)
-		}
-		eng.View(func(s *store.Store) {
-			if from == 0 {
-				c.Expect(s.Len())
-				in = storeInput(s)
-			}
-			end = s.WalkRange(m, from, to, c.add)
-		})
-		from = to
-	}
+	eng.View(func(s *store.Store) {
+		c.Expect(s.Len())
+		in = storeInput(s)
+	})
+	eng.Walk(m, c.add)
 	return in
 }

@@ -103,6 +103,25 @@ func (s *snapshotKeys) key(k *snapKey) flow.Key {
 }
 
 // sort orders the keys by flow key.
+// dedup drops repeated keys from the sorted keys: a live walk in ranges
+// can meet a flow twice when it was destroyed and created again meanwhile.
+func (s *snapshotKeys) dedup() {
+	if len(s.keys) < 2 {
+		return
+	}
+	out := s.keys[:1]
+	prev := s.key(&s.keys[0])
+	for i := 1; i < len(s.keys); i++ {
+		k := s.key(&s.keys[i])
+		if k == prev {
+			continue
+		}
+		prev = k
+		out = append(out, s.keys[i])
+	}
+	s.keys = out
+}
+
 func (s *snapshotKeys) sort() {
 	slices.SortFunc(s.keys, func(a, b snapKey) int {
 		if c := cmp.Compare(a.proto, b.proto); c != 0 {
@@ -147,12 +166,14 @@ func writeSnapshot(ctx context.Context, eng *engine.Engine, w io.Writer, f expor
 		head.Degraded = export.DegradedFrom(sum.Degraded)
 		head.Table.InvalidReasons = maps.Clone(head.Table.InvalidReasons) // the store's map
 		sk.keys = make([]snapKey, 0, st.Len())
-		st.Walk(m, func(r *store.Row) bool {
-			sk.add(&r.Flow)
-			return true
-		})
+	})
+	// In ranges, so the event pump is not held up for the whole table.
+	eng.Walk(m, func(r *store.Row) bool {
+		sk.add(&r.Flow)
+		return true
 	})
 	sk.sort()
+	sk.dedup()
 	sw := export.NewSnapshotWriter(w, f, &head)
 	page := make([]flow.Flow, 0, min(snapshotPage, len(sk.keys)))
 	for off := 0; off < len(sk.keys); off += snapshotPage {

@@ -150,3 +150,27 @@ func TestWriteSnapshotMemory(t *testing.T) {
 		t.Errorf("the paged snapshot allocates %d bytes; want under a third of the table copy's %d", pagedAlloc, copyAlloc)
 	}
 }
+
+// TestSnapshotKeysDedup: a key met twice by a walk in ranges is written once.
+func TestSnapshotKeysDedup(t *testing.T) {
+	mk := func(port uint16) flow.Flow {
+		f := flow.Flow{Family: flow.FamilyIPv4, Proto: flow.ProtoUDP,
+			Orig: flow.Tuple{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: port, DstPort: 53}}
+		f.Reply = f.Orig.Reverse(f.Proto)
+		return f
+	}
+	var sk snapshotKeys
+	for _, p := range []uint16{3, 1, 3, 2, 1} {
+		f := mk(p)
+		sk.add(&f)
+	}
+	sk.sort()
+	sk.dedup()
+	var got []uint16
+	for i := range sk.keys {
+		got = append(got, sk.key(&sk.keys[i]).Orig.SrcPort)
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Errorf("keys after dedup: %v, want [1 2 3]", got)
+	}
+}
