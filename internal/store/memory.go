@@ -1,5 +1,7 @@
 package store
 
+import "math"
+
 // memoryUsed estimates the bytes the store holds for its flows: records,
 // ext records, index, side table, history ring, change log, linger queue
 // and event log.
@@ -32,11 +34,7 @@ func (s *Store) checkMemory() {
 	}
 	if used > limit && !s.deg.NoLinger {
 		s.deg.NoLinger = true
-		for s.lhead < len(s.linger) {
-			it := s.linger[s.lhead]
-			s.lhead++
-			s.unlingerItem(it)
-		}
+		s.expire(math.MaxInt64) // every lingering flow goes now
 		s.linger, s.lhead = nil, 0
 		used = s.memoryUsed()
 	}

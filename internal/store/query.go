@@ -52,27 +52,9 @@ type order struct {
 }
 
 // less orders items in the query's order.
-func (o *order) less(a, b *item) bool {
-	if a.k1 != b.k1 {
-		return a.k1 < b.k1
-	}
-	if a.k2 != b.k2 {
-		return a.k2 < b.k2
-	}
-	if a.k3 != b.k3 {
-		return a.k3 < b.k3
-	}
-	if a.idx == b.idx {
-		return false
-	}
-	c := o.tab.recCmp(a.idx, b.idx, o.key)
-	if o.desc {
-		return c > 0
-	}
-	return c < 0
-}
+func (o *order) less(a, b *item) bool { return o.cmp(a, b) < 0 }
 
-// cmp is less as a three-way comparison.
+// cmp orders items in the query's order as a three-way comparison.
 func (o *order) cmp(a, b *item) int {
 	if a.k1 != b.k1 {
 		return cmp.Compare(a.k1, b.k1)

@@ -583,8 +583,7 @@ func (s *Store) Tick(now time.Time) {
 	}
 }
 
-// expire removes lingering flows whose time is up (all of them when
-// force is set).
+// expire removes lingering flows whose time is up.
 func (s *Store) expire(now int64) {
 	for s.lhead < len(s.linger) && s.linger[s.lhead].until <= now {
 		it := s.linger[s.lhead]

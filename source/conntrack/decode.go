@@ -342,14 +342,7 @@ func decodeHelp(b []byte, f *flow.Flow) error {
 	a := attrs{b: b}
 	for a.next() {
 		if a.typ == ctaHelpName {
-			v := a.val
-			for i, c := range v {
-				if c == 0 {
-					v = v[:i]
-					break
-				}
-			}
-			f.Helper = internHelper(v)
+			f.Helper = internHelper(cString(a.val))
 		}
 	}
 	return a.err

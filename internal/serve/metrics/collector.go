@@ -122,21 +122,19 @@ type reason struct {
 // never waits for the event pump or the SSH viewers (engine.Summary: at
 // most one tick old when the store is busy).
 func (c *Collector) take(sn *snapshot) {
-	{
-		sum := c.eng.Summary()
-		sn.live, sn.lingering, sn.assured = sum.Live, sum.Lingering, sum.Assured
-		sn.ipv4, sn.ipv6 = sum.IPv4, sum.IPv6
-		sn.byState, sn.byProto, sn.byTCP = sum.ByState, sum.ByProto, sum.ByTCP
-		sn.events = sum.Events
-		sn.degraded = sum.Degraded
-		sn.table = sum.Table
-		sn.table.InvalidReasons = nil // the map belongs to the store
-		for name, n := range sum.Table.InvalidReasons {
-			if len(sn.reasons) == maxInvalidReasons {
-				break
-			}
-			sn.reasons = append(sn.reasons, reason{name, n})
+	sum := c.eng.Summary()
+	sn.live, sn.lingering, sn.assured = sum.Live, sum.Lingering, sum.Assured
+	sn.ipv4, sn.ipv6 = sum.IPv4, sum.IPv6
+	sn.byState, sn.byProto, sn.byTCP = sum.ByState, sum.ByProto, sum.ByTCP
+	sn.events = sum.Events
+	sn.degraded = sum.Degraded
+	sn.table = sum.Table
+	sn.table.InvalidReasons = nil // the map belongs to the store
+	for name, n := range sum.Table.InvalidReasons {
+		if len(sn.reasons) == maxInvalidReasons {
+			break
 		}
+		sn.reasons = append(sn.reasons, reason{name, n})
 	}
 }
 
