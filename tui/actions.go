@@ -214,8 +214,8 @@ func exportCmd(eng *engine.Engine, match store.Matcher, now time.Time, path stri
 	return func() tea.Msg {
 		snap := export.Snapshot{Time: now, Source: eng.Status().Source}
 		// Read in chunks: the event pump is not held up for the whole copy.
-		snap.Flows, snap.Table = eng.Snapshot(match)
-		eng.View(func(s *store.Store) { snap.Degraded = export.DegradedFrom(s.Summary().Degraded) })
+		flows, sum := eng.Snapshot(match)
+		snap.Flows, snap.Table, snap.Degraded = flows, sum.Table, export.DegradedFrom(sum.Degraded)
 		err := export.WriteFile(path, export.FileOptions{}, func(w io.Writer) error {
 			if csv {
 				return export.WriteCSV(w, snap.Flows)

@@ -12,7 +12,6 @@ import (
 	"github.com/conntop/conntop/internal/export"
 	"github.com/conntop/conntop/internal/filter"
 	"github.com/conntop/conntop/internal/flow"
-	"github.com/conntop/conntop/internal/store"
 	"github.com/conntop/conntop/source"
 	"github.com/conntop/conntop/source/pcap"
 )
@@ -235,7 +234,7 @@ func captureSnapshot(ctx context.Context, src source.Source, d time.Duration) (*
 		return nil, ctx.Err()
 	}
 	snap := &export.Snapshot{Time: eng.Now(), Source: src.Name()}
-	snap.Flows, snap.Table = eng.Snapshot(nil)
-	eng.View(func(s *store.Store) { snap.Degraded = export.DegradedFrom(s.Summary().Degraded) })
+	flows, sum := eng.Snapshot(nil)
+	snap.Flows, snap.Table, snap.Degraded = flows, sum.Table, export.DegradedFrom(sum.Degraded)
 	return snap, nil
 }

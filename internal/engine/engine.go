@@ -258,15 +258,14 @@ func (e *Engine) View(fn func(s *store.Store)) {
 // store.Store.Snapshot) without holding the event pump up for long: the
 // store is read in chunks under the read lock, released between them, and
 // the answer is exactly the table as the last chunk left it (see
-// store.Store.SnapshotLocked). stats are the source's latest table
-// statistics (their InvalidReasons map is a copy).
-func (e *Engine) Snapshot(m store.Matcher) (flows []flow.Flow, stats flow.TableStats) {
+// store.Store.SnapshotLocked). sum is the store's summary as the snapshot
+// ended: the source's table statistics (their InvalidReasons map a copy)
+// and what the store gave up to stay within its memory limit.
+func (e *Engine) Snapshot(m store.Matcher) (flows []flow.Flow, sum store.Summary) {
 	flows = e.st.SnapshotLocked(m, e.mu.RLocker())
-	e.View(func(s *store.Store) {
-		stats = s.Summary().Table
-		stats.InvalidReasons = maps.Clone(stats.InvalidReasons)
-	})
-	return flows, stats
+	e.View(func(s *store.Store) { sum = s.Summary() })
+	sum.Table.InvalidReasons = maps.Clone(sum.Table.InvalidReasons)
+	return flows, sum
 }
 
 // Version increases whenever the store changed; a viewer that saw the same
