@@ -394,11 +394,8 @@ func (m *Model) mouse(msg tea.MouseMsg) {
 // countWaiting counts the flow events that arrived since the pause.
 func (m *Model) countWaiting() {
 	m.version = m.eng.Version()
-	var n uint64
-	m.eng.View(func(s *store.Store) {
-		sum := s.Summary()
-		n = eventCount(&sum)
-	})
+	sum := m.eng.Summary()
+	n := eventCount(&sum)
 	m.waiting = n - min(n, m.frozen.events)
 	m.buildHeader()
 	m.dirty = true
@@ -424,8 +421,7 @@ func (m *Model) tickRefresh() {
 	}
 	now := m.opts.Now()
 	st := m.eng.Status()
-	var sum store.Summary
-	m.eng.View(func(s *store.Store) { sum = s.Summary() })
+	sum := m.eng.Summary()
 	sum.Table.InvalidReasons = nil
 	if now.Sub(m.headerAt) < time.Second && !headerNews(&m.sum, &sum, &m.status, &st) {
 		return // the version stays: the figures are read again next tick
@@ -461,10 +457,8 @@ func (m *Model) refresh() {
 		m.status = m.eng.Status()
 		m.now = m.opts.Now()
 		m.headerAt = m.now
-		m.eng.View(func(s *store.Store) {
-			m.sum = s.Summary()
-			m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
-		})
+		m.sum = m.eng.Summary() // never waits behind the pump or a viewer's scan
+		m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
 		m.sum.Table.InvalidReasons = nil // not shown; do not keep the store's map
 	}
 	m.buildHeader()
