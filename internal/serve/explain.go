@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,14 +54,12 @@ func (s *Server) explain(se *session, stdout, stderr io.Writer, args []string) i
 	}
 	rep := explain.FromEngine(s.eng, s.cfg.Explain, opts)
 
-	w := bufio.NewWriterSize(stdout, 64<<10)
+	// Both writers hand the client whole buffers (the JSON encoder one
+	// write, the text writer its own buffer).
 	if *format == "json" {
-		err = explain.WriteJSON(w, rep)
+		err = explain.WriteJSON(stdout, rep)
 	} else {
-		err = explain.WriteText(w, rep)
-	}
-	if err == nil {
-		err = w.Flush()
+		err = explain.WriteText(stdout, rep)
 	}
 	if err != nil {
 		if se.ctx.Err() == nil {
