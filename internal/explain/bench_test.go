@@ -114,7 +114,7 @@ func BenchmarkExplain(b *testing.B) {
 	bySize(b, func(b *testing.B, s *store.Store) {
 		set := kernelSettings(nil)
 		for b.Loop() {
-			c, in := FromStore(s, nil, t0, t0.Add(-time.Minute), set)
+			c, in := fromStore(s, nil, t0, t0.Add(-time.Minute), set)
 			in.FreshTimeouts = true
 			r := c.Report(in)
 			if r.Table.Flows != s.Len() {
@@ -179,4 +179,18 @@ func BenchmarkQuerySorted(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fromStore walks the live flows of s that m matches (nil: all) and
+// returns (for benchmarks) the collector and the report input the store supplies (count
+// history, statistics, table size). observedSince is when the source's
+// initial listing ended: entries first seen before it were listed, not
+// created, so the rate window starts there at the earliest. Call it with the store held; the result holds nothing of the store. The collector's
+// Analyze (or Report) must be called: it stops the collector's counting
+// goroutine.
+func fromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, settings *Settings) (*Collector, Input) {
+	c := NewCollector(now, windowStart(now, observedSince), settings)
+	c.Expect(s.Len())
+	s.Walk(m, c.add)
+	return c, storeInput(s)
 }

@@ -10,21 +10,6 @@ import (
 // RateWindow is the longest span over which new entries are counted.
 const RateWindow = time.Minute
 
-// FromStore walks the live flows of s that m matches (nil: all) and
-// returns the collector and the report input the store supplies (count
-// history, statistics, table size). observedSince is when the source's
-// initial listing ended: entries first seen before it were listed, not
-// created, so the rate window starts there at the earliest. Call it under
-// engine.View; the result holds nothing of the store. The collector's
-// Analyze (or Report) must be called: it stops the collector's counting
-// goroutine.
-func FromStore(s *store.Store, m store.Matcher, now, observedSince time.Time, settings *Settings) (*Collector, Input) {
-	c := NewCollector(now, windowStart(now, observedSince), settings)
-	c.Expect(s.Len())
-	s.Walk(m, c.add)
-	return c, storeInput(s)
-}
-
 // windowStart is the start of the rate window (zero: none).
 func windowStart(now, observedSince time.Time) time.Time {
 	if observedSince.IsZero() {
