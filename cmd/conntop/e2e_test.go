@@ -566,9 +566,8 @@ func fillKernelTable(t testing.TB, ns *labtest.NS, n int) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	out := strings.TrimSpace(ns.MustExec(t, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"))
-	if out != strconv.Itoa(n) {
-		t.Fatalf("the table holds %s entries after the fill, want %d", out, n)
+	if got := ns.ConntrackCount(t); got != n {
+		t.Fatalf("the table holds %d entries after the fill, want %d", got, n)
 	}
 }
 

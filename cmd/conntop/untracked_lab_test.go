@@ -135,17 +135,6 @@ func fillAssured(t *testing.T, ns *labtest.NS, n int) {
 	}
 }
 
-// nsCount reads a namespace's conntrack entry count.
-func nsCount(t *testing.T, ns *labtest.NS) int {
-	t.Helper()
-	out := strings.TrimSpace(ns.MustExec(t, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"))
-	n, err := strconv.Atoi(out)
-	if err != nil {
-		t.Fatalf("nf_conntrack_count %q: %v", out, err)
-	}
-	return n
-}
-
 // lockedBuffer is a goroutine-safe bytes.Buffer for a child's stderr.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -190,7 +179,7 @@ func TestLabUntrackedReachableWhenFull(t *testing.T) {
 	t0 := time.Now()
 	fillAssured(t, srv, limit+1024)
 	t.Logf("%v: table filled", time.Since(t0).Round(time.Millisecond))
-	if got := nsCount(t, srv); got < limit {
+	if got := srv.ConntrackCount(t); got < limit {
 		t.Fatalf("the table holds %d entries after the fill; want the limit %d", got, limit)
 	}
 	if c, err := cli.Dial("tcp", net.JoinHostPort(link.A4, "8080")); err == nil {
