@@ -1,7 +1,10 @@
 #!/bin/sh
 # Generates what the release archives and packages carry besides the binary:
 # the shell completions and the man page, from conntop's own flag
-# definitions (conntop completion, conntop man). GoReleaser runs it as a
+# definitions (conntop completion, conntop man), and THIRD_PARTY_LICENSES,
+# the licence and notice files of every Go module compiled into the binary
+# (scripts/thirdpartylicenses, which fails when a module has no licence
+# file). GoReleaser runs it as a
 # before hook with the release's version and date (.goreleaser.yaml); by
 # hand: sh scripts/release-assets.sh [VERSION [DATE]]
 set -eu
@@ -21,3 +24,4 @@ done
 "$out/conntop-host" man >"$out/man/conntop.1"
 gzip -9n <"$out/man/conntop.1" >"$out/man/conntop.1.gz"
 rm -f "$out/conntop-host"
+go run ./scripts/thirdpartylicenses -goarch amd64,arm64 -o "$out/THIRD_PARTY_LICENSES" ./cmd/conntop
