@@ -385,6 +385,17 @@ func TestContainerfileSameSettings(t *testing.T) {
 	if got, want := xSymbols(build), xSymbols(strings.Join(r.Builds[0].Ldflags, " ")); !slices.Equal(got, want) {
 		t.Errorf("Containerfile -X %v; release -X %v", got, want)
 	}
+	// The image carries the licence and the third-party notices, as the
+	// tarballs and packages do.
+	for _, want := range []string{
+		"\nRUN go run ./scripts/thirdpartylicenses -goarch \"$(go env GOARCH)\" -o /out/THIRD_PARTY_LICENSES ./cmd/conntop\n",
+		"\nCOPY --from=build /src/LICENSE /out/THIRD_PARTY_LICENSES /usr/share/doc/conntop/\n",
+		"\nLABEL org.opencontainers.image.licenses=\"Apache-2.0\"\n",
+	} {
+		if !strings.Contains(cf, want) {
+			t.Errorf("Containerfile lacks %q", strings.TrimSpace(want))
+		}
+	}
 }
 
 // TestStampedVersion builds conntop with the release's ldflags (templates
