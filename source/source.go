@@ -30,3 +30,16 @@ type Source interface {
 type Deleter interface {
 	Delete(ctx context.Context, flows []flow.Flow) (int, error)
 }
+
+// PollReconciler is implemented by sources whose initial listing may hold
+// flows that never report events (the kernel source: entries created
+// before anyone listened for conntrack events). By default such a source
+// remembers those flows itself and reconciles them by polling.
+// ReconcileDownstream, called before Run, hands that job to the consumer,
+// which holds every flow anyway (a store): the source then keeps no set of
+// its own, and while left() reports silent flows it sends each flow of its
+// polls as flow.EventPolled and ends each such poll with
+// flow.EventPollDone (see store.Store.SilentLeft).
+type PollReconciler interface {
+	ReconcileDownstream(left func() int)
+}

@@ -102,6 +102,11 @@ func New(src source.Source, opts Options) *Engine {
 	if src != nil {
 		e.status.Source = src.Name()
 	}
+	if r, ok := src.(source.PollReconciler); ok {
+		// The store holds every flow anyway: it, not a second set in the
+		// source, remembers those that report no events.
+		r.ReconcileDownstream(e.st.SilentLeft)
+	}
 	return e
 }
 
@@ -196,7 +201,7 @@ func (e *Engine) Apply(evs []flow.Event) {
 			synced = true
 		}
 		switch evs[i].Type {
-		case flow.EventNew, flow.EventUpdate, flow.EventDestroy, flow.EventCounters:
+		case flow.EventNew, flow.EventUpdate, flow.EventDestroy, flow.EventCounters, flow.EventPolled:
 			// Flow events carry the source's own clock (packet time for a
 			// replay); markers such as EventSynced may not.
 			if t := evs[i].Time.UnixNano(); !evs[i].Time.IsZero() && t > latest {

@@ -30,9 +30,25 @@ const (
 	EventSynced
 	// EventStats carries fresh table statistics in Stats.
 	EventStats
+	// EventPolled carries one flow as a periodic poll of the table listed
+	// it, from a source that leaves the reconciliation of its silent
+	// flows to the consumer (see source.PollReconciler). Silent flows are
+	// those of the initial listing that have reported no event since: a
+	// kernel entry created before anyone listened for events never reports
+	// one. For a silent flow that changed (state, status or mark) it is an
+	// update; for any other flow it is EventCounters when the counters
+	// moved, else nothing.
+	EventPolled
+	// EventPollDone ends the listing of a poll whose flows were sent as
+	// EventPolled: the silent flows it did not list are gone.
+	EventPollDone
+
+	// NumEventTypes is the number of event types (for tables indexed by
+	// type).
+	NumEventTypes
 )
 
-var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats"}
+var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats", "polled", "poll-done"}
 
 // String returns the NDJSON name of the event type ("new", "update", …).
 func (t EventType) String() string {

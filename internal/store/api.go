@@ -170,7 +170,7 @@ type Summary struct {
 	// NewRate and DestroyRate are events per second over the last seconds.
 	NewRate, DestroyRate, UpdateRate float64
 	// Events counts events applied, by flow.EventType.
-	Events [8]uint64
+	Events [flow.NumEventTypes]uint64
 	// Table is the source's latest table statistics.
 	Table flow.TableStats
 	// CountHistory is one sample per second, oldest first.

@@ -13,21 +13,22 @@ import (
 //
 // A flow is identified by its fingerprint (the store's seeded hash of the
 // key) together with the identity bits of its state word: the protocol,
-// the family and 14 check bits from a second, independently seeded hash
+// the family and 12 check bits from a second, independently seeded hash
 // of the key. A slot's fingerprint is 0 when the slot is empty. The rest
 // of the state word is what the counts need: TCP state, netfilter state,
-// assured bit and the resync epoch parity.
+// assured bit, the resync epoch parity, and the silent mark with its poll
+// parity (see Store.SilentLeft).
 //
 // Two different flows with the same fingerprint are a detected collision
 // when their identity bits differ (another protocol or family, or other
 // check bits): they simply occupy two slots, and both are counted (the
 // table counts such collisions). Only two flows alive at the same time
 // whose 64-bit fingerprints and all identity bits agree share one slot, so
-// that one of them is missing from the counts; with 78 random bits (more
+// that one of them is missing from the counts; with 76 random bits (more
 // with the protocol) the chance of that among n live flows is about
-// n²/2^79 (3·10⁻¹¹ with 4,194,304), and about 2^-56 per new flow arriving
+// n²/2^77 (1·10⁻¹⁰ with 4,194,304), and about 2^-54 per new flow arriving
 // into a full 4,194,304-entry table — at 100,000 new flows a second, once
-// in some 20,000 years. The seed is random per store, so no peer can
+// in some 5,000 years. The seed is random per store, so no peer can
 // choose flows that collide.
 //
 // Capacity is not a power of two: a fingerprint's home is
@@ -55,9 +56,17 @@ const (
 	cntStateShift = 14 // 2 bits
 	cntAssuredBit = 1 << 16
 	cntEpochBit   = 1 << 17
-	cntCheckShift = 18 // 14 bits
+	cntCheckShift = 18 // 12 bits
+	cntCheckBits  = 12
+	// cntSilentBit and cntSilentSeen are auxSilent and auxSilentSeen of
+	// the full store's record.
+	cntSilentBit  = 1 << 30
+	cntSilentSeen = 1 << 31
 	// cntIDMask selects the state word's identity bits.
-	cntIDMask = 0xff<<cntProtoShift | 3<<cntFamShift | (1<<14-1)<<cntCheckShift
+	cntIDMask = 0xff<<cntProtoShift | 3<<cntFamShift | (1<<cntCheckBits-1)<<cntCheckShift
+	// cntCountedMask selects the counted state: TCP state, netfilter
+	// state, assured.
+	cntCountedMask = 15<<cntTCPShift | 3<<cntStateShift | cntAssuredBit
 
 	cntInitialSlots = 1024
 	// cntGrowChunk is how many old slots a growth moves before it returns
@@ -115,12 +124,12 @@ func (c *countsTable) hashKeys(fl *flow.Flow) (uint64, uint32) {
 	if fp == 0 {
 		fp = 1
 	}
-	chk := uint32(c.check.hashKey(fl.Proto, fl.Zone, &src, &dst, sp, dp) >> 50)
+	chk := uint32(c.check.hashKey(fl.Proto, fl.Zone, &src, &dst, sp, dp) >> (64 - cntCheckBits))
 	return fp, identity(fl, chk)
 }
 
 // identity returns the state word's identity bits of fl with check bits
-// chk (14 bits).
+// chk (cntCheckBits bits).
 func identity(fl *flow.Flow, chk uint32) uint32 {
 	fam := uint32(2)
 	switch fl.Family {
@@ -129,7 +138,7 @@ func identity(fl *flow.Flow, chk uint32) uint32 {
 	case flow.FamilyIPv6:
 		fam = 1
 	}
-	return uint32(fl.Proto)<<cntProtoShift | fam<<cntFamShift | (chk&(1<<14-1))<<cntCheckShift
+	return uint32(fl.Proto)<<cntProtoShift | fam<<cntFamShift | (chk&(1<<cntCheckBits-1))<<cntCheckShift
 }
 
 // stateBits returns the counted state of fl as state word bits.
@@ -237,7 +246,7 @@ func slotPhase(v uint32) Phase {
 }
 
 // countsUpsert is upsert for a counts-only store.
-func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
+func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow, from origin) {
 	c := s.cnt
 	fp, id := c.keys(fl)
 	v := id | stateBits(fl)
@@ -251,6 +260,13 @@ func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		if shared {
 			c.collided++
 		}
+		if from == fromInitial {
+			v |= cntSilentBit
+			if s.pollParity {
+				v |= cntSilentSeen
+			}
+			s.addSilent(1)
+		}
 		c.put(p, fp, v)
 		s.live++
 		s.addSlot(v, 1)
@@ -262,16 +278,63 @@ func (s *Store) countsUpsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		return
 	}
 	old := c.sts[p]
-	from := slotPhase(old)
+	if old&cntSilentBit != 0 {
+		if from == fromStream {
+			s.addSilent(-1)
+		} else {
+			v |= old & (cntSilentBit | cntSilentSeen)
+		}
+	}
+	before := slotPhase(old)
 	s.addSlot(old, -1)
 	c.sts[p] = v
 	s.addSlot(v, 1)
-	if from != to && counted {
-		s.transition(from, to)
+	if before != to && counted {
+		s.transition(before, to)
 	}
-	if (typ == flow.EventUpdate || (typ == flow.EventNew && from != to)) && counted {
+	if (typ == flow.EventUpdate || (typ == flow.EventNew && before != to)) && counted {
 		s.rates.cur.update++
-		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventUpdate, Flow: *fl, From: from, To: to})
+		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventUpdate, Flow: *fl, From: before, To: to})
+	}
+}
+
+// countsPolled is polled for a counts-only store, which keeps no counters.
+func (s *Store) countsPolled(at int64, fl *flow.Flow) {
+	c := s.cnt
+	p, ok, _ := c.find(c.keys(fl))
+	if !ok || c.sts[p]&cntSilentBit == 0 {
+		return
+	}
+	v := c.sts[p]&^cntSilentSeen | s.listedCountsParity()
+	c.sts[p] = v
+	if v&cntCountedMask != stateBits(fl) {
+		s.countsUpsert(flow.EventUpdate, at, fl, fromPoll)
+	}
+}
+
+// listedCountsParity is listedParity as a state word bit.
+func (s *Store) listedCountsParity() uint32 {
+	if s.pollParity {
+		return 0
+	}
+	return cntSilentSeen
+}
+
+// countsPollDone is pollDone for a counts-only store.
+func (s *Store) countsPollDone(at int64) {
+	if s.silent == 0 {
+		return
+	}
+	c := s.cnt
+	listed := s.listedCountsParity()
+	for p := uint64(0); p < c.n; {
+		v := c.sts[p]
+		if c.fps[p] == 0 || v&cntSilentBit == 0 || v&cntSilentSeen == listed {
+			p++
+			continue
+		}
+		s.addSilent(-1)
+		s.countsDrop(p, at) // a later slot may move into p: look at p again
 	}
 }
 
@@ -284,6 +347,9 @@ func (s *Store) countsDestroy(at int64, fl *flow.Flow) {
 		v := c.sts[p]
 		if fl.Proto == flow.ProtoTCP && fl.TCPState == flow.TCPNone {
 			from = slotPhase(v) // the kernel's DESTROY carries no TCP state
+		}
+		if v&cntSilentBit != 0 {
+			s.addSilent(-1)
 		}
 		s.addSlot(v, -1)
 		c.del(p)
@@ -310,14 +376,25 @@ func (s *Store) countsReconcile(at int64) {
 			p++
 			continue
 		}
-		from := slotPhase(v)
-		s.addSlot(v, -1)
-		c.del(p) // a later slot may move into p: look at p again
-		s.live--
-		if s.synced {
-			s.rates.cur.destroy++
-			s.transition(from, PhaseDestroyed)
-			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventDestroy, From: from, To: PhaseDestroyed})
+		if v&cntSilentBit != 0 {
+			s.addSilent(-1)
 		}
+		s.countsDrop(p, at) // a later slot may move into p: look at p again
+	}
+}
+
+// countsDrop removes the flow in slot p, found gone by a listing, and
+// counts it destroyed.
+func (s *Store) countsDrop(p uint64, at int64) {
+	c := s.cnt
+	v := c.sts[p]
+	from := slotPhase(v)
+	s.addSlot(v, -1)
+	c.del(p)
+	s.live--
+	if s.synced {
+		s.rates.cur.destroy++
+		s.transition(from, PhaseDestroyed)
+		s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventDestroy, From: from, To: PhaseDestroyed})
 	}
 }

@@ -77,12 +77,25 @@
 // are never dropped, so counts and snapshots stay exact, and
 // Summary.Degraded says what was given up. Options.CountsOnly keeps no
 // flows at all, only a 12-byte slot per flow (a 64-bit fingerprint of its
-// key, and a state word with the protocol, family, 14 check bits of a
+// key, and a state word with the protocol, family, 12 check bits of a
 // second hash and what the counts need) in a table at most 4/5 full that
 // grows without holding two copies: 15 to 22.5 bytes per flow. Flows whose
 // fingerprints collide keep slots of their own when anything else differs;
-// two flows that agree in all 78 identifying bits (about n²/2^79 for n live
-// flows, 3·10⁻¹¹ at 4,194,304) would be counted once (see countsTable).
+// two flows that agree in all 76 identifying bits (about n²/2^77 for n live
+// flows, 1·10⁻¹⁰ at 4,194,304) would be counted once (see countsTable).
+//
+// # Silent flows
+//
+// A kernel entry created before anyone listened for conntrack events
+// never reports one: not its changes, not its end. The flows of the
+// source's initial listing are therefore marked silent (two bits of the
+// record, or of the counts slot) until they report an event, and the
+// kernel source, told so (source.PollReconciler), lists the table every
+// so often while any are left (Store.SilentLeft): each listed flow comes
+// as flow.EventPolled, the end of the listing as flow.EventPollDone. A
+// silent flow that changed is updated; one the listing missed is gone.
+// So the store, which holds every flow anyway, is the only place that
+// remembers them: no second set of the whole table in the source.
 //
 // # Event semantics
 //

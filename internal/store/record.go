@@ -39,9 +39,10 @@ type rec struct {
 	family             flow.Family
 	flags              uint8
 	tcpState           flow.TCPState
-	// cmp is the compare source's kernel-versus-wire mark, packed (see
-	// packCompare).
-	cmp uint8
+	// aux holds the compare source's kernel-versus-wire mark, packed in
+	// its low bits (auxCompare, see packCompare), and the silent mark
+	// (auxSilent, auxSilentSeen).
+	aux uint8
 	// bytesHi holds bits 32..35 of origBytes (low nibble) and replyBytes.
 	bytesHi uint8
 	// rates: orig pps, orig bps, reply pps, reply bps.
@@ -192,15 +193,33 @@ func tupleFromParts(proto uint8, src, dst netip.Addr, sport, dport uint16) flow.
 	return t
 }
 
-// packCompare packs a kernel-versus-wire mark into one byte (Seen in the
-// low nibble, Disagree in the high one). ok is false when it does not fit
-// (the wire's states are set, only for a state disagreement): the mark
-// then lives in the side table.
+// Bits of rec.aux.
+const (
+	// auxCompare selects the packed kernel-versus-wire mark: Seen in bits
+	// 0-1, Disagree in bits 2-4.
+	auxCompare uint8 = 1<<5 - 1
+	// auxSilent marks a flow of the initial listing that has reported no
+	// event since (see Store.SilentLeft): only the source's polls can tell
+	// that it changed or vanished.
+	auxSilent uint8 = 1 << 6
+	// auxSilentSeen is the poll parity of the last poll that listed a
+	// silent flow (see Store.pollParity).
+	auxSilentSeen uint8 = 1 << 7
+)
+
+// packCompare packs a kernel-versus-wire mark into the auxCompare bits.
+// ok is false when it does not fit (the wire's states are set, only for a
+// state disagreement): the mark then lives in the side table.
 func packCompare(c flow.Compare) (b uint8, ok bool) {
-	if c.WireState != 0 || c.WireTCPState != 0 || c.Seen > 15 || c.Disagree > 15 {
+	if c.WireState != 0 || c.WireTCPState != 0 || c.Seen > 3 || c.Disagree > 7 {
 		return 0, false
 	}
-	return uint8(c.Seen) | uint8(c.Disagree)<<4, true
+	return uint8(c.Seen) | uint8(c.Disagree)<<2, true
+}
+
+// unpackCompare is the inverse of packCompare.
+func unpackCompare(b uint8) flow.Compare {
+	return flow.Compare{Seen: flow.Seen(b & 3), Disagree: flow.Disagree(b >> 2 & 7)}
 }
 
 // packCounters stores c into the record; ok is false when it does not fit.

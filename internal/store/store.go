@@ -3,6 +3,7 @@ package store
 import (
 	"maps"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/conntop/conntop/internal/flow"
@@ -34,13 +35,20 @@ type Store struct {
 	epoch  bool  // resync epoch parity (flagEpoch)
 	resync bool  // a resync listing is in progress
 
+	// silent counts the silent flows (auxSilent), mirrored in silentLeft
+	// for the source's poll loop; pollParity is the parity a flow listed
+	// by the poll in progress gets (see pollSilent).
+	silent     int
+	silentLeft atomic.Int64
+	pollParity bool
+
 	live, lingering int
 	sum             counts
 	rates           rateRing
 	table           flow.TableStats
 	samples         sampleRing
 	matrix          [NumPhases][NumPhases]uint64
-	events          [8]uint64
+	events          [flow.NumEventTypes]uint64
 
 	linger []lingerItem // destroyed flows, in destroy order
 	lhead  int
@@ -238,14 +246,27 @@ func (s *Store) apply(ev *flow.Event) {
 	switch ev.Type {
 	case flow.EventNew, flow.EventUpdate:
 		if s.cnt != nil {
-			s.countsUpsert(ev.Type, at, &ev.Flow)
+			s.countsUpsert(ev.Type, at, &ev.Flow, s.origin())
 		} else {
-			s.upsert(ev.Type, at, &ev.Flow)
+			s.upsert(ev.Type, at, &ev.Flow, s.origin())
 		}
 	case flow.EventCounters:
 		if s.cnt == nil {
 			s.refreshCounters(at, &ev.Flow)
 		}
+	case flow.EventPolled:
+		if s.cnt != nil {
+			s.countsPolled(at, &ev.Flow)
+		} else {
+			s.polled(at, &ev.Flow)
+		}
+	case flow.EventPollDone:
+		if s.cnt != nil {
+			s.countsPollDone(at)
+		} else {
+			s.pollDone(at)
+		}
+		s.pollParity = !s.pollParity
 	case flow.EventDestroy:
 		if s.cnt != nil {
 			s.countsDestroy(at, &ev.Flow)
@@ -311,8 +332,42 @@ func (s *Store) setEpoch(r *rec) {
 	}
 }
 
+// origin says where a new or update event comes from, for the silent
+// mark: the initial listing (new flows are silent), a resync listing, or
+// the event stream (the flow reported an event: no longer silent).
+type origin uint8
+
+const (
+	fromInitial origin = iota
+	fromRelist
+	fromStream
+	fromPoll // a silent flow's change found by a poll (EventPolled)
+)
+
+func (s *Store) origin() origin {
+	switch {
+	case !s.synced:
+		return fromInitial
+	case s.resync:
+		return fromRelist
+	}
+	return fromStream
+}
+
+// SilentLeft returns how many flows are silent: listed by the source's
+// initial listing and heard of by no event since, so that only polls can
+// tell that they changed or vanished (see flow.EventPolled). It may be
+// called without the store's lock.
+func (s *Store) SilentLeft() int { return int(s.silentLeft.Load()) }
+
+// addSilent counts n more silent flows.
+func (s *Store) addSilent(n int) {
+	s.silent += n
+	s.silentLeft.Store(int64(s.silent))
+}
+
 // upsert handles new and update events.
-func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
+func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow, from origin) {
 	k := fl.Key()
 	i, ok, slot := s.tab.find(&k)
 	counted := s.synced // the initial listing does not count
@@ -333,6 +388,13 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		r.firstSeen = at
 		s.tab.set(i, fl)
 		s.setEpoch(r)
+		if from == fromInitial {
+			r.aux |= auxSilent
+			if s.pollParity {
+				r.aux |= auxSilentSeen
+			}
+			s.addSilent(1)
+		}
 		if r.flags&flagHasCounters != 0 {
 			r.flags |= flagCountersAt
 		}
@@ -349,7 +411,11 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 	}
 	s.touch(i)
 	r := s.tab.at(i)
-	from := r.phase()
+	if from == fromStream && r.aux&auxSilent != 0 {
+		r.aux &^= auxSilent | auxSilentSeen
+		s.addSilent(-1)
+	}
+	before := r.phase()
 	old := s.tab.counters(i)
 	oldAt, hadAt := r.countersAt, r.flags&flagCountersAt != 0
 	hadCounters := r.flags&flagHasCounters != 0
@@ -362,18 +428,18 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow) {
 		s.updateRates(i, hadCounters && hadAt, old, oldAt, at)
 	}
 	to := r.phase()
-	if from != to {
-		s.hist.add(i, r.firstSeen, at, from, to, s.tab.hw)
+	if before != to {
+		s.hist.add(i, r.firstSeen, at, before, to, s.tab.hw)
 		if counted {
-			s.transition(from, to)
+			s.transition(before, to)
 		}
 	}
 	// A listed flow that did not change is not an update; counters are
 	// polls, not changes.
-	if typ == flow.EventUpdate || (typ == flow.EventNew && from != to) {
+	if typ == flow.EventUpdate || (typ == flow.EventNew && before != to) {
 		if counted {
 			s.rates.cur.update++
-			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventUpdate, Flow: *fl, From: from, To: to})
+			s.log.add(EventRecord{Time: unixTime(at), Type: flow.EventUpdate, Flow: *fl, From: before, To: to})
 		}
 	}
 }
@@ -497,6 +563,10 @@ func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 	s.touch(i)
 	r := s.tab.at(i)
 	r.flags |= flagDestroyed
+	if r.aux&auxSilent != 0 {
+		r.aux &^= auxSilent | auxSilentSeen
+		s.addSilent(-1)
+	}
 	r.rates = [4]float32{}
 	r.setLastSeen(at)
 	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed, s.tab.hw)
@@ -525,6 +595,65 @@ func (s *Store) reconcile(at int64) {
 	for i := uint32(0); i < s.tab.hw; i++ {
 		r := s.tab.at(i)
 		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 || (r.flags&flagEpoch != 0) == s.epoch {
+			continue
+		}
+		s.sum.add(r, -1)
+		s.tab.flow(i, &fl)
+		s.destroy(i, at, r.phase(), &fl)
+	}
+}
+
+// polled applies an EventPolled. A silent flow is marked listed by the
+// poll in progress and, when its TCP state, status or mark changed, is
+// updated as by an event; otherwise a flow whose packet counts moved gets
+// its counters refreshed as by EventCounters. Unknown and destroyed keys
+// are ignored: a poll that raced a flow's end must not bring it back.
+func (s *Store) polled(at int64, fl *flow.Flow) {
+	k := fl.Key()
+	i, ok := s.tab.lookup(&k)
+	if !ok {
+		return
+	}
+	r := s.tab.at(i)
+	if r.flags&flagDestroyed != 0 {
+		return
+	}
+	if r.aux&auxSilent != 0 {
+		r.aux = r.aux&^auxSilentSeen | s.listedParity()
+		if r.tcpState != fl.TCPState || r.status != uint32(fl.Status) || r.mark != fl.Mark {
+			s.upsert(flow.EventUpdate, at, fl, fromPoll)
+			return
+		}
+	}
+	if !fl.HasCounters {
+		return
+	}
+	if c := s.tab.counters(i); r.flags&flagHasCounters == 0 || c.OrigPackets != fl.Counters.OrigPackets || c.ReplyPackets != fl.Counters.ReplyPackets {
+		s.refreshCounters(at, fl)
+	}
+}
+
+// listedParity is the auxSilentSeen bit of a silent flow listed by the
+// poll in progress; a silent flow whose bit is the other value was not
+// listed (yet). The parity flips after each poll (EventPollDone).
+func (s *Store) listedParity() uint8 {
+	if s.pollParity {
+		return 0
+	}
+	return auxSilentSeen
+}
+
+// pollDone ends a poll's listing (EventPollDone): silent flows it did not
+// list are gone.
+func (s *Store) pollDone(at int64) {
+	if s.silent == 0 {
+		return
+	}
+	listed := s.listedParity()
+	var fl flow.Flow
+	for i := uint32(0); i < s.tab.hw; i++ {
+		r := s.tab.at(i)
+		if r.aux&auxSilent == 0 || r.aux&auxSilentSeen == listed || r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 {
 			continue
 		}
 		s.sum.add(r, -1)

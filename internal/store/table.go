@@ -326,7 +326,7 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	r.mark = fl.Mark
 	r.tcpState = fl.TCPState
 	cmp, cmpPacked := packCompare(fl.Compare)
-	r.cmp = cmp
+	r.aux = r.aux&^auxCompare | cmp
 	bigCounters := false
 	if fl.HasCounters {
 		r.flags |= flagHasCounters
@@ -515,7 +515,7 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	} else {
 		fl.Master, fl.Helper, fl.Invalid, fl.InvalidReason = nil, "", 0, ""
 	}
-	fl.Compare = flow.Compare{Seen: flow.Seen(r.cmp & 15), Disagree: flow.Disagree(r.cmp >> 4)}
+	fl.Compare = unpackCompare(r.aux & auxCompare)
 }
 
 // hasKey reports whether record i is the flow with key k.

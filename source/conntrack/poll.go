@@ -21,7 +21,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultCountersInterval
 	}
-	nextPoll := time.Now().Add(max(interval, pollSpacing*r.firstDump))
+	nextPoll := time.Now().Add(max(interval, r.spacing*r.firstDump))
 	seen := make(map[uint32]uint64)
 	prev := make(map[uint32]uint64)
 	if _, err := r.emitStats(ctx); err != nil {
@@ -33,7 +33,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 			return ctx.Err()
 		case <-statsT.C:
 		}
-		if r.nsilent.Load() > 0 {
+		if r.silentLeft() > 0 {
 			// Entries older than the subscription report no expectation
 			// events either: list them while such entries remain.
 			if err := r.listExpects(r.poll, nil); err != nil {
@@ -48,7 +48,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 			return err
 		}
 		counters := r.opts.CountersInterval >= 0 && st.Accounting
-		if time.Now().Before(nextPoll) || (!counters && r.nsilent.Load() == 0) {
+		if time.Now().Before(nextPoll) || (!counters && r.silentLeft() == 0) {
 			continue
 		}
 		start := time.Now()
@@ -57,7 +57,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 			return err
 		}
 		took := time.Since(start)
-		nextPoll = time.Now().Add(max(interval, pollSpacing*took))
+		nextPoll = time.Now().Add(max(interval, r.spacing*took))
 	}
 }
 
@@ -130,10 +130,14 @@ func tableStats(s *sock, p *procFiles) (*flow.TableStats, error) {
 // for entries whose packet counts differ from the last poll (prev, keyed by
 // conntrack id) and records this poll's in seen. It also reconciles the
 // silent entries: EventUpdate for those whose state, status or mark
-// changed, EventDestroy for those no longer listed.
+// changed, EventDestroy for those no longer listed. When the consumer
+// reconciles them (run.downstream), a poll while any are left sends every
+// entry as EventPolled (which carries its counters too) and ends with
+// EventPollDone.
 func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32]uint64) error {
 	clear(seen)
 	now := r.opts.Now()
+	handOff := r.downstream != nil && r.downstream() > 0
 	if r.nsilent.Load() > 0 {
 		r.mu.Lock()
 		r.silent.beginPoll()
@@ -141,6 +145,12 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 	}
 	err := dumpFlows(r.poll, nil, func(f *flow.Flow) error { // the listing counted any undecodable entry already
 		r.recordUse(f)
+		if handOff {
+			if counters && f.HasCounters {
+				seen[f.ID] = f.Counters.OrigPackets + f.Counters.ReplyPackets<<32
+			}
+			return r.send(ctx, flow.Event{Type: flow.EventPolled, Time: now, Flow: *f})
+		}
 		if r.nsilent.Load() > 0 {
 			if err := r.reconcile(ctx, now, f); err != nil {
 				return err
@@ -158,6 +168,9 @@ func (r *run) pollDump(ctx context.Context, counters bool, prev, seen map[uint32
 	})
 	if err != nil {
 		return classify("poll conntrack table", err)
+	}
+	if handOff {
+		return r.send(ctx, flow.Event{Type: flow.EventPollDone, Time: now})
 	}
 	if r.nsilent.Load() == 0 {
 		return nil

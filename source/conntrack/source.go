@@ -75,16 +75,29 @@ func (o Options) withDefaults() Options {
 // Source is the kernel conntrack table of one network namespace.
 type Source struct {
 	opts Options
+	// left, when set (ReconcileDownstream), reports the consumer's silent
+	// flows: the consumer reconciles them.
+	left func() int
+	// spacing is pollSpacing; tests that wait for polls lower it.
+	spacing time.Duration
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Deleter = (*Source)(nil)
+	_ source.Source         = (*Source)(nil)
+	_ source.Deleter        = (*Source)(nil)
+	_ source.PollReconciler = (*Source)(nil)
 )
+
+// ReconcileDownstream implements source.PollReconciler: Run keeps no set of
+// the entries of its initial listing; the consumer marks them and left
+// reports how many of them have reported no event yet, while which each
+// counters poll sends its entries as EventPolled and ends with
+// EventPollDone. Call it before Run.
+func (s *Source) ReconcileDownstream(left func() int) { s.left = left }
 
 // New returns a Source watching the namespace in opts. Nothing is opened
 // until Run.
-func New(opts Options) *Source { return &Source{opts: opts.withDefaults()} }
+func New(opts Options) *Source { return &Source{opts: opts.withDefaults(), spacing: pollSpacing} }
 
 // Name implements source.Source: "conntrack".
 func (s *Source) Name() string { return "conntrack" }
@@ -108,18 +121,22 @@ type run struct {
 	nuses  atomic.Int64
 	// silent holds entries listed by the initial dump, which may never
 	// report events (see Run and silent.go); guarded by mu, its size
-	// mirrored in nsilent; nil with Options.OneShot.
-	mu      sync.Mutex
-	silent  *silentSet
-	nsilent atomic.Int64
-	drops   uint32 // last SK_MEMINFO_DROPS of events
-	lost    atomic.Uint64
-	resyncs atomic.Uint64
-	bad     atomic.Uint64 // undecodable messages skipped
-	foreign atomic.Uint64 // datagrams not from the kernel, dropped
+	// mirrored in nsilent; nil with Options.OneShot or when the consumer
+	// reconciles them (downstream, see Source.ReconcileDownstream).
+	mu         sync.Mutex
+	silent     *silentSet
+	nsilent    atomic.Int64
+	downstream func() int
+	drops      uint32 // last SK_MEMINFO_DROPS of events
+	lost       atomic.Uint64
+	resyncs    atomic.Uint64
+	bad        atomic.Uint64 // undecodable messages skipped
+	foreign    atomic.Uint64 // datagrams not from the kernel, dropped
 	// firstDump is how long the initial listing took: the first poll is
-	// spaced from it as later polls are from theirs.
+	// spaced from it as later polls are from theirs (spacing times the
+	// last dump's duration, see pollSpacing).
 	firstDump time.Duration
+	spacing   time.Duration
 }
 
 // Run implements source.Source. It returns nil when ctx is cancelled; an
@@ -133,9 +150,13 @@ type run struct {
 // remembers the entries of its initial listing and reconciles them with a
 // dump every few seconds (the counters poll), emitting EventUpdate when one
 // changed and EventDestroy when one vanished, until none is left. An entry
-// that reports an event leaves that set.
+// that reports an event leaves that set. With ReconcileDownstream the
+// consumer keeps that set instead.
 func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
-	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
+	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple), spacing: s.spacing}
+	if !s.opts.OneShot {
+		r.downstream = s.left
+	}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
 		return err
@@ -166,7 +187,7 @@ func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
 	if err != nil {
 		return err
 	}
-	if !s.opts.OneShot {
+	if !s.opts.OneShot && r.downstream == nil {
 		r.silent = newSilentSet(int(min(st.Count, 1<<26)))
 	}
 	// Subscribed before this dump: nothing between dump and listen is lost.
@@ -227,6 +248,15 @@ func (r *run) close() {
 	r.query.Close()
 	r.poll.Close()
 	r.proc.Close()
+}
+
+// silentLeft returns how many entries of the initial listing may still
+// be silent: in the own set, or as the consumer reports.
+func (r *run) silentLeft() int64 {
+	if r.downstream != nil {
+		return int64(r.downstream())
+	}
+	return r.nsilent.Load()
 }
 
 // send delivers ev unless ctx ends first.

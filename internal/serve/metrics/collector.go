@@ -107,7 +107,7 @@ type snapshot struct {
 	byState                  [3]int
 	byProto                  [256]int
 	byTCP                    [flow.NumTCPStates]int
-	events                   [8]uint64
+	events                   [flow.NumEventTypes]uint64
 	table                    flow.TableStats
 	reasons                  []reason
 	degraded                 store.Degradation
