@@ -28,7 +28,10 @@ import (
 // 16 SSH viewers and of serve --metrics alone; the TUI's first full frame
 // against `conntrack -L >/dev/null`; and, under churn (TCP connections
 // between two lab namespaces), events lost, /metrics scrape latency and
-// serve CPU without and with 16 viewers. It runs only with
+// serve CPU without and with 16 viewers; then a burst of new entries made
+// as fast as the kernel takes them (n/4, between 262,144 and 1,048,576):
+// its event rate, events lost, and conntop's count against the kernel's.
+// It runs only with
 // CONNTOP_MEASURE_BIG=1; CONNTOP_MEASURE_N sets the table size (default
 // 262,144), CONNTOP_MEASURE_WINDOW the churn window (default 20s),
 // CONNTOP_MEASURE_RATE the offered connections per second (default 3000).
@@ -52,9 +55,10 @@ func TestMeasureBigTable(t *testing.T) {
 	}
 	bin := buildBinary(t)
 
-	// Room for the churn's entries above the fill.
-	if labtest.ConntrackMax(t) < n+65536 {
-		labtest.RaiseConntrackTable(t, n+65536)
+	// Room for the event burst's and the churn's entries above the fill.
+	burst := min(max(n/4, 262144), 1<<20)
+	if labtest.ConntrackMax(t) < n+burst+65536 {
+		labtest.RaiseConntrackTable(t, n+burst+65536)
 	} else {
 		labtest.HoldConntrackMax(t, false)
 	}
@@ -165,6 +169,7 @@ func TestMeasureBigTable(t *testing.T) {
 			label, float64(made.Load())/el.Seconds(), lost, lat[len(lat)/2].Round(100*time.Microsecond), p99.Round(100*time.Microsecond), len(lat), failed, cpu)
 	}
 	run("no viewer under churn")
+
 	viewers := openViewers(t, sshAddr, signer, 16)
 	time.Sleep(3 * time.Second) // the viewers' first frames, sorts and filters
 	run("16 viewers under churn")
@@ -172,6 +177,21 @@ func TestMeasureBigTable(t *testing.T) {
 		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20))
 	for _, v := range viewers {
 		v.Close()
+	}
+
+	// A burst of new entries as fast as the kernel makes them (each one a
+	// NEW event), on top of the loaded table: events lost, and whether
+	// conntop's count follows the kernel's.
+	{
+		lost0 := srv.metric(t, "conntop_events_lost_total")
+		st := time.Now()
+		ns.FillConntrackRange(t, n, n+burst)
+		el := time.Since(st)
+		time.Sleep(3 * time.Second) // the last events arrive, churn's leftovers expire
+		kernel := ns.ConntrackCount(t)
+		t.Logf("MEASURE serve under an event burst: %d new entries in %v = %.0f events/s with %d flows loaded, events lost %.0f; conntop_flows %.0f, kernel count %d",
+			burst, el.Round(time.Millisecond), float64(burst)/el.Seconds(), n, srv.metric(t, "conntop_events_lost_total")-lost0,
+			srv.metric(t, "conntop_flows"), kernel)
 	}
 	srv.stop()
 }

@@ -63,6 +63,18 @@ const fillTimeout = 3600
 // the namespace.
 func (ns *NS) FillConntrack(t testing.TB, n int) {
 	t.Helper()
+	ns.FillConntrackRange(t, 0, n)
+	if got := ns.ConntrackCount(t); got != n {
+		t.Fatalf("the table of %s holds %d entries after the fill, want %d", ns.Name, got, n)
+	}
+}
+
+// FillConntrackRange creates entries FillEntryAt(from..to-1) as
+// FillConntrack does, as fast as the kernel takes them, and fails the test
+// when the kernel refused any. It does not check the table's count (other
+// entries may come and go meanwhile).
+func (ns *NS) FillConntrackRange(t testing.TB, from, to int) {
+	t.Helper()
 	const workers = 2
 	var wg sync.WaitGroup
 	errs := make([]error, workers)
@@ -70,15 +82,12 @@ func (ns *NS) FillConntrack(t testing.TB, n int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[w] = ns.fillPart(w, workers, n)
+			errs[w] = ns.fillPart(from+w, workers, to)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("fill %s with %d entries: %v", ns.Name, n, err)
-	}
-	if got := ns.ConntrackCount(t); got != n {
-		t.Fatalf("the table of %s holds %d entries after the fill, want %d", ns.Name, got, n)
+		t.Fatalf("fill %s with entries %d to %d: %v", ns.Name, from, to-1, err)
 	}
 }
 
@@ -120,8 +129,9 @@ const (
 	fillRecvWait  = 10 * time.Second
 )
 
-// fillPart creates entries w, w+step, … below n over its own socket.
-func (ns *NS) fillPart(w, step, n int) error {
+// fillPart creates entries first, first+step, … below n over its own
+// socket.
+func (ns *NS) fillPart(first, step, n int) error {
 	var fd int
 	err := ns.Do(func() error {
 		var err error
@@ -146,10 +156,10 @@ func (ns *NS) fillPart(w, step, n int) error {
 	f := &filler{fd: fd, buf: make([]byte, 1<<16)}
 	batch := make([]byte, 0, batchBytes+1024)
 	last := -1
-	for i := w; i < n; i += step {
+	for i := first; i < n; i += step {
 		last = i
 	}
-	for i := w; i < n; i += step {
+	for i := first; i < n; i += step {
 		flags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_CREATE | unix.NLM_F_EXCL)
 		if i == last {
 			// The last request is acknowledged: once its answer is read,
