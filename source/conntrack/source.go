@@ -143,10 +143,11 @@ type run struct {
 // error matching ErrPermission, ErrNotLoaded, ErrNotActive or
 // netns.ErrNotFound when it cannot start.
 //
-// Entries that existed before anyone listened to conntrack events in the
-// namespace carry no event cache (net.netfilter.nf_conntrack_events=2, the
-// default since Linux 6.0, adds it only while a listener exists), so the
-// kernel never reports their updates or their destruction. Run therefore
+// Entries made before anyone listened to conntrack events carry no event
+// cache (net.netfilter.nf_conntrack_events=2, the default since Linux 6.0,
+// adds it only once a listener exists; the kernel keeps that flag for all
+// namespaces together; with 0 no entry gets one), so the kernel never
+// reports their updates or their destruction. Run therefore
 // remembers the entries of its initial listing and reconciles them with a
 // dump every few seconds (the counters poll), emitting EventUpdate when one
 // changed and EventDestroy when one vanished, until none is left. An entry
