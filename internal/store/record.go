@@ -44,8 +44,8 @@ type rec struct {
 	cmp uint8
 	// bytesHi holds bits 32..35 of origBytes (low nibble) and replyBytes.
 	bytesHi uint8
-	// rates: orig pps, orig bps, reply pps, reply bps.
-	rates [4]float32
+	// rates: orig pps, orig bps, reply pps, reply bps (see rate16).
+	rates [4]rate16
 }
 
 // rec flags.
