@@ -51,42 +51,49 @@ func (c rate16) float() float64 {
 }
 
 // floorRate returns the largest code whose value is at most v (0 for v
-// ≤ 0 or NaN, the largest code for v beyond it).
-func floorRate(v float64) rate16 {
+// ≤ 0 or NaN, the largest code for v beyond it) and v's distance above
+// it in units of 2^-rateShift of the gap to the next code.
+func floorRate(v float64) (c rate16, frac uint64) {
 	switch {
 	case !(v > 0):
-		return 0
+		return 0, 0
 	case v < rateMinNormal:
-		return rate16(v * rateSubScale)
+		x := v * rateSubScale
+		c = rate16(x)
+		return c, uint64((x - float64(c)) * (1 << rateShift))
 	case v >= rateMax:
-		return rateMaxCode
+		return rateMaxCode, 0
 	}
-	return rate16((math.Float64bits(v) - rateBias) >> rateShift)
+	// Codes are evenly spaced within a binade, and so are float64s: the
+	// code is the top of v's bits, the fraction the rest.
+	b := math.Float64bits(v) - rateBias
+	return rate16(b >> rateShift), b & (1<<rateShift - 1)
 }
 
 // encodeRate returns the code nearest to v (ties away from zero; 0 for v
 // ≤ 0 or NaN; the largest code for v beyond it).
 func encodeRate(v float64) rate16 {
-	c := floorRate(v)
-	if c < rateMaxCode && v-c.float() >= (c+1).float()-v {
-		c++
+	c, frac := floorRate(v)
+	if frac >= 1<<(rateShift-1) {
+		c++ // never past the largest code: frac is 0 there
 	}
 	return c
 }
 
 // smoothRate moves rate c a fraction alpha (0 < alpha ≤ 1) of the way
-// towards inst, an exponentially weighted moving average kept in 16 bits.
+// towards inst, an exponentially weighted moving average kept in 16 bits;
+// seed feeds the rounding (rateDither).
 //
 // Rounding the average to the nearest code after every sample would get
 // stuck: with a small alpha a step shorter than half a code's width
 // rounds back to where it started, however far inst is. So the new value
 // old+(inst-old)·alpha, computed in float64, is rounded stochastically to
 // one of the two codes around it, up with a probability equal to its
-// distance from the lower one in units of their gap (u, uniform in
-// [0, 1), decides): the rounded average is unbiased, and one that keeps
-// receiving the same inst reaches the code nearest to it. Once there it
-// stays (a steady rate does not flicker between two codes).
-func smoothRate(c rate16, inst, alpha float64, u float64) rate16 {
+// distance from the lower one in units of their gap: the rounded average
+// is unbiased, and one that keeps receiving the same inst reaches the
+// code nearest to it. Once there it stays (a steady rate does not flicker
+// between two codes).
+func smoothRate(c rate16, inst, alpha float64, seed uint64) rate16 {
 	target := encodeRate(inst)
 	if target == c {
 		return c
@@ -95,25 +102,20 @@ func smoothRate(c rate16, inst, alpha float64, u float64) rate16 {
 		return target
 	}
 	old := c.float()
-	v := old + (inst-old)*alpha
-	lo := floorRate(v)
-	if lo == rateMaxCode {
-		return lo
-	}
-	lv, hv := lo.float(), (lo + 1).float()
-	if u*(hv-lv) < v-lv {
+	lo, frac := floorRate(old + (inst-old)*alpha)
+	if frac != 0 && rateDither(seed) < frac {
 		lo++
 	}
 	return lo
 }
 
-// rateDither returns a pseudo-random number in [0, 1) from seed (the
-// SplitMix64 finaliser), for smoothRate's rounding: deterministic for the
-// same events, independent between flows and samples.
-func rateDither(seed uint64) float64 {
+// rateDither returns a pseudo-random number in [0, 2^rateShift) from seed
+// (the SplitMix64 finaliser), for smoothRate's rounding: deterministic for
+// the same events, independent between flows and samples.
+func rateDither(seed uint64) uint64 {
 	z := seed + 0x9e3779b97f4a7c15
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	z ^= z >> 31
-	return float64(z>>11) / (1 << 53)
+	return z >> (64 - rateShift)
 }

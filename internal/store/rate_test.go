@@ -90,13 +90,13 @@ func TestRateMonotonic(t *testing.T) {
 		if e := encodeRate(v); e != code {
 			t.Fatalf("encodeRate(code %d = %g) = %d", c, v, e)
 		}
-		if f := floorRate(v); f != code {
+		if f, frac := floorRate(v); f != code || frac != 0 {
 			t.Fatalf("floorRate(code %d = %g) = %d", c, v, f)
 		}
 		if c > 0 {
 			mid := prev + (v-prev)/2
 			below, above := math.Nextafter(mid, 0), math.Nextafter(mid, math.Inf(1))
-			if encodeRate(below) != code-1 || encodeRate(above) != code || floorRate(below) != code-1 {
+			if encodeRate(below) != code-1 || encodeRate(above) != code || floorCode(below) != code-1 {
 				t.Fatalf("around %g (between codes %d and %d): %d %d", mid, c-1, c, encodeRate(below), encodeRate(above))
 			}
 		}
@@ -125,10 +125,10 @@ func TestRateSaturation(t *testing.T) {
 		}
 		prev = c
 	}
-	if c := smoothRate(0, 1e15, 1, 0.5); c != rateMaxCode {
+	if c := smoothRate(0, 1e15, 1, 0); c != rateMaxCode {
 		t.Errorf("smoothRate to 1e15 = %d", c)
 	}
-	if c := smoothRate(rateMaxCode, 1e15, 0.01, 0.99); c != rateMaxCode {
+	if c := smoothRate(rateMaxCode, 1e15, 0.01, 1); c != rateMaxCode {
 		t.Errorf("smoothRate at the top = %d", c)
 	}
 }
@@ -158,7 +158,7 @@ func TestSmoothRateConverges(t *testing.T) {
 				seed := uint64(0)
 				n := 0
 				for ; c != want && n < limit; n++ {
-					next := smoothRate(c, inst, a, rateDither(seed))
+					next := smoothRate(c, inst, a, seed)
 					seed++
 					// Never past the target's code by more than one, never away.
 					if lo, hi := int(min(c, want)), int(max(c, want)); int(next) < lo-1 || int(next) > hi+1 {
@@ -170,7 +170,7 @@ func TestSmoothRateConverges(t *testing.T) {
 					t.Fatalf("alpha %g, %g -> %g: code %d (%g) after %d samples, want %d (%g)", a, s0, inst, c, c.float(), n, want, want.float())
 				}
 				for range 1000 {
-					if c = smoothRate(c, inst, a, rateDither(seed)); c != want {
+					if c = smoothRate(c, inst, a, seed); c != want {
 						t.Fatalf("alpha %g, %g -> %g: left the target for %d", a, s0, inst, c)
 					}
 					seed++
@@ -209,7 +209,7 @@ func TestSmoothRateUnbiased(t *testing.T) {
 				inst = 2000
 			}
 			ref += (inst - ref) * a
-			c = smoothRate(c, inst, a, rateDither(uint64(k)))
+			c = smoothRate(c, inst, a, uint64(k))
 			if k >= n/2 {
 				sumRef += ref
 				sumC += c.float()
@@ -226,15 +226,18 @@ func TestRateDither(t *testing.T) {
 	const n = 100000
 	for k := range n {
 		u := rateDither(uint64(k))
-		if u < 0 || u >= 1 {
+		if u >= 1<<rateShift {
 			t.Fatalf("rateDither(%d) = %v", k, u)
 		}
-		sum += u
+		sum += float64(u) / (1 << rateShift)
 	}
 	if m := sum / n; math.Abs(m-0.5) > 0.01 {
 		t.Fatalf("mean %v", m)
 	}
 }
+
+// floorCode is floorRate's code.
+func floorCode(v float64) rate16 { c, _ := floorRate(v); return c }
 
 // TestSortByRateOrder loads flows with rates from 0 to 10^12 bytes per
 // second (in both directions, some equal, some a code apart) and checks
@@ -290,5 +293,85 @@ func TestSortByRateOrder(t *testing.T) {
 				t.Fatalf("desc=%v: true rate %v after %v", desc, sums[j], sums[j-1])
 			}
 		}
+	}
+}
+
+// BenchmarkSmoothRate compares one smoothed-rate update in 16 bits with
+// the float32 arithmetic it replaces, over rates spread across the range
+// with alpha 0.1 (a sample 100 ms after the previous one).
+func BenchmarkSmoothRate(b *testing.B) {
+	const n = 4096
+	r := rng(5)
+	insts := make([]float64, n)
+	for i := range insts {
+		insts[i] = math.Pow(10, float64(r.intn(10000))/1000)
+	}
+	b.Run("float32", func(b *testing.B) {
+		rates := make([]float32, n)
+		for b.Loop() {
+			for i := range rates {
+				rates[i] = float32(float64(rates[i]) + (insts[i]-float64(rates[i]))*0.1)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/update")
+	})
+	b.Run("rate16", func(b *testing.B) {
+		rates := make([]rate16, n)
+		seed := uint64(0)
+		for b.Loop() {
+			for i := range rates {
+				rates[i] = smoothRate(rates[i], insts[i], 0.1, seed)
+				seed++
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/update")
+	})
+	b.Run("rate16-decode", func(b *testing.B) {
+		codes := make([]rate16, n)
+		for i := range codes {
+			codes[i] = encodeRate(insts[i])
+		}
+		var sum float64
+		for b.Loop() {
+			for i := range codes {
+				sum += codes[i].float()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/value")
+		_ = sum
+	})
+}
+
+// BenchmarkRateSamples measures counter samples (EventCounters) on a
+// 65,536-flow table, 100 ms apart per flow, so that every sample updates
+// the flow's four smoothed rates. It reports ns per event.
+func BenchmarkRateSamples(b *testing.B) {
+	const n = 65536
+	s := loadBig(n)
+	defer s.Close()
+	flows := make([]flow.Flow, n)
+	for i := range flows {
+		flows[i] = bigFlow(i)
+	}
+	batch := make([]flow.Event, 0, 1024)
+	now := at(3 * time.Second)
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	k := 0
+	for b.Loop() {
+		batch = batch[:0]
+		for range 1024 {
+			f := &flows[k%n]
+			f.Counters.OrigPackets += uint64(k%7 + 1)
+			f.Counters.OrigBytes += uint64(k%7+1) * 1400
+			f.Counters.ReplyPackets += uint64(k % 3)
+			f.Counters.ReplyBytes += uint64(k%3) * 66
+			batch = append(batch, ev(flow.EventCounters, now, *f))
+			k++
+			if k%n == 0 {
+				now = now.Add(100 * time.Millisecond)
+			}
+		}
+		s.Apply(batch)
 	}
 }

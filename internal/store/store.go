@@ -415,7 +415,7 @@ func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint3
 	}
 	seed := uint64(at) ^ uint64(i)<<32
 	for j := range r.rates {
-		r.rates[j] = smoothRate(r.rates[j], inst[j], alpha, rateDither(seed+uint64(j)))
+		r.rates[j] = smoothRate(r.rates[j], inst[j], alpha, seed+uint64(j))
 	}
 	r.countersAt = msAfter(r.firstSeen, at)
 }
