@@ -2,55 +2,54 @@ package store
 
 import "math"
 
-// rate16 is a non-negative rate (per second) in 16 bits: an unsigned
-// floating-point number with 6 bits of exponent and 10 of mantissa whose
-// smallest normal value is 2^rateMinExp, with gradual underflow below it.
+// rate16 is a non-negative rate (per second) in 16 bits: code c > 0
+// stands for 2^rateMinExp·2^(c>>10)·(1 + (c&1023)/1024), the 16 bits
+// after the sign of a float64 whose exponent is offset, and code 0 for 0.
 //
 //   - 0 is code 0, exactly; codes are in the order of their values, so
 //     comparing codes compares rates.
-//   - From 2^-20 (about 9.5·10⁻⁷) to the largest code (2^43·(1-2^-11),
-//     about 8.8·10¹²), rounding to the nearest code is off by at most
-//     2^-11 (0.049 %) of the value; below 2^-20 codes are evenly spaced
-//     2^-30 apart (≤ 0.5 % from 10⁻⁷ up).
-//   - Values past the largest code saturate to it (8.8·10¹² bytes per
-//     second, 70 Tbit/s); they never wrap.
+//   - From code 1 (2^-22·(1+2^-10), about 2.4·10⁻⁷) to the largest code
+//     (2^42·(1-2^-11), about 4.4·10¹²), rounding to the nearest code is
+//     off by at most 2^-11 (0.049 %) of the value; below code 1, a value
+//     rounds to 0 or to code 1.
+//   - Values past the largest code saturate to it (4.4·10¹² bytes per
+//     second, 35 Tbit/s); they never wrap.
 //
 // Integers of up to 11 significant bits (every integer up to 2,048) are
-// exact. Decoding is a few integer operations (no table, no Exp2).
+// exact. Decoding is a shift, an add and a conditional move (no table, no
+// Exp2, no branch).
 type rate16 uint16
 
 const (
-	// rateMinExp is the exponent of the smallest normal code (1<<10).
-	rateMinExp = -20
+	// rateMinExp is the exponent of codes 0 to 1023 (code 0 standing for 0
+	// instead of 2^rateMinExp).
+	rateMinExp = -22
 	// rateMantBits is the number of mantissa bits.
 	rateMantBits = 10
 	// rateShift moves a float64's mantissa to the code's.
 	rateShift = 52 - rateMantBits
-	// rateBias is the float64 bit pattern that code 0 of the normal
-	// range (exponent field 0) stands for: 2^(rateMinExp-1), in float64's
-	// exponent field.
-	rateBias = uint64(rateMinExp-1+1023) << 52
+	// rateBias is the float64 bit pattern of code 0 if it were not 0:
+	// 2^rateMinExp.
+	rateBias = uint64(rateMinExp+1023) << 52
 	// rateMaxCode is the largest code.
 	rateMaxCode = math.MaxUint16
-	// rateSubScale turns a value below 2^rateMinExp into its code
-	// (2^(rateMantBits-rateMinExp)).
-	rateSubScale = 1 << (rateMantBits - rateMinExp)
-	// rateMinNormal is the value of the smallest normal code.
-	rateMinNormal = 1.0 / (1 << -rateMinExp)
 )
 
-// rateMax is the value of the largest code.
-var rateMax = rate16(rateMaxCode).float()
+var (
+	// rateMax is the value of the largest code.
+	rateMax = rate16(rateMaxCode).float()
+	// rateMinNonZero is the value of code 1.
+	rateMinNonZero = rate16(1).float()
+)
 
 // float returns the value of code c.
 func (c rate16) float() float64 {
-	// Both forms, then a select the compiler makes a conditional move:
-	// sorting by rate decodes two codes per flow, zero and not mixed, and
-	// a branch there would be mispredicted half the time.
+	// A select the compiler makes a conditional move: sorting by rate
+	// decodes two codes per flow, zero and not mixed, and a branch there
+	// would be mispredicted half the time.
 	b := uint64(c)<<rateShift + rateBias
-	sub := math.Float64bits(float64(c) / rateSubScale)
-	if c < 1<<rateMantBits {
-		b = sub
+	if c == 0 {
+		b = 0
 	}
 	return math.Float64frombits(b)
 }
@@ -62,10 +61,8 @@ func floorRate(v float64) (c rate16, frac uint64) {
 	switch {
 	case !(v > 0):
 		return 0, 0
-	case v < rateMinNormal:
-		x := v * rateSubScale
-		c = rate16(x)
-		return c, uint64((x - float64(c)) * (1 << rateShift))
+	case v < rateMinNonZero:
+		return 0, uint64(v / rateMinNonZero * (1 << rateShift))
 	case v >= rateMax:
 		return rateMaxCode, 0
 	}

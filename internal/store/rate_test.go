@@ -44,13 +44,13 @@ func TestRateRoundTrip(t *testing.T) {
 		got := encodeRate(v).float()
 		rel := math.Abs(got-v) / v
 		bound := rateRelErr
-		if v < rateMinNormal {
-			bound = 0.5 / (v * rateSubScale) // half a code of 2^-30
+		if v < rateMinNonZero {
+			bound = 0.5 * rateMinNonZero / v // to 0 or code 1
 		}
 		if rel > bound*(1+1e-12) {
 			t.Fatalf("%g -> %g: relative error %.3g > %.3g", v, got, rel, bound)
 		}
-		if v >= 1e-7 && rel > 0.005 {
+		if v >= 1e-6 && rel > 0.005 {
 			t.Fatalf("%g -> %g: relative error %.3g > 0.5 %%", v, got, rel)
 		}
 	}
