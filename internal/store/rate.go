@@ -2,56 +2,54 @@ package store
 
 import "math"
 
-// rate16 is a non-negative rate (per second) in 16 bits: code c > 0
-// stands for 2^rateMinExp·2^(c>>10)·(1 + (c&1023)/1024), the 16 bits
-// after the sign of a float64 whose exponent is offset, and code 0 for 0.
+// rate16 is a non-negative rate (per second) in 16 bits: the 16 bits
+// after the sign of a float64 (11 of exponent, 52 of mantissa) cut to 6 of
+// exponent and 10 of mantissa, scaled by 2^rateScale. Codes of exponent 0
+// are evenly spaced from 0 (gradual underflow, as in IEEE 754).
 //
 //   - 0 is code 0, exactly; codes are in the order of their values, so
 //     comparing codes compares rates.
-//   - From code 1 (2^-22·(1+2^-10), about 2.4·10⁻⁷) to the largest code
+//   - From 2^-21 (about 4.8·10⁻⁷, code 1024) to the largest code
 //     (2^42·(1-2^-11), about 4.4·10¹²), rounding to the nearest code is
-//     off by at most 2^-11 (0.049 %) of the value; below code 1, a value
-//     rounds to 0 or to code 1.
+//     off by at most 2^-11 (0.049 %) of the value; below 2^-21 codes are
+//     2^-31 apart (≤ 0.5 % from 4.7·10⁻⁸ up).
 //   - Values past the largest code saturate to it (4.4·10¹² bytes per
 //     second, 35 Tbit/s); they never wrap.
 //
 // Integers of up to 11 significant bits (every integer up to 2,048) are
-// exact. Decoding is a shift, an add and a conditional move (no table, no
-// Exp2, no branch).
+// exact. Decoding is a shift and a multiplication by a power of two
+// (exact): no table, no Exp2, no branch.
 type rate16 uint16
 
 const (
-	// rateMinExp is the exponent of codes 0 to 1023 (code 0 standing for 0
-	// instead of 2^rateMinExp).
-	rateMinExp = -22
+	// rateScale is the power of two that turns a code in a float64's top
+	// bits into its value: the largest code is 2^(63-1023+rateScale)·(2-2^-10).
+	rateScale = 1001
 	// rateMantBits is the number of mantissa bits.
 	rateMantBits = 10
 	// rateShift moves a float64's mantissa to the code's.
 	rateShift = 52 - rateMantBits
-	// rateBias is the float64 bit pattern of code 0 if it were not 0:
-	// 2^rateMinExp.
-	rateBias = uint64(rateMinExp+1023) << 52
 	// rateMaxCode is the largest code.
 	rateMaxCode = math.MaxUint16
-)
-
-var (
 	// rateMax is the value of the largest code.
-	rateMax = rate16(rateMaxCode).float()
-	// rateMinNonZero is the value of code 1.
-	rateMinNonZero = rate16(1).float()
+	rateMax float64 = 1<<(64-1023+rateScale) - 1<<(63-1023+rateScale-rateMantBits)
+	// rateMinNormal is the value of code 1<<rateMantBits, the smallest
+	// code of exponent 1: 2^(1-1023+rateScale).
+	rateMinNormal = 1.0 / (1 << (1023 - 1 - rateScale))
+	// rateSubScale turns a value below rateMinNormal into its code.
+	rateSubScale = (1 << rateMantBits) / rateMinNormal
+	// rateScaleF is 2^rateScale.
+	rateScaleF = 0x1p1001
+	// rateExpBias is rateScale in a float64's exponent field.
+	rateExpBias = uint64(rateScale) << 52
 )
 
 // float returns the value of code c.
 func (c rate16) float() float64 {
-	// A select the compiler makes a conditional move: sorting by rate
-	// decodes two codes per flow, zero and not mixed, and a branch there
-	// would be mispredicted half the time.
-	b := uint64(c)<<rateShift + rateBias
-	if c == 0 {
-		b = 0
-	}
-	return math.Float64frombits(b)
+	// Exact: the product of a float64 with 11 significant bits at most
+	// and a power of two, in range. (Sorting by rate decodes two codes per
+	// flow: no branch here.)
+	return math.Float64frombits(uint64(c)<<rateShift) * rateScaleF
 }
 
 // floorRate returns the largest code whose value is at most v (0 for v
@@ -61,14 +59,17 @@ func floorRate(v float64) (c rate16, frac uint64) {
 	switch {
 	case !(v > 0):
 		return 0, 0
-	case v < rateMinNonZero:
-		return 0, uint64(v / rateMinNonZero * (1 << rateShift))
+	case v < rateMinNormal:
+		x := v * rateSubScale
+		c = rate16(x)
+		return c, uint64((x - float64(c)) * (1 << rateShift))
 	case v >= rateMax:
 		return rateMaxCode, 0
 	}
 	// Codes are evenly spaced within a binade, and so are float64s: the
-	// code is the top of v's bits, the fraction the rest.
-	b := math.Float64bits(v) - rateBias
+	// code is the top of v's bits (its exponent less rateScale), the
+	// fraction the rest.
+	b := math.Float64bits(v) - rateExpBias
 	return rate16(b >> rateShift), b & (1<<rateShift - 1)
 }
 

@@ -44,13 +44,13 @@ func TestRateRoundTrip(t *testing.T) {
 		got := encodeRate(v).float()
 		rel := math.Abs(got-v) / v
 		bound := rateRelErr
-		if v < rateMinNonZero {
-			bound = 0.5 * rateMinNonZero / v // to 0 or code 1
+		if v < rateMinNormal {
+			bound = 0.5 / (v * rateSubScale) // half a code
 		}
 		if rel > bound*(1+1e-12) {
 			t.Fatalf("%g -> %g: relative error %.3g > %.3g", v, got, rel, bound)
 		}
-		if v >= 1e-6 && rel > 0.005 {
+		if v >= 5e-8 && rel > 0.005 {
 			t.Fatalf("%g -> %g: relative error %.3g > 0.5 %%", v, got, rel)
 		}
 	}
@@ -105,6 +105,15 @@ func TestRateMonotonic(t *testing.T) {
 }
 
 func TestRateSaturation(t *testing.T) {
+	if rateScaleF != math.Ldexp(1, rateScale) {
+		t.Fatalf("rateScaleF is not 2^rateScale")
+	}
+	if v := rate16(rateMaxCode).float(); v != rateMax {
+		t.Fatalf("largest code %g, rateMax %g", v, rateMax)
+	}
+	if v := rate16(1 << rateMantBits).float(); v != rateMinNormal || rate16(1).float() != rateMinNormal/(1<<rateMantBits) {
+		t.Fatalf("code 1024 %g, rateMinNormal %g; code 1 %g", v, rateMinNormal, rate16(1).float())
+	}
 	if rateMax < 1e12 {
 		t.Fatalf("largest rate %g < 1e12", rateMax)
 	}
@@ -298,7 +307,8 @@ func TestSortByRateOrder(t *testing.T) {
 
 // BenchmarkSmoothRate compares one smoothed-rate update in 16 bits with
 // the float32 arithmetic it replaces, over rates spread across the range
-// with alpha 0.1 (a sample 100 ms after the previous one).
+// with alpha 0.1 (a sample 100 ms after the previous one), and likewise
+// the rate sort key.
 func BenchmarkSmoothRate(b *testing.B) {
 	const n = 4096
 	r := rng(5)
@@ -326,22 +336,34 @@ func BenchmarkSmoothRate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/update")
 	})
-	b.Run("rate16-decode", func(b *testing.B) {
-		codes := make([]rate16, n)
-		for i := range codes {
-			if r.intn(2) == 0 { // zero and not mixed, as in a table
-				codes[i] = encodeRate(insts[i])
-			}
+	// The sort key of SortRate: two rates decoded and added, zero and
+	// not mixed as in a table, against the float32 sum it replaces.
+	codes := make([]rate16, n)
+	f32 := make([]float32, n)
+	for i := range codes {
+		if r.intn(2) == 0 {
+			codes[i] = encodeRate(insts[i])
+			f32[i] = float32(codes[i].float())
 		}
-		var sum float64
+	}
+	var sink uint64
+	b.Run("sortkey-float32", func(b *testing.B) {
 		for b.Loop() {
-			for i := range codes {
-				sum += codes[i].float()
+			for i := 0; i < n; i += 2 {
+				sink += uint64(math.Float32bits(f32[i] + f32[i+1]))
 			}
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/value")
-		_ = sum
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(n/2), "ns/key")
 	})
+	b.Run("sortkey-rate16", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i < n; i += 2 {
+				sink += math.Float64bits(codes[i].float() + codes[i+1].float())
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(n/2), "ns/key")
+	})
+	_ = sink
 }
 
 // BenchmarkRateSamples measures counter samples (EventCounters) on a
