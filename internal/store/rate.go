@@ -77,10 +77,9 @@ func floorRate(v float64) (c rate16, frac uint64) {
 // ≤ 0 or NaN; the largest code for v beyond it).
 func encodeRate(v float64) rate16 {
 	c, frac := floorRate(v)
-	if frac >= 1<<(rateShift-1) {
-		c++ // never past the largest code: frac is 0 there
-	}
-	return c
+	// Up when frac is at least half (its top bit), without a branch: the
+	// direction is random. Never past the largest code: frac is 0 there.
+	return c + rate16(frac>>(rateShift-1))
 }
 
 // smoothRate moves rate c a fraction alpha (0 < alpha ≤ 1) of the way
@@ -97,19 +96,18 @@ func encodeRate(v float64) rate16 {
 // code nearest to it. Once there it stays (a steady rate does not flicker
 // between two codes).
 func smoothRate(c rate16, inst, alpha float64, seed uint64) rate16 {
-	target := encodeRate(inst)
-	if target == c {
-		return c
-	}
 	if alpha >= 1 {
-		return target
+		return encodeRate(inst)
 	}
 	old := c.float()
-	lo, frac := floorRate(old + (inst-old)*alpha)
-	if frac != 0 && rateDither(seed) < frac {
-		lo++
+	if inst == old || encodeRate(inst) == c {
+		return c
 	}
-	return lo
+	lo, frac := floorRate(old + (inst-old)*alpha)
+	// Up when the dither is below frac (both below 2^rateShift, so the
+	// difference wraps to its top bit), without a branch: the direction
+	// is random. Never past the largest code: frac is 0 there.
+	return lo + rate16((rateDither(seed)-frac)>>63)
 }
 
 // rateDither returns a pseudo-random number in [0, 2^rateShift) from seed
