@@ -413,7 +413,7 @@ func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint3
 	if dt < rateTau {
 		alpha = float64(dt) / float64(rateTau)
 	}
-	seed := uint64(at) ^ uint64(i)<<32
+	seed := uint64(at) ^ uint64(i)<<32 // smoothRate's rounding: per flow and sample
 	for j := range r.rates {
 		r.rates[j] = smoothRate(r.rates[j], inst[j], alpha, seed+uint64(j))
 	}
