@@ -14,7 +14,7 @@
 // # Layout and cost
 //
 // Memory per flow is the design constraint: a node may hold 4,194,304
-// flows. Each flow is a fixed-size, pointer-free record of 88 bytes in
+// flows. Each flow is a fixed-size, pointer-free record of 80 bytes in
 // slabs of 65,536 records mapped outside the Go heap (anonymous mmap), so
 // the garbage collector neither scans them nor lets them double the heap
 // between collections; empty slabs at the end are unmapped when the table
@@ -22,8 +22,9 @@
 // type, code and id folded into them), state, status, id, timeout, mark,
 // zone, the first-seen time in nanoseconds and the last-seen and
 // counter-sample times in milliseconds after it, counters (32 bits of
-// packets, 36 of bytes per direction), per-direction rates and the sort
-// keys, all readable without building a flow.Flow. IPv6 addresses (32
+// packets, 36 of bytes per direction), per-direction rates (16 bits
+// each, within 0.05 %, see rate16) and the sort keys, all readable
+// without building a flow.Flow. IPv6 addresses (32
 // bytes) and the reply tuple of an IPv4 NAT flow (12 bytes; without NAT the
 // reply is the inverse of the original and not stored) live in slabs of
 // their own. Whatever is rare lives in a side table keyed by record index:
@@ -37,7 +38,7 @@
 // them, the change log and the history ring at once, and Apply loads the
 // index slots of 16 events together, so that the listing neither rehashes
 // nor waits for one cache miss after another. At 4,194,304 flows a process holding the store and 16 views
-// peaks at about 427 MiB (BenchmarkMemoryPerFlow).
+// peaks at about 396 MiB (BenchmarkMemoryPerFlow).
 //
 // A flow's transition history is not kept per flow: a bounded global ring
 // (at most 524,288 transitions, 8 MiB) holds the recent transitions of all

@@ -128,7 +128,7 @@ func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
 		a.count++
 		a.packets += c.OrigPackets + c.ReplyPackets
 		a.bytes += c.OrigBytes + c.ReplyBytes
-		a.bps += float64(r.rates[1]) + float64(r.rates[3])
+		a.bps += r.rates[1].float() + r.rates[3].float()
 	})
 	out := make([]Group, 0, len(acc))
 	for k, a := range acc {

@@ -107,8 +107,8 @@ func (t *table) row(i uint32) Row {
 		w.Destroyed = true
 		w.DestroyedAt = w.LastSeen
 	}
-	w.OrigPPS, w.OrigBPS = float64(r.rates[0]), float64(r.rates[1])
-	w.ReplyPPS, w.ReplyBPS = float64(r.rates[2]), float64(r.rates[3])
+	w.OrigPPS, w.OrigBPS = r.rates[0].float(), r.rates[1].float()
+	w.ReplyPPS, w.ReplyBPS = r.rates[2].float(), r.rates[3].float()
 	return w
 }
 
@@ -187,7 +187,9 @@ func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
 		c := t.counters(i)
 		return c.OrigBytes + c.ReplyBytes
 	case SortRate:
-		return uint64(math.Float32bits(r.rates[1] + r.rates[3]))
+		// The bits of a non-negative float64 are in its order; the sum
+		// is Row's OrigBPS+ReplyBPS exactly.
+		return math.Float64bits(r.rates[1].float() + r.rates[3].float())
 	case SortTimeout:
 		return uint64(r.expiresNs()) ^ 1<<63
 	case SortMark:

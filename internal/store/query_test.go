@@ -167,7 +167,7 @@ func refSortValue(a, b *Row, key SortKey) int {
 	case SortBytes:
 		return cmp.Compare(a.Flow.Counters.OrigBytes+a.Flow.Counters.ReplyBytes, b.Flow.Counters.OrigBytes+b.Flow.Counters.ReplyBytes)
 	case SortRate:
-		return cmp.Compare(float32(a.OrigBPS)+float32(a.ReplyBPS), float32(b.OrigBPS)+float32(b.ReplyBPS))
+		return cmp.Compare(a.OrigBPS+a.ReplyBPS, b.OrigBPS+b.ReplyBPS)
 	case SortTimeout:
 		return cmp.Compare(ns(a.Expires), ns(b.Expires))
 	case SortMark:

@@ -10,7 +10,7 @@ import (
 )
 
 // rec is one flow as the store keeps it: a fixed-size, pointer-free record
-// (88 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
+// (80 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
 // each; IPv6 addresses (32 bytes) and an IPv4 NAT flow's reply tuple (12
 // bytes) live in slabs of their own (see ext); whatever else is rare (a tuple that does not fit this form, the
 // helper, the master, INVALID figures, a compare mark with the wire's
@@ -45,8 +45,8 @@ type rec struct {
 	aux uint8
 	// bytesHi holds bits 32..35 of origBytes (low nibble) and replyBytes.
 	bytesHi uint8
-	// rates: orig pps, orig bps, reply pps, reply bps.
-	rates [4]float32
+	// rates: orig pps, orig bps, reply pps, reply bps (see rate16).
+	rates [4]rate16
 }
 
 // rec flags.
