@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -47,6 +48,8 @@ type View struct {
 	scratch []uint32
 	ins     []item
 	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
+	sample  int // a deep window's sample size (0: sampleSize; tests set less)
+	margin  int // its first margin in sampled flows (0: from the sample size)
 }
 
 // NewView returns an empty view.
@@ -201,7 +204,7 @@ func (v *View) Changed(s *Store, lk Locker) bool {
 }
 
 // Close releases what the view holds.
-func (v *View) Close() { *v = View{dirty: true, slack: v.slack} }
+func (v *View) Close() { *v = View{dirty: true, slack: v.slack, sample: v.sample, margin: v.margin} }
 
 // rank returns the position of the flow with key k in the view's order,
 // or -1 when it is not there or does not pass the filter.
@@ -447,11 +450,22 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			clear(v.before)
 		}
 		before := v.before
+		// A deep window (or a wide one) is found in two passes instead of
+		// collecting every matched flow: this one keeps a sample of them
+		// (every stride-th matched flow of each worker's part), windowPass
+		// then collects only those between two flows of the sample that
+		// bracket the window's ranks.
+		stride := 1
 		if !useHeap && piv == nil {
-			// Collecting every matched flow: room for all at once.
-			for w := range workers {
-				parts[w] = make([]item, 0, int(hw)/workers+int(hw)/32+64)
+			est := int(hw)
+			if !full {
+				est = v.matched
 			}
+			size := v.sample
+			if size == 0 {
+				size = sampleSize
+			}
+			stride = max(est/size, 1)
 		}
 		o := v.ord
 		filter := v.flt
@@ -498,7 +512,9 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 							h = heapPush(h, it, side, &o, false)
 						}
 					default:
-						h = append(h, o.newItem(i))
+						if (counts[w]+n)%stride == 0 {
+							h = append(h, o.newItem(i))
+						}
 					}
 				}
 				parts[w] = h
@@ -561,19 +577,23 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
 			v.base = 0
 		} else {
-			// Linear-time selection of ranks [bLo, bHi), then sort only them.
-			b0, b1 := min(bLo, len(all)), min(bHi, len(all))
+			// all is a sample: collect the flows around the window, those
+			// ranked before them marked in v.before and counted in below.
+			below := 0
+			all, below = v.windowPass(s, lk, release, workers, all, total, bLo, bHi)
+			// Linear-time selection of ranks [bLo, bHi) among them, then
+			// sort only those.
+			b0, b1 := min(max(bLo-below, 0), len(all)), min(max(bHi-below, 0), len(all))
 			sel := selector{o: &o}
 			sel.selectRange(all, b0, b1)
 			slices.SortFunc(all[b0:b1], func(x, y item) int { return o.cmp(&x, &y) })
 			if b0 > 0 {
 				v.before = growBitmap(v.before, s.tab.hw)
-				clear(v.before)
 				for _, it := range all[:b0] {
 					v.before[it.idx>>6] |= 1 << (it.idx & 63)
 				}
 			}
-			v.base = b0
+			v.base = below + b0
 			all = all[b0:b1:b1]
 		}
 		v.atEnd = v.base+len(all) >= total
@@ -594,6 +614,94 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			return
 		}
 		v.fok, v.ook = false, false
+	}
+}
+
+// sampleSize is about how many matched flows a deep window's first pass
+// keeps as a sample of the order.
+const sampleSize = 1 << 14
+
+// windowPass is the second pass of a deep window's scan: from sample (a
+// sample of the total matched flows, every stride-th of a worker's part,
+// in no order) it picks two flows whose ranks bracket [bLo, bHi) with a
+// margin, then collects the matched flows between them (returned in no
+// order) and marks those ranked before the first in v.before (below
+// counts them). It holds about 2.5 percent of the matched flows at most
+// (and the sample) where collecting them all would hold every one; a
+// sample that misses the window is tried again with twice the margin.
+// It reads the filter bitmap (valid after the first pass); changes made
+// meanwhile are caught up afterwards from the first pass's start, as for
+// any scan.
+func (v *View) windowPass(s *Store, lk Locker, release bool, workers int, sample []item, total, bLo, bHi int) ([]item, int) {
+	o := v.ord
+	slices.SortFunc(sample, func(x, y item) int { return o.cmp(&x, &y) })
+	n := len(sample)
+	per := float64(total) / float64(max(n, 1)) // matched flows per sampled one
+	margin := 3*int(math.Sqrt(float64(n)))/2 + 4
+	if v.margin > 0 {
+		margin = v.margin
+	}
+	for {
+		v.before = growBitmap(v.before[:0], s.tab.hw)
+		clear(v.before)
+		var lo, hi *item
+		if n > 0 && total > 0 {
+			if j := int(float64(bLo)/per) - margin; j > 0 && j < n {
+				lo = &sample[j]
+			}
+			if j := int(min(float64(bHi)/per, float64(n))) + 1 + margin; j < n {
+				hi = &sample[j]
+			}
+		}
+		hw := s.tab.hw
+		parts := make([][]item, max(workers, 1))
+		nlow := make([]int, max(workers, 1))
+		before, bits := v.before, v.bits
+		for c := uint32(0); c < hw; c += s.chunk {
+			parallel(workers, c, min(c+s.chunk, hw), func(w int, a, b uint32) {
+				h, nl := parts[w], 0
+				for i := a; i < b; i++ {
+					if s.tab.at(i).flags&flagUsed == 0 || (bits != nil && bits[i>>6]&(1<<(i&63)) == 0) {
+						continue
+					}
+					if lo != nil && o.k1(i) < lo.k1 {
+						before[i>>6] |= 1 << (i & 63)
+						nl++
+						continue
+					}
+					if hi != nil && o.k1(i) > hi.k1 {
+						continue
+					}
+					it := o.newItem(i)
+					switch {
+					case lo != nil && o.less(&it, lo):
+						before[i>>6] |= 1 << (i & 63)
+						nl++
+					case hi != nil && !o.less(&it, hi):
+					default:
+						h = append(h, it)
+					}
+				}
+				parts[w] = h
+				nlow[w] += nl
+			})
+			if release && c+s.chunk < hw {
+				lk.Unlock()
+				lk.Lock()
+			}
+		}
+		all, below := parts[0], nlow[0]
+		for w := 1; w < len(parts); w++ {
+			all = append(all, parts[w]...)
+			below += nlow[w]
+		}
+		// The bracket holds the window unless the sample misjudged the
+		// ranks (or the table changed under a released lock: the catch-up
+		// corrects small changes, a second try large ones).
+		if (lo == nil || below <= bLo) && (hi == nil || below+len(all) >= bHi) || margin >= n {
+			return all, below
+		}
+		margin = min(2*margin, n)
 	}
 }
 

@@ -29,7 +29,8 @@ func TestViewFollowsChanges(t *testing.T) {
 		{Sort: SortState, Offset: 5500, Limit: 20},
 	} {
 		v := NewView()
-		v.slack = 64 // buffers far smaller than the table: flows before them
+		v.slack = 64  // buffers far smaller than the table: flows before them
+		v.sample = 64 // deep windows found from a sparse sample
 		views = append(views, vq{v, q})
 	}
 	now := at(10 * time.Second)
@@ -268,6 +269,54 @@ func TestViewScanWithWriterBetweenChunks(t *testing.T) {
 		}
 		if q.Select != nil && res.SelectedIndex >= 0 && ref[res.SelectedIndex].Flow.Key() != sel {
 			t.Fatalf("query %d: selected index %d is %v", i, res.SelectedIndex, ref[res.SelectedIndex].Flow.Orig)
+		}
+	}
+}
+
+// TestViewDeepWindowFromSample finds deep and wide windows of every sort
+// key (with and without a filter, both directions) from samples far
+// sparser than the table, down to a few flows, and with a margin so thin
+// that the bracket around the window often misses and is widened: every answer must equal the
+// reference order.
+func TestViewDeepWindowFromSample(t *testing.T) {
+	s, keys := buildRandom(t, 5000, 23)
+	r := rng(17)
+	// Nothing matched: no sample to bracket with.
+	if res := NewView().Query(s, nil, Query{Filter: filter.MustParse("port 1 and port 2"), Offset: 3000, Limit: 40}); res.Matched != 0 || len(res.Rows) != 0 {
+		t.Fatalf("nothing matched: %d matched, %d rows", res.Matched, len(res.Rows))
+	}
+	for key := SortKey(0); key < NumSortKeys; key++ {
+		for _, m := range []Matcher{nil, filter.MustParse("tcp or ipv6")} {
+			for _, desc := range []bool{false, true} {
+				ref := reference(s, keys, m, key, desc)
+				for _, sample := range []int{3, 40, 500} {
+					v := NewView()
+					v.slack, v.sample = 16, sample
+					if sample == 500 {
+						v.margin = 1 // brackets that miss, widened
+					}
+					for range 4 {
+						off, limit := r.intn(len(ref)), 1+r.intn(50)
+						if r.intn(4) == 0 {
+							limit = 400 + r.intn(2000) // wider than the sample's spacing
+						}
+						res := v.Query(s, nil, Query{Filter: m, Sort: key, Desc: desc, Offset: off, Limit: limit})
+						wantOff := min(off, max(len(ref)-limit, 0))
+						want := ref[wantOff:min(wantOff+limit, len(ref))]
+						if res.Matched != len(ref) || res.Offset != wantOff || len(res.Rows) != len(want) {
+							t.Fatalf("key %d filter %v desc %v sample %d: matched %d offset %d rows %d, want %d %d %d",
+								key, m, desc, sample, res.Matched, res.Offset, len(res.Rows), len(ref), wantOff, len(want))
+						}
+						for j := range want {
+							if res.Rows[j].Flow.Key() != want[j].Flow.Key() {
+								t.Fatalf("key %d filter %v desc %v sample %d offset %d: row %d = %v, want %v",
+									key, m, desc, sample, off, j, res.Rows[j].Flow.Orig, want[j].Flow.Orig)
+							}
+						}
+						v.Close() // the next window is found by a new scan
+					}
+				}
+			}
 		}
 	}
 }
