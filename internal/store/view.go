@@ -579,6 +579,11 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		} else {
 			// all is a sample: collect the flows around the window, those
 			// ranked before them marked in v.before and counted in below.
+			if bHi > total {
+				// Past the end (a window asked for where the rows were
+				// before a new filter): the answer is the last rows.
+				bLo, bHi = max(total-(bHi-bLo), 0), total
+			}
 			below := 0
 			all, below = v.windowPass(s, lk, release, workers, all, total, bLo, bHi)
 			// Linear-time selection of ranks [bLo, bHi) among them, then

@@ -297,8 +297,11 @@ func TestViewDeepWindowFromSample(t *testing.T) {
 					}
 					for range 4 {
 						off, limit := r.intn(len(ref)), 1+r.intn(50)
-						if r.intn(4) == 0 {
+						switch r.intn(5) {
+						case 0:
 							limit = 400 + r.intn(2000) // wider than the sample's spacing
+						case 1:
+							off = len(ref) + r.intn(3000) // past the end: the last rows
 						}
 						res := v.Query(s, nil, Query{Filter: m, Sort: key, Desc: desc, Offset: off, Limit: limit})
 						wantOff := min(off, max(len(ref)-limit, 0))
