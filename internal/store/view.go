@@ -428,6 +428,9 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	}
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
+		if !v.fok && attempt == 0 {
+			v.shareFilter(s)
+		}
 		full := !v.fok
 		start := s.changes.seq
 		hw := s.tab.hw
@@ -564,6 +567,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 				v.matched = total
 				v.fok = true
 				v.seq = start
+				s.filters.put(v.flt, v.bits, total, start)
 			}
 			v.dirty = true
 			if v.catchUp(s, true) {
@@ -613,6 +617,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			v.matched = total
 			v.fok = true
 			v.seq = start
+			s.filters.put(v.flt, v.bits, total, start)
 		}
 		v.dirty = true
 		if v.catchUp(s, true) {
@@ -620,6 +625,100 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		}
 		v.fok, v.ook = false, false
 	}
+}
+
+// shareFilter makes the view's filter layer valid from the bitmap another
+// view (or this one) published for an equal filter (the same text), when
+// the change log still holds the changes since: a copy of the bitmap and
+// a catch-up instead of evaluating the filter on every flow. Viewers that
+// type or choose the same filter thus evaluate it once; each keeps its own
+// order and window.
+func (v *View) shareFilter(s *Store) {
+	bits, matched, seq, ok := s.filters.get(v.flt)
+	if !ok {
+		return
+	}
+	if _, _, held := s.changes.since(seq); !held {
+		return
+	}
+	v.bits = growBitmap(v.bits[:0], s.tab.hw)
+	n := copy(v.bits, bits)
+	clear(v.bits[n:])
+	v.matched, v.seq, v.fok = matched, seq, true
+	v.ook = false // the order layer is rebuilt by the scan
+	if !v.catchUp(s, false) {
+		v.fok = false
+	}
+}
+
+// filterCache holds the filter bitmaps of the latest full scans, by the
+// filter's text (a Matcher with a String method, as *filter.Filter; equal
+// texts select the same flows), at most filterCacheLen of them: views
+// with an equal filter start from a copy instead of evaluating the filter
+// on every flow. It has its own lock: views use it under the store's read
+// lock, concurrently.
+type filterCache struct {
+	mu      sync.Mutex
+	entries []filterEntry // most recently used last
+}
+
+// filterCacheLen bounds the bitmaps kept (each a bit per record: 512 KiB
+// at 4,194,304 records).
+const filterCacheLen = 8
+
+type filterEntry struct {
+	text    string
+	bits    []uint64
+	matched int
+	seq     uint64 // change-log position the bitmap is current with
+}
+
+// filterText is m's text, or "" when m cannot be shared.
+func filterText(m Matcher) string {
+	if st, ok := m.(interface{ String() string }); ok {
+		return st.String()
+	}
+	return ""
+}
+
+// get returns a copy-able bitmap for m (not to be changed), and with it
+// what it is current with.
+func (c *filterCache) get(m Matcher) (bits []uint64, matched int, seq uint64, ok bool) {
+	text := filterText(m)
+	if m == nil || text == "" {
+		return nil, 0, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.entries {
+		if e.text == text {
+			// Most recently used last.
+			c.entries = append(append(c.entries[:i], c.entries[i+1:]...), e)
+			return e.bits, e.matched, e.seq, true
+		}
+	}
+	return nil, 0, 0, false
+}
+
+// put records the bitmap of a full scan of m (copied).
+func (c *filterCache) put(m Matcher, bits []uint64, matched int, seq uint64) {
+	text := filterText(m)
+	if m == nil || text == "" {
+		return
+	}
+	e := filterEntry{text: text, bits: slices.Clone(bits), matched: matched, seq: seq}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if c.entries[i].text == text {
+			c.entries = append(c.entries[:i], c.entries[i+1:]...)
+			break
+		}
+	}
+	if len(c.entries) >= filterCacheLen {
+		c.entries = append(c.entries[:0], c.entries[1:]...)
+	}
+	c.entries = append(c.entries, e)
 }
 
 // sampleSize is about how many matched flows a deep window's first pass

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,6 +319,102 @@ func TestViewDeepWindowFromSample(t *testing.T) {
 						}
 						v.Close() // the next window is found by a new scan
 					}
+				}
+			}
+		}
+	}
+}
+
+// countingMatcher is a filter that counts its evaluations.
+type countingMatcher struct {
+	f *filter.Filter
+	n *atomic.Int64
+}
+
+func (m countingMatcher) Match(fl *flow.Flow) bool { m.n.Add(1); return m.f.Match(fl) }
+func (m countingMatcher) String() string           { return m.f.String() }
+
+// TestViewsShareFilter has views with equal filters (separate filter
+// values of the same text) but their own sorts and windows follow rounds
+// of changes: a view that starts after another evaluated the filter
+// starts from its bitmap (it evaluates the filter on far fewer flows than
+// the table holds), and every view still answers exactly its own window.
+func TestViewsShareFilter(t *testing.T) {
+	s, keys := buildRandom(t, 6000, 31)
+	r := rng(8)
+	const text = "tcp or port 53"
+	var evals atomic.Int64
+	first := NewView()
+	m0 := countingMatcher{filter.MustParse(text), &evals}
+	if res := first.Query(s, nil, Query{Filter: m0, Sort: SortBytes, Limit: 20}); res.Matched == 0 {
+		t.Fatal("the filter matches nothing")
+	}
+	if evals.Load() < 6000 {
+		t.Fatalf("the first view evaluated the filter %d times, want every flow", evals.Load())
+	}
+	type vq struct {
+		v *View
+		q Query
+	}
+	var views []vq
+	for j, q := range []Query{
+		{Sort: SortSrc, Offset: 3000, Limit: 25},
+		{Sort: SortAge, Desc: true, Limit: 40},
+		{Sort: SortState, Offset: 1500, Limit: 30},
+		{Sort: SortBytes, Limit: 20},
+	} {
+		v := NewView()
+		v.slack, v.sample = 64, 64
+		q.Filter = countingMatcher{filter.MustParse(text), &evals}
+		evals.Store(0)
+		v.Query(s, nil, q)
+		if n := evals.Load(); n > 100 {
+			t.Fatalf("view %d evaluated the filter %d times: it did not start from the shared bitmap", j, n)
+		}
+		views = append(views, vq{v, q})
+	}
+	now := at(10 * time.Second)
+	known := map[flow.Key]bool{}
+	for _, k := range keys {
+		known[k] = true
+	}
+	for round := range 20 {
+		for range 1 + r.intn(40) {
+			f := randomFlow(&r, 90000+r.intn(3000))
+			typ := flow.EventNew
+			if r.intn(3) == 0 {
+				typ = flow.EventDestroy
+			}
+			if r.intn(2) == 0 {
+				if d, ok := s.Detail(keys[r.intn(len(keys))]); ok {
+					f = withCounters(d.Flow, uint64(r.intn(100)), uint64(r.intn(100000)), 1, 1)
+				}
+			}
+			s.Apply([]flow.Event{ev(typ, now, f)})
+			if k := f.Key(); !known[k] {
+				known[k] = true
+				keys = append(keys, k)
+			}
+		}
+		now = now.Add(time.Duration(r.intn(2000)) * time.Millisecond)
+		s.Tick(now)
+		for j := range views {
+			x := &views[j]
+			if round%5 == 4 {
+				// A new filter value of the same text: from the shared
+				// bitmap again.
+				x.q.Filter = countingMatcher{filter.MustParse(text), &evals}
+			}
+			ref := reference(s, keys, x.q.Filter, x.q.Sort, x.q.Desc)
+			res := x.v.Query(s, nil, x.q)
+			wantOff := min(x.q.Offset, max(len(ref)-x.q.Limit, 0))
+			want := ref[wantOff:min(wantOff+x.q.Limit, len(ref))]
+			if res.Matched != len(ref) || res.Offset != wantOff || len(res.Rows) != len(want) {
+				t.Fatalf("round %d view %d: matched %d offset %d rows %d, want %d %d %d", round, j, res.Matched, res.Offset, len(res.Rows), len(ref), wantOff, len(want))
+			}
+			for i := range want {
+				if res.Rows[i].Flow.Key() != want[i].Flow.Key() {
+					t.Fatalf("round %d view %d: row %d = %v, want %v", round, j, i, res.Rows[i].Flow.Orig, want[i].Flow.Orig)
 				}
 			}
 		}
