@@ -506,6 +506,22 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 						}
 						h = heapPush(h, o.newItem(i), bHi, &o, false)
 					case piv != nil:
+						// Most flows are settled by the sort value alone:
+						// before piv or after it, and farther than the
+						// flows kept on their side.
+						if k1 := o.k1(i); k1 < piv.k1 {
+							before[i>>6] |= 1 << (i & 63)
+							nl++
+							if len(lw) < side || k1 >= lw[0].k1 {
+								lw = heapPush(lw, o.newItem(i), side, &o, true)
+							}
+							continue
+						} else if k1 > piv.k1 {
+							if len(h) < side || k1 <= h[0].k1 {
+								h = heapPush(h, o.newItem(i), side, &o, false)
+							}
+							continue
+						}
 						it := o.newItem(i)
 						if o.less(&it, piv) {
 							before[i>>6] |= 1 << (i & 63)
