@@ -77,8 +77,11 @@ const churnRate = 117000
 // its own sort and window 10 times a second (every third one with a
 // filter, every fourth changing its sort now and then). It reports the
 // events applied per second (churnRate when the pump keeps up), the latency of applying one batch (lock wait
-// included) at the median, 99th percentile and worst, and the viewers'
-// query latency at the 99th percentile.
+// included) at the median, 99th percentile and worst, the viewers'
+// query latency at the 99th percentile, the process's CPU per second of
+// churn (cpu-%: 100 is one core; pump, viewers and the load generator)
+// and the Go heap in use at its peak above what it was before the viewers
+// started (heap-peak-MiB, sampled every 5 ms).
 func BenchmarkViewersUnderChurn(b *testing.B) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	for _, n := range benchSizes() {
@@ -86,11 +89,15 @@ func BenchmarkViewersUnderChurn(b *testing.B) {
 		next := n
 		for _, viewers := range []int{0, 16} {
 			b.Run(fmt.Sprintf("%s/%dviewers", sizeName(n), viewers), func(b *testing.B) {
+				b.ReportAllocs()
 				var lat, qlat []time.Duration
 				events := 0
-				var churnTime time.Duration
+				var churnTime, cpu time.Duration
+				var peak uint64
 				for b.Loop() {
+					runtime.GC()
 					stop := make(chan struct{})
+					sampling := heapPeak(stop)
 					var wg sync.WaitGroup
 					var qmu sync.Mutex
 					var ready sync.WaitGroup
@@ -131,7 +138,7 @@ func BenchmarkViewersUnderChurn(b *testing.B) {
 						})
 					}
 					ready.Wait()
-					begin := time.Now()
+					c0, begin := time.Duration(cpuTime()), time.Now()
 					deadline := begin.Add(2 * time.Second)
 					batch := make([]flow.Event, 0, 256)
 					now := t0.Add(time.Second)
@@ -162,7 +169,9 @@ func BenchmarkViewersUnderChurn(b *testing.B) {
 						}
 					}
 					churnTime += time.Since(begin)
+					cpu += time.Duration(cpuTime()) - c0
 					close(stop)
+					peak = max(peak, <-sampling)
 					wg.Wait()
 				}
 				slices.Sort(lat)
@@ -178,6 +187,8 @@ func BenchmarkViewersUnderChurn(b *testing.B) {
 				b.ReportMetric(pct(lat, 1), "apply-max-µs")
 				slices.Sort(qlat)
 				b.ReportMetric(pct(qlat, 0.99)/1000, "query-p99-ms")
+				b.ReportMetric(100*cpu.Seconds()/churnTime.Seconds(), "cpu-%")
+				b.ReportMetric(float64(peak)/(1<<20), "heap-peak-MiB")
 			})
 		}
 	}
@@ -295,6 +306,32 @@ func heapInUse(s []metrics.Sample) uint64 {
 	return s[0].Value.Uint64() + s[1].Value.Uint64()
 }
 
+// heapPeak samples the Go heap in use every 5 ms until stop is closed and
+// then sends on the returned channel its peak above what it was at the
+// start.
+func heapPeak(stop <-chan struct{}) <-chan uint64 {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	base := heapInUse(ms)
+	out := make(chan uint64, 1)
+	go func() {
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		var hi uint64
+		for {
+			select {
+			case <-stop:
+				out <- hi
+				return
+			case <-tk.C:
+				if h := heapInUse(ms); h > base && h-base > hi {
+					hi = h - base
+				}
+			}
+		}
+	}()
+	return out
+}
+
 // BenchmarkViewersLikeTUI runs an engine holding n mixed flows under churn
 // (6,000 short TCP connections/s, 4 events each, in batches of 256) for 3
 // seconds per iteration, with 0 or 16 viewers that behave as the
@@ -333,30 +370,12 @@ func BenchmarkViewersLikeTUI(b *testing.B) {
 				var cpu, churnTime time.Duration
 				events := 0
 				var peak uint64
-				ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 				for b.Loop() {
 					runtime.GC()
-					base := heapInUse(ms)
 					stop, start := make(chan struct{}), make(chan struct{})
 					var wg, ready sync.WaitGroup
 					var qmu sync.Mutex
-					sampling := make(chan uint64)
-					go func() {
-						tk := time.NewTicker(5 * time.Millisecond)
-						defer tk.Stop()
-						var hi uint64
-						for {
-							select {
-							case <-stop:
-								sampling <- hi
-								return
-							case <-tk.C:
-								if h := heapInUse(ms); h > base && h-base > hi {
-									hi = h - base
-								}
-							}
-						}
-					}()
+					sampling := heapPeak(stop)
 					ready.Add(viewers)
 					for j := range viewers {
 						wg.Go(func() {
