@@ -680,7 +680,7 @@ type filterCache struct {
 
 // filterCacheLen bounds the bitmaps kept (each a bit per record: 512 KiB
 // at 4,194,304 records).
-const filterCacheLen = 8
+const filterCacheLen = 4
 
 type filterEntry struct {
 	text    string
