@@ -18,8 +18,10 @@ import (
 // after changes, a view re-evaluates only the records changed since (from
 // the store's change log); it scans the table again only for a new filter,
 // a new sort, a window outside its buffer, or after more changes than the
-// log holds. A View is used by one goroutine at a time; views do not
-// disturb each other.
+// log holds. A deep window is found from a sample of the order (see
+// windowPass), and a new filter whose text another view evaluated starts
+// from that view's bitmap (see filterCache). A View is used by one
+// goroutine at a time; views do not disturb each other.
 type View struct {
 	// The filter layer: valid once a scan evaluated flt.
 	fok     bool
