@@ -62,8 +62,14 @@
 // scan (new filter, new sort, a window outside the buffer) runs on every
 // core over chunks of 32,768 records, releasing the read lock between
 // chunks, and selects the buffer with bounded heaps per worker (a window
-// near the top) or a linear-time selection (a deep one), never sorting the
-// whole table. Afterwards the view re-evaluates only the records the change
+// near the top, or around a selected flow) or, for a deep window, in two
+// passes: the first keeps a sample of the order (every n-th matched flow),
+// the second only the flows between two sampled ones that bracket the
+// window (about 2.5 % of the matched flows), never sorting the whole table
+// nor holding every matched flow. Views with an equal filter (the same
+// text) share its bitmap: a view that needs the filter evaluated starts
+// from the latest full scan's bitmap and catches up from the change log.
+// Afterwards the view re-evaluates only the records the change
 // log names, so a frame on an unchanged table costs its window's rows, and
 // View.Changed says cheaply whether its answer may have changed. Readers
 // take one CPU slot per core before the lock, so that a writer waits only

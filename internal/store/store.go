@@ -62,6 +62,8 @@ type Store struct {
 	chunk   uint32 // records a reader reads under one hold of the lock (scanChunk)
 
 	prefetched uint32 // what prefetch loaded (kept so that its loads are not dropped)
+
+	filters filterCache // views' filter bitmaps, shared by filter text (view.go)
 }
 
 // cpuSlots bounds how many goroutines work for views at once (one per

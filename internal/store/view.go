@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,8 +18,10 @@ import (
 // after changes, a view re-evaluates only the records changed since (from
 // the store's change log); it scans the table again only for a new filter,
 // a new sort, a window outside its buffer, or after more changes than the
-// log holds. A View is used by one goroutine at a time; views do not
-// disturb each other.
+// log holds. A deep window is found from a sample of the order (see
+// windowPass), and a new filter whose text another view evaluated starts
+// from that view's bitmap (see filterCache). A View is used by one
+// goroutine at a time; views do not disturb each other.
 type View struct {
 	// The filter layer: valid once a scan evaluated flt.
 	fok     bool
@@ -47,6 +50,8 @@ type View struct {
 	scratch []uint32
 	ins     []item
 	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
+	sample  int // a deep window's sample size (0: sampleSize; tests set less)
+	margin  int // its first margin in sampled flows (0: from the sample size)
 }
 
 // NewView returns an empty view.
@@ -201,7 +206,7 @@ func (v *View) Changed(s *Store, lk Locker) bool {
 }
 
 // Close releases what the view holds.
-func (v *View) Close() { *v = View{dirty: true, slack: v.slack} }
+func (v *View) Close() { *v = View{dirty: true, slack: v.slack, sample: v.sample, margin: v.margin} }
 
 // rank returns the position of the flow with key k in the view's order,
 // or -1 when it is not there or does not pass the filter.
@@ -425,6 +430,9 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	}
 	for attempt := 0; ; attempt++ {
 		release := lk != nil && attempt < 2
+		if !v.fok && attempt == 0 {
+			v.shareFilter(s)
+		}
 		full := !v.fok
 		start := s.changes.seq
 		hw := s.tab.hw
@@ -447,11 +455,22 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			clear(v.before)
 		}
 		before := v.before
+		// A deep window (or a wide one) is found in two passes instead of
+		// collecting every matched flow: this one keeps a sample of them
+		// (every stride-th matched flow of each worker's part), windowPass
+		// then collects only those between two flows of the sample that
+		// bracket the window's ranks.
+		stride := 1
 		if !useHeap && piv == nil {
-			// Collecting every matched flow: room for all at once.
-			for w := range workers {
-				parts[w] = make([]item, 0, int(hw)/workers+int(hw)/32+64)
+			est := int(hw)
+			if !full {
+				est = v.matched
 			}
+			size := v.sample
+			if size == 0 {
+				size = sampleSize
+			}
+			stride = max(est/size, 1)
 		}
 		o := v.ord
 		filter := v.flt
@@ -489,6 +508,22 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 						}
 						h = heapPush(h, o.newItem(i), bHi, &o, false)
 					case piv != nil:
+						// Most flows are settled by the sort value alone:
+						// before piv or after it, and farther than the
+						// flows kept on their side.
+						if k1 := o.k1(i); k1 < piv.k1 {
+							before[i>>6] |= 1 << (i & 63)
+							nl++
+							if len(lw) < side || k1 >= lw[0].k1 {
+								lw = heapPush(lw, o.newItem(i), side, &o, true)
+							}
+							continue
+						} else if k1 > piv.k1 {
+							if len(h) < side || k1 <= h[0].k1 {
+								h = heapPush(h, o.newItem(i), side, &o, false)
+							}
+							continue
+						}
 						it := o.newItem(i)
 						if o.less(&it, piv) {
 							before[i>>6] |= 1 << (i & 63)
@@ -498,7 +533,9 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 							h = heapPush(h, it, side, &o, false)
 						}
 					default:
-						h = append(h, o.newItem(i))
+						if (counts[w]+n)%stride == 0 {
+							h = append(h, o.newItem(i))
+						}
 					}
 				}
 				parts[w] = h
@@ -548,6 +585,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 				v.matched = total
 				v.fok = true
 				v.seq = start
+				s.filters.put(v.flt, v.bits, total, start)
 			}
 			v.dirty = true
 			if v.catchUp(s, true) {
@@ -561,19 +599,28 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			slices.SortFunc(all, func(x, y item) int { return o.cmp(&x, &y) })
 			v.base = 0
 		} else {
-			// Linear-time selection of ranks [bLo, bHi), then sort only them.
-			b0, b1 := min(bLo, len(all)), min(bHi, len(all))
+			// all is a sample: collect the flows around the window, those
+			// ranked before them marked in v.before and counted in below.
+			if bHi > total {
+				// Past the end (a window asked for where the rows were
+				// before a new filter): the answer is the last rows.
+				bLo, bHi = max(total-(bHi-bLo), 0), total
+			}
+			below := 0
+			all, below = v.windowPass(s, lk, release, workers, all, total, bLo, bHi)
+			// Linear-time selection of ranks [bLo, bHi) among them, then
+			// sort only those.
+			b0, b1 := min(max(bLo-below, 0), len(all)), min(max(bHi-below, 0), len(all))
 			sel := selector{o: &o}
 			sel.selectRange(all, b0, b1)
 			slices.SortFunc(all[b0:b1], func(x, y item) int { return o.cmp(&x, &y) })
 			if b0 > 0 {
 				v.before = growBitmap(v.before, s.tab.hw)
-				clear(v.before)
 				for _, it := range all[:b0] {
 					v.before[it.idx>>6] |= 1 << (it.idx & 63)
 				}
 			}
-			v.base = b0
+			v.base = below + b0
 			all = all[b0:b1:b1]
 		}
 		v.atEnd = v.base+len(all) >= total
@@ -588,12 +635,195 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			v.matched = total
 			v.fok = true
 			v.seq = start
+			s.filters.put(v.flt, v.bits, total, start)
 		}
 		v.dirty = true
 		if v.catchUp(s, true) {
 			return
 		}
 		v.fok, v.ook = false, false
+	}
+}
+
+// shareFilter makes the view's filter layer valid from the bitmap another
+// view (or this one) published for an equal filter (the same text), when
+// the change log still holds the changes since: a copy of the bitmap and
+// a catch-up instead of evaluating the filter on every flow. Viewers that
+// type or choose the same filter thus evaluate it once; each keeps its own
+// order and window.
+func (v *View) shareFilter(s *Store) {
+	bits, matched, seq, ok := s.filters.get(v.flt)
+	if !ok {
+		return
+	}
+	if _, _, held := s.changes.since(seq); !held {
+		return
+	}
+	v.bits = growBitmap(v.bits[:0], s.tab.hw)
+	n := copy(v.bits, bits)
+	clear(v.bits[n:])
+	v.matched, v.seq, v.fok = matched, seq, true
+	v.ook = false // the order layer is rebuilt by the scan
+	if !v.catchUp(s, false) {
+		v.fok = false
+	}
+}
+
+// filterCache holds the filter bitmaps of the latest full scans, by the
+// filter's text (a Matcher with a String method, as *filter.Filter; equal
+// texts select the same flows), at most filterCacheLen of them: views
+// with an equal filter start from a copy instead of evaluating the filter
+// on every flow. It has its own lock: views use it under the store's read
+// lock, concurrently.
+type filterCache struct {
+	mu      sync.Mutex
+	entries []filterEntry // most recently used last
+}
+
+// filterCacheLen bounds the bitmaps kept (each a bit per record: 512 KiB
+// at 4,194,304 records).
+const filterCacheLen = 4
+
+type filterEntry struct {
+	text    string
+	bits    []uint64
+	matched int
+	seq     uint64 // change-log position the bitmap is current with
+}
+
+// filterText is m's text, or "" when m cannot be shared.
+func filterText(m Matcher) string {
+	if st, ok := m.(interface{ String() string }); ok {
+		return st.String()
+	}
+	return ""
+}
+
+// get returns a copy-able bitmap for m (not to be changed), and with it
+// what it is current with.
+func (c *filterCache) get(m Matcher) (bits []uint64, matched int, seq uint64, ok bool) {
+	text := filterText(m)
+	if m == nil || text == "" {
+		return nil, 0, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.entries {
+		if e.text == text {
+			// Most recently used last.
+			c.entries = append(append(c.entries[:i], c.entries[i+1:]...), e)
+			return e.bits, e.matched, e.seq, true
+		}
+	}
+	return nil, 0, 0, false
+}
+
+// put records the bitmap of a full scan of m (copied).
+func (c *filterCache) put(m Matcher, bits []uint64, matched int, seq uint64) {
+	text := filterText(m)
+	if m == nil || text == "" {
+		return
+	}
+	e := filterEntry{text: text, bits: slices.Clone(bits), matched: matched, seq: seq}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if c.entries[i].text == text {
+			c.entries = append(c.entries[:i], c.entries[i+1:]...)
+			break
+		}
+	}
+	if len(c.entries) >= filterCacheLen {
+		c.entries = append(c.entries[:0], c.entries[1:]...)
+	}
+	c.entries = append(c.entries, e)
+}
+
+// sampleSize is about how many matched flows a deep window's first pass
+// keeps as a sample of the order.
+const sampleSize = 1 << 14
+
+// windowPass is the second pass of a deep window's scan: from sample (a
+// sample of the total matched flows, every stride-th of a worker's part,
+// in no order) it picks two flows whose ranks bracket [bLo, bHi) with a
+// margin, then collects the matched flows between them (returned in no
+// order) and marks those ranked before the first in v.before (below
+// counts them). It holds about 2.5 percent of the matched flows at most
+// (and the sample) where collecting them all would hold every one; a
+// sample that misses the window is tried again with twice the margin.
+// It reads the filter bitmap (valid after the first pass); changes made
+// meanwhile are caught up afterwards from the first pass's start, as for
+// any scan.
+func (v *View) windowPass(s *Store, lk Locker, release bool, workers int, sample []item, total, bLo, bHi int) ([]item, int) {
+	o := v.ord
+	slices.SortFunc(sample, func(x, y item) int { return o.cmp(&x, &y) })
+	n := len(sample)
+	per := float64(total) / float64(max(n, 1)) // matched flows per sampled one
+	margin := 3*int(math.Sqrt(float64(n)))/2 + 4
+	if v.margin > 0 {
+		margin = v.margin
+	}
+	for {
+		v.before = growBitmap(v.before[:0], s.tab.hw)
+		clear(v.before)
+		var lo, hi *item
+		if n > 0 && total > 0 {
+			if j := int(float64(bLo)/per) - margin; j > 0 && j < n {
+				lo = &sample[j]
+			}
+			if j := int(min(float64(bHi)/per, float64(n))) + 1 + margin; j < n {
+				hi = &sample[j]
+			}
+		}
+		hw := s.tab.hw
+		parts := make([][]item, max(workers, 1))
+		nlow := make([]int, max(workers, 1))
+		before, bits := v.before, v.bits
+		for c := uint32(0); c < hw; c += s.chunk {
+			parallel(workers, c, min(c+s.chunk, hw), func(w int, a, b uint32) {
+				h, nl := parts[w], 0
+				for i := a; i < b; i++ {
+					if s.tab.at(i).flags&flagUsed == 0 || (bits != nil && bits[i>>6]&(1<<(i&63)) == 0) {
+						continue
+					}
+					if lo != nil && o.k1(i) < lo.k1 {
+						before[i>>6] |= 1 << (i & 63)
+						nl++
+						continue
+					}
+					if hi != nil && o.k1(i) > hi.k1 {
+						continue
+					}
+					it := o.newItem(i)
+					switch {
+					case lo != nil && o.less(&it, lo):
+						before[i>>6] |= 1 << (i & 63)
+						nl++
+					case hi != nil && !o.less(&it, hi):
+					default:
+						h = append(h, it)
+					}
+				}
+				parts[w] = h
+				nlow[w] += nl
+			})
+			if release && c+s.chunk < hw {
+				lk.Unlock()
+				lk.Lock()
+			}
+		}
+		all, below := parts[0], nlow[0]
+		for w := 1; w < len(parts); w++ {
+			all = append(all, parts[w]...)
+			below += nlow[w]
+		}
+		// The bracket holds the window unless the sample misjudged the
+		// ranks (or the table changed under a released lock: the catch-up
+		// corrects small changes, a second try large ones).
+		if (lo == nil || below <= bLo) && (hi == nil || below+len(all) >= bHi) || margin >= n {
+			return all, below
+		}
+		margin = min(2*margin, n)
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,8 @@ func TestViewFollowsChanges(t *testing.T) {
 		{Sort: SortState, Offset: 5500, Limit: 20},
 	} {
 		v := NewView()
-		v.slack = 64 // buffers far smaller than the table: flows before them
+		v.slack = 64  // buffers far smaller than the table: flows before them
+		v.sample = 64 // deep windows found from a sparse sample
 		views = append(views, vq{v, q})
 	}
 	now := at(10 * time.Second)
@@ -268,6 +270,153 @@ func TestViewScanWithWriterBetweenChunks(t *testing.T) {
 		}
 		if q.Select != nil && res.SelectedIndex >= 0 && ref[res.SelectedIndex].Flow.Key() != sel {
 			t.Fatalf("query %d: selected index %d is %v", i, res.SelectedIndex, ref[res.SelectedIndex].Flow.Orig)
+		}
+	}
+}
+
+// TestViewDeepWindowFromSample finds deep and wide windows of every sort
+// key (with and without a filter, both directions) from samples far
+// sparser than the table, down to a few flows, and with a margin so thin
+// that the bracket around the window often misses and is widened: every answer must equal the
+// reference order.
+func TestViewDeepWindowFromSample(t *testing.T) {
+	s, keys := buildRandom(t, 5000, 23)
+	r := rng(17)
+	// Nothing matched: no sample to bracket with.
+	if res := NewView().Query(s, nil, Query{Filter: filter.MustParse("port 1 and port 2"), Offset: 3000, Limit: 40}); res.Matched != 0 || len(res.Rows) != 0 {
+		t.Fatalf("nothing matched: %d matched, %d rows", res.Matched, len(res.Rows))
+	}
+	for key := SortKey(0); key < NumSortKeys; key++ {
+		for _, m := range []Matcher{nil, filter.MustParse("tcp or ipv6")} {
+			for _, desc := range []bool{false, true} {
+				ref := reference(s, keys, m, key, desc)
+				for _, sample := range []int{3, 40, 500} {
+					v := NewView()
+					v.slack, v.sample = 16, sample
+					if sample == 500 {
+						v.margin = 1 // brackets that miss, widened
+					}
+					for range 4 {
+						off, limit := r.intn(len(ref)), 1+r.intn(50)
+						switch r.intn(5) {
+						case 0:
+							limit = 400 + r.intn(2000) // wider than the sample's spacing
+						case 1:
+							off = len(ref) + r.intn(3000) // past the end: the last rows
+						}
+						res := v.Query(s, nil, Query{Filter: m, Sort: key, Desc: desc, Offset: off, Limit: limit})
+						wantOff := min(off, max(len(ref)-limit, 0))
+						want := ref[wantOff:min(wantOff+limit, len(ref))]
+						if res.Matched != len(ref) || res.Offset != wantOff || len(res.Rows) != len(want) {
+							t.Fatalf("key %d filter %v desc %v sample %d: matched %d offset %d rows %d, want %d %d %d",
+								key, m, desc, sample, res.Matched, res.Offset, len(res.Rows), len(ref), wantOff, len(want))
+						}
+						for j := range want {
+							if res.Rows[j].Flow.Key() != want[j].Flow.Key() {
+								t.Fatalf("key %d filter %v desc %v sample %d offset %d: row %d = %v, want %v",
+									key, m, desc, sample, off, j, res.Rows[j].Flow.Orig, want[j].Flow.Orig)
+							}
+						}
+						v.Close() // the next window is found by a new scan
+					}
+				}
+			}
+		}
+	}
+}
+
+// countingMatcher is a filter that counts its evaluations.
+type countingMatcher struct {
+	f *filter.Filter
+	n *atomic.Int64
+}
+
+func (m countingMatcher) Match(fl *flow.Flow) bool { m.n.Add(1); return m.f.Match(fl) }
+func (m countingMatcher) String() string           { return m.f.String() }
+
+// TestViewsShareFilter has views with equal filters (separate filter
+// values of the same text) but their own sorts and windows follow rounds
+// of changes: a view that starts after another evaluated the filter
+// starts from its bitmap (it evaluates the filter on far fewer flows than
+// the table holds), and every view still answers exactly its own window.
+func TestViewsShareFilter(t *testing.T) {
+	s, keys := buildRandom(t, 6000, 31)
+	r := rng(8)
+	const text = "tcp or port 53"
+	var evals atomic.Int64
+	first := NewView()
+	m0 := countingMatcher{filter.MustParse(text), &evals}
+	if res := first.Query(s, nil, Query{Filter: m0, Sort: SortBytes, Limit: 20}); res.Matched == 0 {
+		t.Fatal("the filter matches nothing")
+	}
+	if evals.Load() < 6000 {
+		t.Fatalf("the first view evaluated the filter %d times, want every flow", evals.Load())
+	}
+	type vq struct {
+		v *View
+		q Query
+	}
+	var views []vq
+	for j, q := range []Query{
+		{Sort: SortSrc, Offset: 3000, Limit: 25},
+		{Sort: SortAge, Desc: true, Limit: 40},
+		{Sort: SortState, Offset: 1500, Limit: 30},
+		{Sort: SortBytes, Limit: 20},
+	} {
+		v := NewView()
+		v.slack, v.sample = 64, 64
+		q.Filter = countingMatcher{filter.MustParse(text), &evals}
+		evals.Store(0)
+		v.Query(s, nil, q)
+		if n := evals.Load(); n > 100 {
+			t.Fatalf("view %d evaluated the filter %d times: it did not start from the shared bitmap", j, n)
+		}
+		views = append(views, vq{v, q})
+	}
+	now := at(10 * time.Second)
+	known := map[flow.Key]bool{}
+	for _, k := range keys {
+		known[k] = true
+	}
+	for round := range 20 {
+		for range 1 + r.intn(40) {
+			f := randomFlow(&r, 90000+r.intn(3000))
+			typ := flow.EventNew
+			if r.intn(3) == 0 {
+				typ = flow.EventDestroy
+			}
+			if r.intn(2) == 0 {
+				if d, ok := s.Detail(keys[r.intn(len(keys))]); ok {
+					f = withCounters(d.Flow, uint64(r.intn(100)), uint64(r.intn(100000)), 1, 1)
+				}
+			}
+			s.Apply([]flow.Event{ev(typ, now, f)})
+			if k := f.Key(); !known[k] {
+				known[k] = true
+				keys = append(keys, k)
+			}
+		}
+		now = now.Add(time.Duration(r.intn(2000)) * time.Millisecond)
+		s.Tick(now)
+		for j := range views {
+			x := &views[j]
+			if round%5 == 4 {
+				// A new filter value of the same text: from the shared
+				// bitmap again.
+				x.q.Filter = countingMatcher{filter.MustParse(text), &evals}
+			}
+			ref := reference(s, keys, x.q.Filter, x.q.Sort, x.q.Desc)
+			res := x.v.Query(s, nil, x.q)
+			wantOff := min(x.q.Offset, max(len(ref)-x.q.Limit, 0))
+			want := ref[wantOff:min(wantOff+x.q.Limit, len(ref))]
+			if res.Matched != len(ref) || res.Offset != wantOff || len(res.Rows) != len(want) {
+				t.Fatalf("round %d view %d: matched %d offset %d rows %d, want %d %d %d", round, j, res.Matched, res.Offset, len(res.Rows), len(ref), wantOff, len(want))
+			}
+			for i := range want {
+				if res.Rows[i].Flow.Key() != want[i].Flow.Key() {
+					t.Fatalf("round %d view %d: row %d = %v, want %v", round, j, i, res.Rows[i].Flow.Orig, want[i].Flow.Orig)
+				}
+			}
 		}
 	}
 }
