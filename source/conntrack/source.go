@@ -282,8 +282,14 @@ func (r *run) dump(ctx context.Context) error {
 // and counted in bad (when not nil), which the table statistics report.
 func dumpFlows(s *sock, bad *atomic.Uint64, fn func(f *flow.Flow) error) error {
 	s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
+	return s.transactDump(flowMessages(bad, fn))
+}
+
+// flowMessages returns the message handler of dumpFlows: it decodes each
+// entry message and calls fn with it.
+func flowMessages(bad *atomic.Uint64, fn func(f *flow.Flow) error) func(m message) error {
 	var f flow.Flow
-	return s.transact(func(m message) error {
+	return func(m message) error {
 		if m.typ != uint16(subsysCT)<<8|msgCTNew {
 			return nil
 		}
@@ -294,7 +300,7 @@ func dumpFlows(s *sock, bad *atomic.Uint64, fn func(f *flow.Flow) error) error {
 			return nil
 		}
 		return fn(&f)
-	})
+	}
 }
 
 // dropCheckEvery is how many datagrams the event loop reads between two
