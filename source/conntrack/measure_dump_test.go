@@ -50,16 +50,14 @@ func TestMeasureDumpStages(t *testing.T) {
 
 	stage := func(name string, fn func() int) {
 		t.Helper()
-		for range 2 {
-			c0, w0 := procCPU(), time.Now()
-			got := fn()
-			wall, cpu := time.Since(w0), procCPU()-c0
-			if got != n {
-				t.Fatalf("%s: %d entries, want %d", name, got, n)
-			}
-			t.Logf("MEASURE %-34s %7v wall %7v cpu  %4.0f ns/flow", name+":", wall.Round(time.Millisecond),
-				cpu.Round(time.Millisecond), float64(wall.Nanoseconds())/float64(n))
+		c0, w0 := procCPU(), time.Now()
+		got := fn()
+		wall, cpu := time.Since(w0), procCPU()-c0
+		if got != n {
+			t.Fatalf("%s: %d entries, want %d", name, got, n)
 		}
+		t.Logf("MEASURE %-34s %7v wall %7v cpu  %4.0f ns/flow", name+":", wall.Round(time.Millisecond),
+			cpu.Round(time.Millisecond), float64(wall.Nanoseconds())/float64(n))
 	}
 	if _, err := exec.LookPath("conntrack"); err == nil {
 		stage("conntrack -L >/dev/null", func() int {
@@ -74,22 +72,20 @@ func TestMeasureDumpStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	stage("recv only (count messages)", func() int {
-		s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
-		c := 0
-		if err := s.transact(func(message) error { c++; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
-	stage("recv+decode", func() int {
-		c := 0
-		if err := dumpFlows(s, nil, func(*flow.Flow) error { c++; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
-	stage("recv+decode+channel", func() int {
+	for range 2 {
+		stage("recv only (count messages)", func() int {
+			s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
+			c := 0
+			if err := s.transact(func(message) error { c++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		})
+	}
+	// One receiving goroutine (transact, as before transactDump) against
+	// the pipeline, each decoding and sending every entry on a channel
+	// that a goroutine drains, as the engine's pump does.
+	viaChannel := func(transact func(fn func(m message) error) error) int {
 		ch := make(chan flow.Event, 65536)
 		done := make(chan int)
 		go func() {
@@ -101,13 +97,19 @@ func TestMeasureDumpStages(t *testing.T) {
 			}
 			done <- c
 		}()
-		if err := dumpFlows(s, nil, func(f *flow.Flow) error { ch <- flow.Event{Type: flow.EventNew, Flow: *f}; return nil }); err != nil {
+		s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
+		err := transact(flowMessages(nil, func(f *flow.Flow) error { ch <- flow.Event{Type: flow.EventNew, Flow: *f}; return nil }))
+		close(ch)
+		if err != nil {
 			t.Fatal(err)
 		}
-		close(ch)
 		return <-done
-	})
-	for _, oneShot := range []bool{true, false} {
+	}
+	for range 2 {
+		stage("serial recv+decode+channel", func() int { return viaChannel(s.transact) })
+		stage("pipelined recv+decode+channel", func() int { return viaChannel(s.transactDump) })
+	}
+	for _, oneShot := range []bool{false, false} {
 		stage("Source.Run oneshot="+strconv.FormatBool(oneShot), func() int {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -140,30 +142,32 @@ func TestMeasureDumpStages(t *testing.T) {
 			}
 		})
 	}
-	stage("engine: synced + first query", func() int {
-		eng := engine.New(New(Options{NetNS: ns.Name, CountersInterval: -1}), engine.Options{})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- eng.Run(ctx) }()
-		for !eng.Status().Synced {
-			if eng.Status().Done {
-				t.Fatalf("engine stopped: %v", eng.Status().Err)
+	for range 2 {
+		stage("engine: synced + first query", func() int {
+			eng := engine.New(New(Options{NetNS: ns.Name, CountersInterval: -1}), engine.Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- eng.Run(ctx) }()
+			for !eng.Status().Synced {
+				if eng.Status().Done {
+					t.Fatalf("engine stopped: %v", eng.Status().Err)
+				}
+				time.Sleep(time.Millisecond)
 			}
-			time.Sleep(time.Millisecond)
-		}
-		v := eng.NewViewer()
-		r := v.Query(store.Query{Sort: store.SortAge, Limit: 40})
-		c := r.Total
-		v.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Rows) != 40 {
-			t.Fatalf("first query: %d rows", len(r.Rows))
-		}
-		return c
-	})
+			v := eng.NewViewer()
+			r := v.Query(store.Query{Sort: store.SortAge, Limit: 40})
+			c := r.Total
+			v.Close()
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Rows) != 40 {
+				t.Fatalf("first query: %d rows", len(r.Rows))
+			}
+			return c
+		})
+	}
 }
 
 // procCPU returns the process's user+system CPU time.
