@@ -30,9 +30,14 @@ const (
 	EventSynced
 	// EventStats carries fresh table statistics in Stats.
 	EventStats
+	// EventBatch carries a run of events in Batch, to be taken in order in
+	// place of this one. Only a source asked for batches sends it (see
+	// source.Batcher): one channel operation per batch instead of one per
+	// event for the initial listing of a big table.
+	EventBatch
 )
 
-var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats"}
+var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats", "batch"}
 
 // String returns the NDJSON name of the event type ("new", "update", …).
 func (t EventType) String() string {
@@ -57,6 +62,8 @@ type Event struct {
 	Lost uint64
 	// Stats is set for EventStats.
 	Stats *TableStats
+	// Batch is set for EventBatch.
+	Batch *Batch
 }
 
 // TableStats are the table-pressure figures of a source: entry count and

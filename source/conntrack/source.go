@@ -120,6 +120,9 @@ type run struct {
 	// firstDump is how long the initial listing took: the first poll is
 	// spaced from it as later polls are from theirs.
 	firstDump time.Duration
+	// listing batches the initial listing's events (RunBatches); nil
+	// once it is sent, and with Run.
+	listing *listing
 }
 
 // Run implements source.Source. It returns nil when ctx is cancelled; an
@@ -134,8 +137,19 @@ type run struct {
 // dump every few seconds (the counters poll), emitting EventUpdate when one
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set.
-func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error { return s.run(ctx, out, false) }
+
+// RunBatches implements source.Batcher: it is Run with the initial listing
+// sent in EventBatch events (see listing.go).
+func (s *Source) RunBatches(ctx context.Context, out chan<- flow.Event) error {
+	return s.run(ctx, out, true)
+}
+
+func (s *Source) run(ctx context.Context, out chan<- flow.Event, batches bool) error {
 	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple)}
+	if batches {
+		r.listing = newListing()
+	}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
 		return err
@@ -260,10 +274,19 @@ func (r *run) dump(ctx context.Context) error {
 		if first {
 			r.silent.add(f)
 		}
+		if r.listing != nil {
+			return r.listing.add(ctx, r, now, f)
+		}
 		return r.send(ctx, flow.Event{Type: flow.EventNew, Time: now, Flow: *f})
 	})
 	if err != nil {
 		return classify("dump conntrack table", err)
+	}
+	if r.listing != nil {
+		if err := r.listing.flush(ctx, r); err != nil {
+			return err
+		}
+		r.listing = nil // only the initial listing: see listing.go
 	}
 	if err := r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()}); err != nil {
 		return err
