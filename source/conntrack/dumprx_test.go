@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -270,4 +271,48 @@ func BenchmarkDumpReceive(b *testing.B) {
 		free := newDumpPool()
 		run(b, func(fn func(m message) error) error { return receiveDump(seq, free, replay(dgs), fn) })
 	})
+	// The same with the kernel's share stood in for: each receive also
+	// spends kernelWork in a system call (reading /dev/zero), about what
+	// the kernel spends filling a datagram of a big table's dump.
+	zero, err := os.Open("/dev/zero")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer zero.Close()
+	scratch := make([]byte, kernelWork)
+	withKernel := func(recv func([]byte) (int, error)) func([]byte) (int, error) {
+		return func(p []byte) (int, error) {
+			if _, err := unix.Read(int(zero.Fd()), scratch); err != nil {
+				return 0, err
+			}
+			return recv(p)
+		}
+	}
+	b.Run("serial+kernel", func(b *testing.B) {
+		run(b, func(fn func(m message) error) error {
+			recv := withKernel(replay(dgs))
+			buf := make([]byte, dumpBufSize)
+			var ferr error
+			for {
+				n, err := recv(buf)
+				if err != nil {
+					return err
+				}
+				if err := dumpDatagram(seq, buf[:n], fn, &ferr); err != nil {
+					return err
+				}
+				if endsDump(seq, buf[:n]) {
+					return ferr
+				}
+			}
+		})
+	})
+	b.Run("pipelined+kernel", func(b *testing.B) {
+		free := newDumpPool()
+		run(b, func(fn func(m message) error) error { return receiveDump(seq, free, withKernel(replay(dgs)), fn) })
+	})
 }
+
+// kernelWork is how many bytes of /dev/zero BenchmarkDumpReceive reads to
+// stand in for the kernel's work per dump datagram.
+const kernelWork = 1 << 20
