@@ -43,3 +43,12 @@ type Deleter interface {
 type PollReconciler interface {
 	ReconcileDownstream(left func() int)
 }
+
+// Batcher is implemented by sources that can hand over runs of events
+// (the initial listing of a big table) in EventBatch events: one channel
+// operation per batch instead of one per event. RunBatches is Run, except
+// that it may send EventBatch, whose events the receiver takes in order in
+// its place and whose Batch it then releases (flow.Batch.Release).
+type Batcher interface {
+	RunBatches(ctx context.Context, out chan<- flow.Event) error
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,7 +136,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	ch := make(chan flow.Event, e.opts.Buffer)
 	srcDone := make(chan error, 1)
 	e.setStatus(func(s *Status) { s.Live = true })
-	go func() { srcDone <- e.src.Run(ctx, ch) }()
+	run := e.src.Run
+	if b, ok := e.src.(source.Batcher); ok {
+		run = b.RunBatches
+	}
+	go func() { srcDone <- run(ctx, ch) }()
 
 	ticker := time.NewTicker(e.opts.Tick)
 	defer ticker.Stop()
@@ -189,8 +194,32 @@ func drain(ch <-chan flow.Event, batch []flow.Event, max int) []flow.Event {
 	return batch
 }
 
-// Apply applies a batch of events to the store.
+// Apply applies a batch of events to the store. An EventBatch in it
+// stands for its batch's events, applied in its place (in slices of at
+// most MaxBatch events, so that readers wait no longer than for any other
+// batch) before the batch is released.
 func (e *Engine) Apply(evs []flow.Event) {
+	for {
+		i := slices.IndexFunc(evs, func(ev flow.Event) bool { return ev.Type == flow.EventBatch })
+		if i < 0 {
+			e.apply(evs)
+			return
+		}
+		e.apply(evs[:i])
+		if b := evs[i].Batch; b != nil {
+			for run := b.Events; len(run) > 0; {
+				n := min(len(run), e.opts.MaxBatch)
+				e.apply(run[:n])
+				run = run[n:]
+			}
+			b.Release()
+		}
+		evs = evs[i+1:]
+	}
+}
+
+// apply applies events (no EventBatch) to the store.
+func (e *Engine) apply(evs []flow.Event) {
 	if len(evs) == 0 {
 		return
 	}

@@ -257,3 +257,61 @@ func TestSummaryNeverWaits(t *testing.T) {
 	}
 	e.mu.Unlock()
 }
+
+// TestApplyBatches: an EventBatch stands for its events, in order among
+// the others (a destroy after the batch removes a flow the batch listed),
+// applied in slices of MaxBatch; the batch is released afterwards.
+func TestApplyBatches(t *testing.T) {
+	free := make(chan *flow.Batch, 1)
+	b := flow.NewBatch(300, free)
+	for i := range 250 {
+		b.Events = append(b.Events, flow.Event{Type: flow.EventNew, Time: time.Now(), Flow: udpFlow(uint16(2000 + i))})
+	}
+	eng := New(nil, Options{MaxBatch: 100})
+	eng.Apply([]flow.Event{
+		{Type: flow.EventNew, Time: time.Now(), Flow: udpFlow(1000)},
+		{Type: flow.EventBatch, Batch: b},
+		{Type: flow.EventDestroy, Time: time.Now(), Flow: udpFlow(2007)},
+		{Type: flow.EventSynced, Time: time.Now()},
+	})
+	// 1 + 250 - 1: had the destroy come before the batch's new, 251.
+	var n int
+	eng.View(func(s *store.Store) { n = s.Len() })
+	if n != 250 {
+		t.Errorf("store holds %d live flows, want 250", n)
+	}
+	if !eng.Status().Synced {
+		t.Error("not synced")
+	}
+	select {
+	case r := <-free:
+		if r != b || len(r.Events) != 0 || cap(r.Events) != 300 {
+			t.Errorf("released batch: %d events, cap %d", len(r.Events), cap(r.Events))
+		}
+	default:
+		t.Fatal("the batch was not released")
+	}
+}
+
+// TestRunTakesBatches: a source.Batcher is run with RunBatches and its
+// batched listing arrives whole.
+func TestRunTakesBatches(t *testing.T) {
+	src := &batchedListingSource{listingSource{n: 5000, t0: time.Now()}}
+	eng := New(src, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !eng.Status().Synced && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var n int
+	eng.View(func(s *store.Store) { n = s.Len() })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n != 5000 {
+		t.Errorf("store holds %d flows after the listing, want 5000", n)
+	}
+}

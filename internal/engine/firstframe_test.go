@@ -10,6 +10,7 @@ import (
 
 	"github.com/conntop/conntop/internal/flow"
 	"github.com/conntop/conntop/internal/store"
+	"github.com/conntop/conntop/source"
 )
 
 // listingFlow returns entry n of a synthetic kernel table as its initial
@@ -48,7 +49,7 @@ func listingFlow(n int) flow.Flow {
 
 // listingSource is a source that sends a table's statistics and then its
 // initial listing of n entries (one event per channel send, as the kernel
-// source does), then EventSynced, and waits.
+// source's Run does), then EventSynced, and waits.
 type listingSource struct {
 	n  int
 	t0 time.Time
@@ -57,6 +58,24 @@ type listingSource struct {
 func (s *listingSource) Name() string { return "listing" }
 
 func (s *listingSource) Run(ctx context.Context, out chan<- flow.Event) error {
+	return s.run(ctx, out, nil)
+}
+
+// batchedListingSource is a listingSource that implements source.Batcher
+// and sends the listing in batches of 1024, as the kernel source's
+// RunBatches does.
+type batchedListingSource struct{ listingSource }
+
+func (s *batchedListingSource) RunBatches(ctx context.Context, out chan<- flow.Event) error {
+	free := make(chan *flow.Batch, 8)
+	for range cap(free) {
+		free <- flow.NewBatch(1024, free)
+	}
+	return s.run(ctx, out, free)
+}
+
+// run sends the listing, in batches of free when free is not nil.
+func (s *listingSource) run(ctx context.Context, out chan<- flow.Event, free chan *flow.Batch) error {
 	send := func(ev flow.Event) error {
 		select {
 		case out <- ev:
@@ -68,9 +87,23 @@ func (s *listingSource) Run(ctx context.Context, out chan<- flow.Event) error {
 	if err := send(flow.Event{Type: flow.EventStats, Time: s.t0, Stats: &flow.TableStats{Time: s.t0, Count: uint64(s.n), Max: uint64(s.n)}}); err != nil {
 		return err
 	}
+	var b *flow.Batch
 	for i := range s.n {
-		if err := send(flow.Event{Type: flow.EventNew, Time: s.t0, Flow: listingFlow(i)}); err != nil {
-			return err
+		ev := flow.Event{Type: flow.EventNew, Time: s.t0, Flow: listingFlow(i)}
+		if free == nil {
+			if err := send(ev); err != nil {
+				return err
+			}
+			continue
+		}
+		if b == nil {
+			b = <-free
+		}
+		if b.Events = append(b.Events, ev); len(b.Events) == cap(b.Events) || i == s.n-1 {
+			if err := send(flow.Event{Type: flow.EventBatch, Batch: b}); err != nil {
+				return err
+			}
+			b = nil
 		}
 	}
 	if err := send(flow.Event{Type: flow.EventSynced, Time: s.t0}); err != nil {
@@ -136,32 +169,43 @@ func BenchmarkFirstFrame(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/flow")
 			b.ReportMetric(float64(cpu)/float64(b.N)/float64(n), "cpu-ns/flow")
 		})
-		b.Run(fmt.Sprintf("%s/pump", sizeName(n)), func(b *testing.B) {
-			b.ReportAllocs()
-			c0 := cpuTime()
-			for b.Loop() {
-				eng := New(&listingSource{n: n, t0: t0}, Options{Now: func() time.Time { return t0 }})
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- eng.Run(ctx) }()
-				for !eng.Status().Synced {
-					time.Sleep(100 * time.Microsecond)
-				}
-				v := eng.NewViewer()
-				if r := v.Query(firstFrameQuery); len(r.Rows) != 40 {
-					b.Fatalf("first frame: %d rows", len(r.Rows))
-				}
-				cancel()
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				v.Close()
-				eng.st.Close()
+		for _, batched := range []bool{false, true} {
+			name := "pump"
+			var src source.Source = &listingSource{n: n, t0: t0}
+			if batched {
+				name, src = "pump-batched", &batchedListingSource{listingSource{n: n, t0: t0}}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/flow")
-			b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/float64(n), "cpu-ns/flow")
-		})
+			b.Run(fmt.Sprintf("%s/%s", sizeName(n), name), func(b *testing.B) { benchPump(b, n, t0, src) })
+		}
 	}
+}
+
+// benchPump is BenchmarkFirstFrame's pump case for src, a listing of n
+// flows.
+func benchPump(b *testing.B, n int, t0 time.Time, src source.Source) {
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		eng := New(src, Options{Now: func() time.Time { return t0 }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ctx) }()
+		for !eng.Status().Synced {
+			time.Sleep(100 * time.Microsecond)
+		}
+		v := eng.NewViewer()
+		if r := v.Query(firstFrameQuery); len(r.Rows) != 40 {
+			b.Fatalf("first frame: %d rows", len(r.Rows))
+		}
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		v.Close()
+		eng.st.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/flow")
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/float64(n), "cpu-ns/flow")
 }
 
 // cpuTime returns the process's user+system CPU time in nanoseconds.

@@ -42,13 +42,18 @@ const (
 	// EventPollDone ends the listing of a poll whose flows were sent as
 	// EventPolled: the silent flows it did not list are gone.
 	EventPollDone
+	// EventBatch carries a run of events in Batch, to be taken in order in
+	// place of this one. Only a source asked for batches sends it (see
+	// source.Batcher): one channel operation per batch instead of one per
+	// event for the initial listing of a big table.
+	EventBatch
 
 	// NumEventTypes is the number of event types (for tables indexed by
 	// type).
 	NumEventTypes
 )
 
-var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats", "polled", "poll-done"}
+var eventTypeNames = [...]string{"new", "update", "destroy", "counters", "resync", "synced", "stats", "polled", "poll-done", "batch"}
 
 // String returns the NDJSON name of the event type ("new", "update", …).
 func (t EventType) String() string {
@@ -73,6 +78,8 @@ type Event struct {
 	Lost uint64
 	// Stats is set for EventStats.
 	Stats *TableStats
+	// Batch is set for EventBatch.
+	Batch *Batch
 }
 
 // TableStats are the table-pressure figures of a source: entry count and

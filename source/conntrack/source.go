@@ -137,6 +137,9 @@ type run struct {
 	// last dump's duration, see pollSpacing).
 	firstDump time.Duration
 	spacing   time.Duration
+	// listing batches the initial listing's events (RunBatches); nil
+	// once it is sent, and with Run.
+	listing *listing
 }
 
 // Run implements source.Source. It returns nil when ctx is cancelled; an
@@ -153,10 +156,21 @@ type run struct {
 // changed and EventDestroy when one vanished, until none is left. An entry
 // that reports an event leaves that set. With ReconcileDownstream the
 // consumer keeps that set instead.
-func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- flow.Event) error { return s.run(ctx, out, false) }
+
+// RunBatches implements source.Batcher: it is Run with the initial listing
+// sent in EventBatch events (see listing.go).
+func (s *Source) RunBatches(ctx context.Context, out chan<- flow.Event) error {
+	return s.run(ctx, out, true)
+}
+
+func (s *Source) run(ctx context.Context, out chan<- flow.Event, batches bool) error {
 	r := &run{opts: s.opts, out: out, masters: make(map[flow.Key]*flow.Tuple), spacing: s.spacing}
 	if !s.opts.OneShot {
 		r.downstream = s.left
+	}
+	if batches {
+		r.listing = newListing()
 	}
 	path, err := netns.Resolve(s.opts.NetNS)
 	if err != nil {
@@ -291,10 +305,19 @@ func (r *run) dump(ctx context.Context) error {
 		if first {
 			r.silent.add(f)
 		}
+		if r.listing != nil {
+			return r.listing.add(ctx, r, now, f)
+		}
 		return r.send(ctx, flow.Event{Type: flow.EventNew, Time: now, Flow: *f})
 	})
 	if err != nil {
 		return classify("dump conntrack table", err)
+	}
+	if r.listing != nil {
+		if err := r.listing.flush(ctx, r); err != nil {
+			return err
+		}
+		r.listing = nil // only the initial listing: see listing.go
 	}
 	if err := r.send(ctx, flow.Event{Type: flow.EventSynced, Time: r.opts.Now()}); err != nil {
 		return err
@@ -313,8 +336,14 @@ func (r *run) dump(ctx context.Context) error {
 // and counted in bad (when not nil), which the table statistics report.
 func dumpFlows(s *sock, bad *atomic.Uint64, fn func(f *flow.Flow) error) error {
 	s.begin(subsysCT, msgCTGet, flagRequest|flagDump, 0)
+	return s.transactDump(flowMessages(bad, fn))
+}
+
+// flowMessages returns the message handler of dumpFlows: it decodes each
+// entry message and calls fn with it.
+func flowMessages(bad *atomic.Uint64, fn func(f *flow.Flow) error) func(m message) error {
 	var f flow.Flow
-	return s.transact(func(m message) error {
+	return func(m message) error {
 		if m.typ != uint16(subsysCT)<<8|msgCTNew {
 			return nil
 		}
@@ -325,7 +354,7 @@ func dumpFlows(s *sock, bad *atomic.Uint64, fn func(f *flow.Flow) error) error {
 			return nil
 		}
 		return fn(&f)
-	})
+	}
 }
 
 // dropCheckEvery is how many datagrams the event loop reads between two
