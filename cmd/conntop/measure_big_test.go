@@ -34,7 +34,8 @@ import (
 // It runs only with
 // CONNTOP_MEASURE_BIG=1; CONNTOP_MEASURE_N sets the table size (default
 // 262,144), CONNTOP_MEASURE_WINDOW the churn window (default 20s),
-// CONNTOP_MEASURE_RATE the offered connections per second (default 3000).
+// CONNTOP_MEASURE_RATE the offered connections per second (default 3000),
+// CONNTOP_MEASURE_CPUPROFILE a file for the CPU profile of serve --ssh.
 // Every conntop process runs in a memory cgroup of 4 GiB (a bound, not a
 // limit it is meant to reach). It prints "MEASURE" lines.
 func TestMeasureBigTable(t *testing.T) {
@@ -139,8 +140,12 @@ func TestMeasureBigTable(t *testing.T) {
 	dir := t.TempDir()
 	authKeys, signer := sshClientKey(t, dir)
 	sshAddr := freeAddr(t)
-	srv := startServe(t, bin, bound(), "--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t),
-		"--ssh", sshAddr, "--authorized-keys", authKeys, "--host-key", filepath.Join(dir, "host_key"))
+	sshArgs := []string{"--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t),
+		"--ssh", sshAddr, "--authorized-keys", authKeys, "--host-key", filepath.Join(dir, "host_key")}
+	if p := os.Getenv("CONNTOP_MEASURE_CPUPROFILE"); p != "" {
+		sshArgs = append(sshArgs, "--cpuprofile", p) // the whole run of serve --ssh
+	}
+	srv := startServe(t, bin, bound(), sshArgs...)
 	srv.waitFlows(t, n)
 	ln := ns.Listen(t, "tcp4", link.A4+":9000")
 	go acceptAndClose(ln)
@@ -177,7 +182,11 @@ func TestMeasureBigTable(t *testing.T) {
 	run("no viewer under churn")
 
 	viewers := openViewers(t, sshAddr, signer, 16)
-	time.Sleep(3 * time.Second) // the viewers' first frames, sorts and filters
+	// The viewers' first frames, sorts and filters (every keystroke of a
+	// filter is a query): wait until serve is idle again, so that the
+	// churn window measures viewers that watch, not their setting up.
+	settled := settle(t, srv.pid(), 2*time.Minute)
+	t.Logf("MEASURE 16 SSH viewers set up (sorts, filters typed key by key) in %v", settled.Round(100*time.Millisecond))
 	run("16 viewers under churn")
 	t.Logf("MEASURE serve with 16 SSH viewers: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB",
 		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20))
@@ -429,4 +438,22 @@ func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) []*gossh
 		}()
 	}
 	return out
+}
+
+// settle waits (at most limit) until the process pid has used less than
+// 10% of a core over a second, after at least 3 seconds, and returns how
+// long that took.
+func settle(t *testing.T, pid int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	for time.Since(start) < limit {
+		c0, t0 := cpuTicks(t, pid), time.Now()
+		time.Sleep(time.Second)
+		if float64(cpuTicks(t, pid)-c0)/clockTicks(t)/time.Since(t0).Seconds() < 0.10 {
+			return time.Since(start)
+		}
+	}
+	t.Logf("serve still busy after %v", limit)
+	return time.Since(start)
 }
