@@ -35,7 +35,9 @@ import (
 // CONNTOP_MEASURE_BIG=1; CONNTOP_MEASURE_N sets the table size (default
 // 262,144), CONNTOP_MEASURE_WINDOW the churn window (default 20s),
 // CONNTOP_MEASURE_RATE the offered connections per second (default 3000),
-// CONNTOP_MEASURE_CPUPROFILE a file for the CPU profile of serve --ssh.
+// CONNTOP_MEASURE_CPUPROFILE a file for the CPU profile of serve --ssh,
+// CONNTOP_MEASURE_SERVE_LIMIT_MIB a memory limit for serve --ssh (its
+// cgroup's, and GOMEMLIMIT at 90% of it, as deploy/daemonset.yaml sets).
 // Every conntop process runs in a memory cgroup of 4 GiB (a bound, not a
 // limit it is meant to reach). It prints "MEASURE" lines.
 func TestMeasureBigTable(t *testing.T) {
@@ -145,7 +147,19 @@ func TestMeasureBigTable(t *testing.T) {
 	if p := os.Getenv("CONNTOP_MEASURE_CPUPROFILE"); p != "" {
 		sshArgs = append(sshArgs, "--cpuprofile", p) // the whole run of serve --ssh
 	}
-	srv := startServe(t, bin, bound(), sshArgs...)
+	sshCg, sshEnv := bound(), []string(nil)
+	if v := os.Getenv("CONNTOP_MEASURE_SERVE_LIMIT_MIB"); v != "" {
+		// The deployment's bound: a cgroup limit and GOMEMLIMIT at 90%
+		// of it (deploy/daemonset.yaml).
+		mib, err := strconv.Atoi(v)
+		if err != nil || mib < 64 {
+			t.Fatalf("CONNTOP_MEASURE_SERVE_LIMIT_MIB=%q: want MiB, at least 64", v)
+		}
+		sshCg = labtest.NewMemCgroup(t, int64(mib)<<20)
+		sshEnv = []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", mib*9/10)}
+		t.Logf("MEASURE serve --ssh runs in a cgroup of %d MiB with GOMEMLIMIT=%dMiB", mib, mib*9/10)
+	}
+	srv := startServeEnv(t, bin, sshCg, sshEnv, sshArgs...)
 	srv.waitFlows(t, n)
 	ln := ns.Listen(t, "tcp4", link.A4+":9000")
 	go acceptAndClose(ln)
@@ -188,8 +202,9 @@ func TestMeasureBigTable(t *testing.T) {
 	settled := settle(t, srv.pid(), 2*time.Minute)
 	t.Logf("MEASURE 16 SSH viewers set up (sorts, filters typed key by key) in %v", settled.Round(100*time.Millisecond))
 	run("16 viewers under churn")
-	t.Logf("MEASURE serve with 16 SSH viewers: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB",
-		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20))
+	t.Logf("MEASURE serve with 16 SSH viewers: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB; degraded: history %.0f, linger %.0f",
+		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20),
+		srv.metric(t, `conntop_store_degraded{what="history"}`), srv.metric(t, `conntop_store_degraded{what="linger"}`))
 	for _, v := range viewers {
 		v.Close()
 	}
