@@ -80,7 +80,7 @@ func receiveDump(seq uint32, free chan []byte, recv func([]byte) (int, error), f
 			continue
 		}
 		if perr == nil {
-			perr = dumpDatagram(seq, c.buf[:c.n], fn, &ferr)
+			_, perr = replyDatagram(seq, c.buf[:c.n], false, fn, &ferr)
 		}
 		free <- c.buf
 	}
@@ -136,14 +136,17 @@ func endsDump(seq uint32, b []byte) bool {
 	return false
 }
 
-// dumpDatagram feeds the messages of one dump datagram to fn (until fn
-// first fails, its error kept in ferr) and returns the error the dump
-// ended with, if it did: a kernel error or a malformed datagram.
-func dumpDatagram(seq uint32, b []byte, fn func(m message) error, ferr *error) error {
+// replyDatagram feeds the messages of one reply datagram of the request
+// with sequence number seq to fn (until fn first fails, its error kept in
+// ferr). It reports whether the request's replies ended in it (NLMSG_DONE,
+// an overrun, an error, or with ack the acknowledgement of a request that
+// is not a dump) and the error they ended with: a kernel error or a
+// malformed datagram.
+func replyDatagram(seq uint32, b []byte, ack bool, fn func(m message) error, ferr *error) (done bool, err error) {
 	for len(b) > 0 {
 		m, rest, err := nextMessage(b)
 		if err != nil {
-			return err
+			return true, err
 		}
 		b = rest
 		if m.seq != seq {
@@ -154,24 +157,27 @@ func dumpDatagram(seq uint32, b []byte, fn func(m message) error, ferr *error) e
 			continue
 		case nlmsgError:
 			if err := errnoOf(m.data); err != nil {
-				return err
+				return true, err
+			}
+			if ack {
+				return true, nil
 			}
 			continue
 		case nlmsgDone:
 			if len(m.data) >= 4 {
 				if err := errnoOf(m.data); err != nil {
-					return err
+					return true, err
 				}
 			}
-			return nil
+			return true, nil
 		case nlmsgOverrun:
-			return unix.ENOBUFS
+			return true, unix.ENOBUFS
 		}
 		if *ferr == nil {
 			*ferr = fn(m)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // recvInto reads one datagram from the kernel into b and returns its

@@ -246,7 +246,7 @@ func BenchmarkDumpReceive(b *testing.B) {
 			fn := flowMessages(nil, func(*flow.Flow) error { c++; return nil })
 			var ferr error
 			for _, d := range dgs {
-				if err := dumpDatagram(seq, d, fn, &ferr); err != nil {
+				if _, err := replyDatagram(seq, d, false, fn, &ferr); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -260,7 +260,7 @@ func BenchmarkDumpReceive(b *testing.B) {
 		run(b, func(fn func(m message) error) error {
 			var ferr error
 			for _, d := range dgs {
-				if err := dumpDatagram(seq, d, fn, &ferr); err != nil {
+				if _, err := replyDatagram(seq, d, false, fn, &ferr); err != nil {
 					return err
 				}
 			}
@@ -298,7 +298,7 @@ func BenchmarkDumpReceive(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				if err := dumpDatagram(seq, buf[:n], fn, &ferr); err != nil {
+				if _, err := replyDatagram(seq, buf[:n], false, fn, &ferr); err != nil {
 					return err
 				}
 				if endsDump(seq, buf[:n]) {

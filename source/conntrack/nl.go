@@ -243,39 +243,12 @@ func (s *sock) transact(fn func(m message) error) error {
 		if err != nil {
 			return err
 		}
-		for len(b) > 0 {
-			m, rest, err := nextMessage(b)
-			if err != nil {
-				return err
-			}
-			b = rest
-			if m.seq != seq {
-				continue // a stale reply to an earlier, abandoned request
-			}
-			switch m.typ {
-			case nlmsgNoop:
-				continue
-			case nlmsgError:
-				if err := errnoOf(m.data); err != nil {
-					return err
-				}
-				if !dump {
-					return ferr
-				}
-				continue
-			case nlmsgDone:
-				if len(m.data) >= 4 {
-					if err := errnoOf(m.data); err != nil {
-						return err
-					}
-				}
-				return ferr
-			case nlmsgOverrun:
-				return unix.ENOBUFS
-			}
-			if ferr == nil {
-				ferr = fn(m)
-			}
+		done, err := replyDatagram(seq, b, !dump, fn, &ferr)
+		if err != nil {
+			return err
+		}
+		if done {
+			return ferr
 		}
 	}
 }
