@@ -286,8 +286,9 @@ type Plan struct {
 	// GOMEMLIMIT); zero Bytes means none, and then nothing is limited.
 	Limit Limit
 	// GoLimit is the soft limit for the Go runtime that Apply sets (0:
-	// leave the runtime alone, as when GOMEMLIMIT already set it); Tune
-	// then lowers it by what the process holds outside the runtime.
+	// no limit, leave the runtime alone): 90% of a cgroup's limit, or
+	// GOMEMLIMIT when that is the limit. Tune then lowers it by what the
+	// process holds outside the runtime.
 	GoLimit int64
 	// Reserve is what is kept back for everything but the store's flows.
 	Reserve int64
@@ -321,8 +322,14 @@ func NewPlan(cgroup Limit, gomemlimit string, reserve int64) (Plan, error) {
 	if p.Limit.Bytes == 0 {
 		return p, nil
 	}
-	if gml == 0 {
-		// The runtime knows nothing of the cgroup's limit: tell it.
+	if p.Limit.From == "GOMEMLIMIT" {
+		// conntop takes GOMEMLIMIT as the whole process's limit; the
+		// runtime counts only its own memory, so Tune lowers its soft
+		// limit by what the store holds outside it.
+		p.GoLimit = gml
+	} else {
+		// The runtime knows nothing of the cgroup's limit (or has a
+		// GOMEMLIMIT above it): tell it.
 		p.GoLimit = p.Limit.Bytes / 10 * goShareTenths
 	}
 	p.Store = max(p.Limit.Bytes-reserve, p.Limit.Bytes/minStoreShare)

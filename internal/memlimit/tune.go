@@ -14,9 +14,9 @@ import (
 // limit less the memory the process holds outside the Go runtime (the
 // store keeps its flows in mappings of its own, which the runtime neither
 // sees nor counts): without that, the collector would let the heap grow
-// into memory the store already uses. It re-reads every interval until ctx
-// ends. It does nothing when the plan leaves the runtime alone (no limit,
-// or GOMEMLIMIT set by the user).
+// into memory the store already uses. GOMEMLIMIT, which conntop takes
+// as the whole process's limit, is lowered the same way. It re-reads every
+// interval until ctx ends. It does nothing when there is no limit.
 func (p Plan) Tune(ctx context.Context, interval time.Duration) {
 	if p.GoLimit <= 0 {
 		return
