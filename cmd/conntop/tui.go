@@ -23,11 +23,18 @@ func (env *runEnv) newEngine(cs *chosenSource, so store.Options) *engine.Engine 
 		// A replay's flows age on the capture's timeline, not today's.
 		EventClock: cs.kind == "pcap",
 	}
-	if so.CountsOnly {
+	switch {
+	case so.CountsOnly:
 		// One pump batch is enough between source and pump: bursts wait
 		// in the kernel's socket buffer (128 MiB), and 65,536 events
 		// would hold 21 MB of the metrics-only server's budget.
 		eo.Buffer = 8192
+	case cs.kind == "conntrack":
+		// Two pump batches: the pump waits for readers only a chunk of
+		// a scan at a time, and bursts wait in the kernel's socket
+		// buffer; the engine's default (65,536 events, 21 MB) would
+		// weigh on a big table's budget.
+		eo.Buffer = 16384
 	}
 	eng := engine.New(cs.src, eo)
 	if cs.notice != "" {
