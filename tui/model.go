@@ -74,6 +74,10 @@ type Model struct {
 	headerAt  time.Time
 	// needRefresh asks Update to read the engine again before it returns.
 	needRefresh bool
+	// lastKey is when the last key press arrived (wall clock), burstWait
+	// whether a burstEndMsg is on its way (Options.CoalesceKeys).
+	lastKey   time.Time
+	burstWait bool
 	// maxFrozen bounds the rows a pause keeps (tests lower it).
 	maxFrozen int
 
@@ -184,9 +188,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	}
 	m.posted = m.posted[:0]
+	if _, ok := msg.(burstEndMsg); ok {
+		m.burstWait = false
+	}
 	if m.needRefresh {
-		m.needRefresh = false
-		m.refresh()
+		if c, wait := m.coalesce(msg); wait {
+			cmd = tea.Batch(cmd, c)
+		} else {
+			m.needRefresh = false
+			m.refresh()
+		}
 	}
 	switch msg.(type) {
 	case tickMsg:
@@ -198,6 +209,45 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmd, m.askProcs(), m.poll())
 	}
 	return m, cmd
+}
+
+// keyBurst is how close key presses come to count as one burst (typed
+// ahead, or delivered together by a slow link): faster than anyone types
+// or a key repeats.
+const keyBurst = 8 * time.Millisecond
+
+// burstEndMsg comes keyBurst after a key press of a burst was left
+// unanswered.
+type burstEndMsg struct{}
+
+// coalesce reports whether the engine read that msg asks for waits for
+// the end of a burst of key presses (Options.CoalesceKeys), and returns
+// the command that ends the wait. A query of a big table costs tens of
+// milliseconds: a burst is answered once, after its last key.
+func (m *Model) coalesce(msg tea.Msg) (tea.Cmd, bool) {
+	if !m.opts.CoalesceKeys {
+		return nil, false
+	}
+	now := time.Now()
+	switch msg.(type) {
+	case tea.KeyPressMsg:
+		burst := now.Sub(m.lastKey) < keyBurst
+		m.lastKey = now
+		if !burst {
+			return nil, false
+		}
+	case burstEndMsg:
+		if now.Sub(m.lastKey) >= keyBurst {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	if m.burstWait {
+		return nil, true
+	}
+	m.burstWait = true
+	return tea.Tick(keyBurst, func(time.Time) tea.Msg { return burstEndMsg{} }), true
 }
 
 // route hands msg to the component it is for.

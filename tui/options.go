@@ -41,6 +41,11 @@ type Options struct {
 	// lookup (default /proc/self/net; "/proc/PID/net" for another network
 	// namespace).
 	ProcNet string
+	// CoalesceKeys reads the engine once for a burst of key presses (keys
+	// typed ahead over a slow link arrive together) instead of after each:
+	// a key that comes within keyBurst of the previous one waits until the
+	// burst ends. Off, every key is answered at once (tests).
+	CoalesceKeys bool
 	// Explain gives the pressure view the settings that govern the table
 	// and when the source's listing ended (see explain.Hooks).
 	Explain explain.Hooks

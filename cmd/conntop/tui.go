@@ -55,6 +55,8 @@ func (env *runEnv) tuiOptions(eng *engine.Engine, readOnly bool) tui.Options {
 		NoMouse:     o.noMouse,
 		NoColor:     os.Getenv("NO_COLOR") != "",
 		Filter:      o.filter,
+		// Keys typed ahead over SSH arrive together: one query for them.
+		CoalesceKeys: true,
 	}
 	// The owning-process lookup reads this namespace's socket tables; for
 	// another namespace it needs a process inside it.
