@@ -10,9 +10,11 @@ import (
 )
 
 // View implements tea.Model. It reuses the previous frame when nothing
-// changed since it was drawn.
+// changed since it was drawn, and while a burst of key presses waits for
+// its answer (Options.CoalesceKeys): a frame never shows a new sort or
+// filter above rows read before it.
 func (m *Model) View() tea.View {
-	if m.dirty {
+	if m.dirty && (m.frame == "" || !m.needRefresh || !m.burstWait) {
 		m.frame = m.render()
 		m.dirty = false
 	}
