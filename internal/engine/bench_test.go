@@ -33,11 +33,14 @@ func benchFlow(n int) flow.Flow {
 }
 
 // loadEngine returns an engine holding n flows (an initial listing).
-func loadEngine(n int, t0 time.Time) *Engine {
+func loadEngine(n int, t0 time.Time) *Engine { return loadEngineWith(n, t0, benchFlow) }
+
+// loadEngineWith returns an engine holding the n flows gen makes.
+func loadEngineWith(n int, t0 time.Time, gen func(int) flow.Flow) *Engine {
 	eng := New(nil, Options{Now: func() time.Time { return t0 }})
 	batch := make([]flow.Event, 0, 8192)
 	for i := range n {
-		batch = append(batch, flow.Event{Type: flow.EventNew, Time: t0, Flow: benchFlow(i)})
+		batch = append(batch, flow.Event{Type: flow.EventNew, Time: t0, Flow: gen(i)})
 		if len(batch) == cap(batch) {
 			eng.Apply(batch)
 			batch = batch[:0]
@@ -351,17 +354,7 @@ func BenchmarkViewersLikeTUI(b *testing.B) {
 	const rate = 24000
 	const window = 3 * time.Second
 	for _, n := range benchSizes() {
-		eng := New(nil, Options{Now: func() time.Time { return t0 }})
-		batch := make([]flow.Event, 0, 8192)
-		for i := range n {
-			batch = append(batch, flow.Event{Type: flow.EventNew, Time: t0, Flow: mixedFlow(i)})
-			if len(batch) == cap(batch) {
-				eng.Apply(batch)
-				batch = batch[:0]
-			}
-		}
-		eng.Apply(append(batch, flow.Event{Type: flow.EventSynced, Time: t0}))
-		eng.Tick(t0)
+		eng := loadEngineWith(n, t0, mixedFlow)
 		next := n
 		for _, viewers := range []int{0, 16} {
 			b.Run(fmt.Sprintf("%s/%dviewers", sizeName(n), viewers), func(b *testing.B) {

@@ -163,29 +163,13 @@ func fromKernel(from unix.Sockaddr) bool {
 }
 
 // recv reads one datagram (one or more netlink messages) from the kernel
-// into s.buf; datagrams from other senders are dropped and counted.
+// into s.buf (see recvInto).
 func (s *sock) recv() ([]byte, error) {
-	for {
-		n, from, err := unix.Recvfrom(s.fd, s.buf, 0)
-		switch {
-		case err == nil:
-			if !fromKernel(from) {
-				if s.foreign != nil {
-					s.foreign.Add(1)
-				}
-				continue
-			}
-			if n > len(s.buf) {
-				return nil, fmt.Errorf("netlink message of %d bytes truncated", n)
-			}
-			return s.buf[:n], nil
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return nil, errTimeout
-		}
+	n, err := s.recvInto(s.buf)
+	if err != nil {
 		return nil, err
 	}
+	return s.buf[:n], nil
 }
 
 // message is one parsed netlink message header and payload (after the
