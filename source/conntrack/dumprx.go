@@ -13,13 +13,9 @@ import (
 const (
 	// dumpBufs is how many receive buffers a dump cycles through: one
 	// being filled by the reader, the others queued for or being read by
-	// the caller. Two would do for a steady pace; more absorb the
-	// caller's pauses (a full channel downstream, the store growing), so
-	// that the kernel's share never waits: 8 buffers left the 4,194,304-
-	// entry listing about a second behind 64 (TestMeasureDumpStages:
-	// Source.Run 8.4-8.6 s against 7.2-7.4 s). The 4 MiB live only for
-	// the dump.
-	dumpBufs = 64
+	// the caller. Two would do for a steady pace; a few more absorb
+	// the caller's pauses (a full channel downstream).
+	dumpBufs = 8
 	// dumpBufSize is the size of each. The kernel fills a dump's skbs up
 	// to the largest receive seen, capped a little under 32 KiB
 	// (netlink_recvmsg: SKB_WITH_OVERHEAD(32768)), so more room gains no
@@ -47,8 +43,8 @@ type dumpChunk struct {
 // the receiving thread. A reader that only receives, and hands whole
 // buffers to the caller's goroutine for decoding, lets the kernel's work
 // and the caller's (decoding, sending on) run on two cores at once
-// instead of one after the other. Buffers come from a pool made for the
-// dump (dumpBufs): nothing is allocated per datagram or per entry.
+// instead of one after the other. Buffers come from a fixed pool: nothing
+// is allocated per datagram or per entry.
 //
 // Like transact, it reads the dump to its end (NLMSG_DONE or an error)
 // even after fn failed, so that no reply of it is left queued, and
@@ -58,11 +54,13 @@ func (s *sock) transactDump(fn func(m message) error) error {
 	if err := s.send(); err != nil {
 		return err
 	}
-	free := make(chan []byte, dumpBufs)
-	for range dumpBufs {
-		free <- make([]byte, dumpBufSize)
+	if s.dumpFree == nil {
+		s.dumpFree = make(chan []byte, dumpBufs)
+		for range dumpBufs {
+			s.dumpFree <- make([]byte, dumpBufSize)
+		}
 	}
-	return receiveDump(seq, free, s.recvInto, fn)
+	return receiveDump(seq, s.dumpFree, s.recvInto, fn)
 }
 
 // receiveDump runs the two halves of transactDump for the dump with

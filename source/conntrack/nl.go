@@ -63,6 +63,9 @@ type sock struct {
 	// foreign, when set, counts the datagrams dropped because they came
 	// from a sender other than the kernel (see fromKernel).
 	foreign *atomic.Uint64
+	// dumpFree is the pool of transactDump's receive buffers (made by
+	// the first dump).
+	dumpFree chan []byte
 }
 
 // openSock opens and binds a netfilter netlink socket in the calling thread's
