@@ -325,17 +325,8 @@ func (s *Store) countsPollDone(at int64) {
 	if s.silent == 0 {
 		return
 	}
-	c := s.cnt
 	listed := s.listedCountsParity()
-	for p := uint64(0); p < c.n; {
-		v := c.sts[p]
-		if c.fps[p] == 0 || v&cntSilentBit == 0 || v&cntSilentSeen == listed {
-			p++
-			continue
-		}
-		s.addSilent(-1)
-		s.countsDrop(p, at) // a later slot may move into p: look at p again
-	}
+	s.countsSweep(at, func(v uint32) bool { return v&cntSilentBit != 0 && v&cntSilentSeen != listed })
 }
 
 // countsDestroy is destroyKey for a counts-only store.
@@ -369,15 +360,17 @@ func (s *Store) countsDestroy(at int64, fl *flow.Flow) {
 // countsReconcile is reconcile for a counts-only store: flows not listed
 // or touched since the resync began are counted as destroyed.
 func (s *Store) countsReconcile(at int64) {
+	s.countsSweep(at, func(v uint32) bool { return (v&cntEpochBit != 0) != s.epoch })
+}
+
+// countsSweep drops the flows whose state word gone is true for: flows a
+// listing found gone.
+func (s *Store) countsSweep(at int64, gone func(v uint32) bool) {
 	c := s.cnt
 	for p := uint64(0); p < c.n; {
-		v := c.sts[p]
-		if c.fps[p] == 0 || (v&cntEpochBit != 0) == s.epoch {
+		if c.fps[p] == 0 || !gone(c.sts[p]) {
 			p++
 			continue
-		}
-		if v&cntSilentBit != 0 {
-			s.addSilent(-1)
 		}
 		s.countsDrop(p, at) // a later slot may move into p: look at p again
 	}
@@ -388,6 +381,9 @@ func (s *Store) countsReconcile(at int64) {
 func (s *Store) countsDrop(p uint64, at int64) {
 	c := s.cnt
 	v := c.sts[p]
+	if v&cntSilentBit != 0 {
+		s.addSilent(-1)
+	}
 	from := slotPhase(v)
 	s.addSlot(v, -1)
 	c.del(p)

@@ -594,10 +594,16 @@ func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 // reconcile ends a resync listing: live flows not seen since the resync
 // began are gone.
 func (s *Store) reconcile(at int64) {
+	s.sweep(at, func(r *rec) bool { return (r.flags&flagEpoch != 0) != s.epoch })
+}
+
+// sweep destroys the live flows for which gone is true: flows a listing
+// found gone.
+func (s *Store) sweep(at int64, gone func(r *rec) bool) {
 	var fl flow.Flow
 	for i := uint32(0); i < s.tab.hw; i++ {
 		r := s.tab.at(i)
-		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 || (r.flags&flagEpoch != 0) == s.epoch {
+		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 || !gone(r) {
 			continue
 		}
 		s.sum.add(r, -1)
@@ -653,16 +659,7 @@ func (s *Store) pollDone(at int64) {
 		return
 	}
 	listed := s.listedParity()
-	var fl flow.Flow
-	for i := uint32(0); i < s.tab.hw; i++ {
-		r := s.tab.at(i)
-		if r.aux&auxSilent == 0 || r.aux&auxSilentSeen == listed || r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 {
-			continue
-		}
-		s.sum.add(r, -1)
-		s.tab.flow(i, &fl)
-		s.destroy(i, at, r.phase(), &fl)
-	}
+	s.sweep(at, func(r *rec) bool { return r.aux&auxSilent != 0 && r.aux&auxSilentSeen != listed })
 }
 
 // touch records that record i changed (or is about to be removed).
