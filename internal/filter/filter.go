@@ -68,6 +68,10 @@ type node struct {
 	pfx    netip.Prefix
 }
 
+// MatchesAll reports whether the filter passes every flow (a nil Filter,
+// or one of an empty expression): a reader may then skip evaluating it.
+func (f *Filter) MatchesAll() bool { return f == nil || len(f.nodes) == 0 }
+
 // Match reports whether fl passes the filter. A nil Filter matches every
 // flow. Match never allocates.
 func (f *Filter) Match(fl *flow.Flow) bool {

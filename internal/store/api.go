@@ -48,10 +48,24 @@ type Degradation struct {
 func (d Degradation) Any() bool { return d.NoHistory || d.NoLinger }
 
 // Matcher selects flows; *filter.Filter implements it. A nil Matcher
-// matches every flow. Match must be safe for concurrent use: scans call it
+// matches every flow, and so does one whose MatchesAll method says so. Match must be safe for concurrent use: scans call it
 // from several goroutines.
 type Matcher interface {
 	Match(f *flow.Flow) bool
+}
+
+// matchesAll is implemented by a Matcher that can tell it passes every
+// flow (*filter.Filter for an empty expression).
+type matchesAll interface{ MatchesAll() bool }
+
+// effective returns m, or nil when m says it passes every flow: the store
+// then evaluates nothing per flow and a view keeps no bitmap for it, as
+// for no filter at all.
+func effective(m Matcher) Matcher {
+	if a, ok := m.(matchesAll); ok && a.MatchesAll() {
+		return nil
+	}
+	return m
 }
 
 // SortKey is a column to sort the table by.

@@ -60,6 +60,7 @@ func (s *Store) Snapshot(m Matcher) []flow.Flow {
 // that passes m, in table order.
 func (s *Store) eachLive(m Matcher, lo, hi uint32, fn func(i uint32)) {
 	var fl flow.Flow
+	m = effective(m)
 	for i := lo; i < min(hi, s.tab.hw); i++ {
 		r := s.tab.at(i)
 		if r.flags&flagUsed == 0 || r.flags&flagDestroyed != 0 {

@@ -200,7 +200,7 @@ func (s *Store) EventsTail(max int, m Matcher) []EventRecord {
 
 // recordPasses applies m to a record's flow.
 func (s *Store) recordPasses(r *EventRecord, m Matcher) bool {
-	if m == nil || r.Type == flow.EventResync {
+	if m = effective(m); m == nil || r.Type == flow.EventResync {
 		return true
 	}
 	return m.Match(&r.Flow)

@@ -96,6 +96,7 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	if q.Sort >= NumSortKeys {
 		q.Sort = SortAge
 	}
+	q.Filter = effective(q.Filter)
 	limit := max(q.Limit, 0)
 	off := max(q.Offset, 0)
 

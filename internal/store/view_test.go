@@ -420,3 +420,52 @@ func TestViewsShareFilter(t *testing.T) {
 		}
 	}
 }
+
+// passAll is a Matcher that says it passes every flow, and counts the
+// flows it was asked about anyway.
+type passAll struct{ asked *atomic.Int64 }
+
+func (p passAll) Match(*flow.Flow) bool { p.asked.Add(1); return true }
+func (passAll) MatchesAll() bool        { return true }
+
+// TestMatchAllIsNoFilter: a Matcher that passes every flow (the TUI's
+// filter with nothing typed) costs nothing per flow: a view keeps no
+// bitmap for it, and no reader evaluates it.
+func TestMatchAllIsNoFilter(t *testing.T) {
+	s, _ := buildRandom(t, 3000, 7)
+	var asked atomic.Int64
+	m := passAll{&asked}
+	v := NewView()
+	got := v.Query(s, nil, Query{Filter: m, Sort: SortBytes, Desc: true, Limit: 20})
+	want := NewView().Query(s, nil, Query{Sort: SortBytes, Desc: true, Limit: 20})
+	if got.Matched != want.Matched || got.Total != want.Total || len(got.Rows) != len(want.Rows) {
+		t.Fatalf("matched %d of %d (%d rows), want %d of %d (%d rows)", got.Matched, got.Total, len(got.Rows), want.Matched, want.Total, len(want.Rows))
+	}
+	for i := range got.Rows {
+		if got.Rows[i].Flow.Key() != want.Rows[i].Flow.Key() {
+			t.Fatalf("row %d: %v, want %v", i, got.Rows[i].Flow.Key(), want.Rows[i].Flow.Key())
+		}
+	}
+	if v.bits != nil {
+		t.Errorf("the view keeps a bitmap of %d words for a filter that passes everything", len(v.bits))
+	}
+	if n := len(s.Snapshot(m)); n != len(s.Snapshot(nil)) {
+		t.Errorf("snapshot: %d flows, want %d", n, len(s.Snapshot(nil)))
+	}
+	if n := len(s.Groups(GroupProto, m, 0)); n != len(s.Groups(GroupProto, nil, 0)) {
+		t.Errorf("groups: %d, want %d", n, len(s.Groups(GroupProto, nil, 0)))
+	}
+	if n := len(s.EventsTail(100, m)); n != len(s.EventsTail(100, nil)) {
+		t.Errorf("events: %d, want %d", n, len(s.EventsTail(100, nil)))
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the filter was evaluated %d times", n)
+	}
+	// The filter package's empty expression says so.
+	if f := filter.MustParse(""); !f.MatchesAll() {
+		t.Error(`filter "" does not say it passes every flow`)
+	}
+	if filter.MustParse("tcp").MatchesAll() {
+		t.Error(`filter "tcp" says it passes every flow`)
+	}
+}
