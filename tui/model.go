@@ -72,6 +72,9 @@ type Model struct {
 	version   uint64
 	refreshed bool
 	headerAt  time.Time
+	// tableAt is the clock at the last refresh of everything (the table
+	// queried).
+	tableAt time.Time
 	// needRefresh asks Update to read the engine again before it returns.
 	needRefresh bool
 	// lastKey is when the last key press arrived (wall clock), burstWait
@@ -457,20 +460,32 @@ func (m *Model) buildHeader() {
 	m.header.refresh()
 }
 
+// listingRefresh is how often the table's rows are read while the source
+// lists its table (see tickRefresh).
+const listingRefresh = time.Second
+
 // tickRefresh is a tick's refresh after the engine changed. On the flow
 // table the rows are read again only when the table's viewer says what it
 // shows may have changed (store.View.Changed); else only the header's
 // figures are, once a second, or at once when the source's statistics,
 // the engine's status or the degraded mode changed. An idle viewer of a
 // busy table thus neither queries nor redraws on every tick. The other
-// pages read everything on every change.
+// pages read everything on every change. While a live source lists its
+// table, the rows are read at most every listingRefresh: the listing
+// changes more flows between two ticks than a view catches up with, so
+// every read would scan the whole table, and on a big one those scans
+// would slow the listing itself.
 func (m *Model) tickRefresh() {
-	if m.page != pageTable || m.helpPage.open || m.table.changed() {
+	now := m.opts.Now()
+	st := m.eng.Status()
+	if m.page != pageTable || m.helpPage.open {
 		m.refresh()
 		return
 	}
-	now := m.opts.Now()
-	st := m.eng.Status()
+	if m.table.changed() && (st.Synced || !st.Live || now.Sub(m.tableAt) >= listingRefresh) {
+		m.refresh()
+		return
+	}
 	sum := m.eng.Summary()
 	sum.Table.InvalidReasons = nil
 	if now.Sub(m.headerAt) < time.Second && !headerNews(&m.sum, &sum, &m.status, &st) {
@@ -506,7 +521,7 @@ func (m *Model) refresh() {
 		m.version = m.eng.Version()
 		m.status = m.eng.Status()
 		m.now = m.opts.Now()
-		m.headerAt = m.now
+		m.headerAt, m.tableAt = m.now, m.now
 		m.sum = m.eng.Summary() // never waits behind the pump or a viewer's scan
 		m.sum.CountHistory = slices.Clone(m.sum.CountHistory)
 		m.sum.Table.InvalidReasons = nil // not shown; do not keep the store's map

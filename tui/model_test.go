@@ -625,3 +625,57 @@ func TestEndpointWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestListingReadsRowsEverySecond: while a live source lists its table,
+// ticks read the header's figures but the rows (a query, a scan of the
+// whole table on a big one) at most once a second; once the listing is
+// complete, at the next tick.
+func TestListingReadsRowsEverySecond(t *testing.T) {
+	flows := func(from, n int) []flow.Event {
+		var evs []flow.Event
+		for i := from; i < from+n; i++ {
+			evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0,
+				Flow: tcpFlow(uint32(i), "10.0.0.1", uint16(1000+i), "10.0.0.2", 80, flow.TCPEstablished, flow.StatusConfirmed)})
+		}
+		return evs
+	}
+	src := sourcetest.New("test", flows(0, 3), sourcetest.WithClock(func() time.Time { return t0 }))
+	eng := engine.New(src, engine.Options{Now: func() time.Time { return t0 }, Tick: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, func() bool { return eng.Summary().Live == 3 })
+	if st := eng.Status(); !st.Live || st.Synced {
+		t.Fatalf("status %+v: want a live source still listing", st)
+	}
+
+	now := t0
+	o := testOptions()
+	o.Now = func() time.Time { return now }
+	m := New(eng, o)
+	drive(t, m, 120, 30)
+	shown := func() int { matched, _ := m.table.matchedTotal(); return matched }
+	if shown() != 3 {
+		t.Fatalf("first frame shows %d flows, want 3", shown())
+	}
+	tick := func(d time.Duration) {
+		now = now.Add(d)
+		m.Update(tickMsg(now))
+	}
+	eng.Apply(flows(3, 2))
+	tick(250 * time.Millisecond)
+	if shown() != 3 {
+		t.Fatalf("a quarter second into the listing: rows of %d flows, want those of 3 (not read again)", shown())
+	}
+	tick(750 * time.Millisecond)
+	if shown() != 5 || m.sum.Live != 5 {
+		t.Fatalf("a second into the listing: rows of %d flows, header %d; want 5 and 5", shown(), m.sum.Live)
+	}
+	eng.Apply(append(flows(5, 1), flow.Event{Type: flow.EventSynced, Time: t0}))
+	waitFor(t, func() bool { return eng.Status().Synced })
+	tick(10 * time.Millisecond)
+	if shown() != 6 {
+		t.Fatalf("at the tick after the listing: rows of %d flows, want 6", shown())
+	}
+}
