@@ -21,6 +21,11 @@
 #
 # Usage: sudo scripts/measure-bigtable.sh [N [WINDOW [RATE]]]
 #        (defaults 262144 20s 3000; N=4194304 for the big table)
+# Environment (see TestMeasureBigTable): CONNTOP_MEASURE_STEPS=tui,metrics,ssh
+# runs only some steps; CONNTOP_MEASURE_TUI_RUNS=K samples the TUI's first
+# frame K times on the same table; CONNTOP_MEASURE_TUI_CPUPROFILE and
+# CONNTOP_MEASURE_CPUPROFILE write CPU profiles of the TUI's load and of
+# serve --ssh; CONNTOP_MEASURE_SERVE_LIMIT_MIB bounds serve --ssh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

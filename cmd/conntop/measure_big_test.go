@@ -36,6 +36,11 @@ import (
 // 262,144), CONNTOP_MEASURE_WINDOW the churn window (default 20s),
 // CONNTOP_MEASURE_RATE the offered connections per second (default 3000),
 // CONNTOP_MEASURE_CPUPROFILE a file for the CPU profile of serve --ssh,
+// CONNTOP_MEASURE_TUI_CPUPROFILE one for the TUI's load (the run then
+// ends at the TUI's first full frame), CONNTOP_MEASURE_TUI_RUNS how many
+// times the TUI is started for its first frame, CONNTOP_MEASURE_STEPS
+// the steps to run (a comma-separated list of tui, metrics and ssh; all
+// by default),
 // CONNTOP_MEASURE_SERVE_LIMIT_MIB a memory limit for serve --ssh (its
 // cgroup's, and GOMEMLIMIT at 90% of it, as deploy/daemonset.yaml sets).
 // Every conntop process runs in a memory cgroup of 4 GiB (a bound, not a
@@ -55,6 +60,16 @@ func TestMeasureBigTable(t *testing.T) {
 			t.Fatalf("CONNTOP_MEASURE_WINDOW=%q: want a duration between 1s and 10m", v)
 		}
 		window = d
+	}
+	steps := map[string]bool{"tui": true, "metrics": true, "ssh": true}
+	if v := os.Getenv("CONNTOP_MEASURE_STEPS"); v != "" {
+		clear(steps)
+		for _, step := range strings.Split(v, ",") {
+			if step != "tui" && step != "metrics" && step != "ssh" {
+				t.Fatalf("CONNTOP_MEASURE_STEPS=%q: want a comma-separated list of tui, metrics and ssh", v)
+			}
+			steps[step] = true
+		}
 	}
 	bin := buildBinary(t)
 
@@ -101,22 +116,56 @@ func TestMeasureBigTable(t *testing.T) {
 
 	// 1. The TUI in tmux: first full frame, then a sort change and a
 	// filter, then its peak RSS.
-	{
-		cg := bound()
+	if steps["tui"] {
 		all := widget.Count(uint64(n))
-		start := time.Now()
-		s := startTmux(t, e2eWidth, e2eHeight, t.TempDir(), fmt.Sprintf("echo $$ > %s && exec %s --netns %s --source conntrack",
-			shellQuote(cg.ProcsFile()), shellQuote(bin), shellQuote(ns.Name)))
-		s.waitFor("the whole table", 10*time.Minute, func(scr string) bool { return strings.Contains(scr, "shown "+all+" / "+all) })
-		first := time.Since(start)
-		ratio := ""
-		if listTime > 0 {
-			ratio = fmt.Sprintf(" = %.2f× conntrack -L", first.Seconds()/listTime.Seconds())
+		profile := ""
+		if p := os.Getenv("CONNTOP_MEASURE_TUI_CPUPROFILE"); p != "" {
+			profile = " --cpuprofile " + shellQuote(p)
 		}
-		t.Logf("MEASURE TUI first full frame: %v%s", first.Round(time.Millisecond), ratio)
+		// firstFrame starts the TUI and waits for its first full frame.
+		firstFrame := func(cg *labtest.MemCgroup) *tmuxSession {
+			start := time.Now()
+			s := startTmux(t, e2eWidth, e2eHeight, t.TempDir(), fmt.Sprintf("echo $$ > %s && exec %s --netns %s --source conntrack%s",
+				shellQuote(cg.ProcsFile()), shellQuote(bin), shellQuote(ns.Name), profile))
+			// The milestones on the way (to within the 100 ms of
+			// polling): the first frame, the last one saying the table
+			// is loading.
+			var shown, loading time.Duration
+			s.waitFor("the whole table", 10*time.Minute, func(scr string) bool {
+				if strings.Contains(scr, "conntop") && shown == 0 {
+					shown = time.Since(start)
+				}
+				if strings.Contains(scr, "loading table") {
+					loading = time.Since(start)
+				}
+				return strings.Contains(scr, "shown "+all+" / "+all)
+			})
+			first := time.Since(start)
+			ratio := ""
+			if listTime > 0 {
+				ratio = fmt.Sprintf(" = %.2f× conntrack -L", first.Seconds()/listTime.Seconds())
+			}
+			t.Logf("MEASURE TUI first full frame: %v%s (first frame at %v, last \"loading table\" at %v)",
+				first.Round(time.Millisecond), ratio, shown.Round(time.Millisecond), loading.Round(time.Millisecond))
+			return s
+		}
+		// More samples of the first frame on the same table
+		// (CONNTOP_MEASURE_TUI_RUNS): it varies from run to run.
+		for range envInt(t, "CONNTOP_MEASURE_TUI_RUNS", 1, 1, 20) - 1 {
+			s := firstFrame(bound())
+			s.keys("q")
+			time.Sleep(2 * time.Second)
+		}
+		s := firstFrame(bound())
 		pid, err := strconv.Atoi(s.display("#{pane_pid}"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if profile != "" {
+			// The profile of the load alone: quit at the first frame.
+			s.keys("q")
+			time.Sleep(2 * time.Second) // the profile is written on the way out
+			return
 		}
 		s.keys(">")
 		time.Sleep(2 * time.Second)
@@ -129,7 +178,7 @@ func TestMeasureBigTable(t *testing.T) {
 	}
 
 	// 2. serve --metrics alone.
-	{
+	if steps["metrics"] {
 		srv := startServe(t, bin, bound(), "--netns", ns.Path, "--source", "conntrack", "--metrics", freeAddr(t))
 		srv.waitFlows(t, n)
 		time.Sleep(2 * time.Second)
@@ -139,6 +188,9 @@ func TestMeasureBigTable(t *testing.T) {
 	}
 
 	// 3. serve --ssh --metrics: churn without viewers, then with 16.
+	if !steps["ssh"] {
+		return
+	}
 	dir := t.TempDir()
 	authKeys, signer := sshClientKey(t, dir)
 	sshAddr := freeAddr(t)
@@ -205,6 +257,10 @@ func TestMeasureBigTable(t *testing.T) {
 	t.Logf("MEASURE serve with 16 SSH viewers: peak RSS %s; now: RSS %.1f MiB, Go heap in use %.1f MiB; degraded: history %.0f, linger %.0f",
 		perFlow(vmHWM(t, srv.pid())), float64(vmRSS(t, srv.pid()))/(1<<20), srv.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20),
 		srv.metric(t, `conntop_store_degraded{what="history"}`), srv.metric(t, `conntop_store_degraded{what="linger"}`))
+	mib := func(name string) float64 { return srv.metric(t, name) / (1 << 20) }
+	t.Logf("MEASURE serve with 16 SSH viewers, memory: store %.1f MiB; Go runtime from the OS %.1f MiB (heap %.1f, of it idle %.1f, released %.1f; stacks %.1f; next GC at %.1f)",
+		mib("conntop_store_memory_bytes"), mib("go_memstats_sys_bytes"), mib("go_memstats_heap_sys_bytes"), mib("go_memstats_heap_idle_bytes"),
+		mib("go_memstats_heap_released_bytes"), mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_next_gc_bytes"))
 	for _, v := range viewers {
 		v.Close()
 	}
