@@ -198,6 +198,30 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(events)/(float64(cpuTime()-cpu0)/1e9), "events/cpu-s")
 }
 
+// BenchmarkListing measures a source's initial listing of 262,144 flows
+// into an empty store, as the kernel source sends it: its table count
+// first (which sizes the store), then the flows in batches of 1,024.
+func BenchmarkListing(b *testing.B) {
+	const n = 262144
+	evs := make([]flow.Event, n)
+	for i := range evs {
+		evs[i] = ev(flow.EventNew, t0, bigFlow(i))
+	}
+	stats := flow.Event{Type: flow.EventStats, Time: t0, Stats: &flow.TableStats{Time: t0, Count: n, Max: 2 * n}}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := New(Options{})
+		s.Tick(t0)
+		s.Apply([]flow.Event{stats})
+		for i := 0; i < n; i += 1024 {
+			s.Apply(evs[i:min(i+1024, n)])
+		}
+		s.Apply([]flow.Event{synced(t0)})
+		s.Close()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+}
+
 // BenchmarkFilterScan measures filter evaluation over the store's flows
 // (materializing each flow, as Query does).
 func BenchmarkFilterScan(b *testing.B) {

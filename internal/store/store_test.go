@@ -455,6 +455,9 @@ func TestIndexChurn(t *testing.T) {
 	rnd := uint64(1)
 	next := func() int { rnd = rnd*6364136223846793005 + 1442695040888963407; return int(rnd >> 40 % 5000) }
 	for step := range 40000 {
+		if step%10000 == 9999 {
+			checkIndex(t, s.tab)
+		}
 		n := next()
 		f := tcpFlow(n, 80, flow.TCPEstablished)
 		if live[n] {
@@ -476,6 +479,29 @@ func TestIndexChurn(t *testing.T) {
 	}
 	if r := s.Query(Query{Limit: 1}); r.Total != len(live) {
 		t.Fatalf("Total = %d, want %d", r.Total, len(live))
+	}
+	checkIndex(t, s.tab)
+}
+
+// checkIndex checks the index's invariants: it holds every used record
+// once, and each one lies on its probe run (no empty slot between its
+// home and its slot, wrapping around the end).
+func checkIndex(t *testing.T, tab *table) {
+	t.Helper()
+	held := 0
+	for p, v := range tab.slots {
+		if v == 0 {
+			continue
+		}
+		held++
+		for q := tab.hashRec(v-1) & tab.mask; q != uint64(p); q = (q + 1) & tab.mask {
+			if tab.slots[q] == 0 {
+				t.Fatalf("record %d in slot %d of %d: its probe run breaks at slot %d", v-1, p, len(tab.slots), q)
+			}
+		}
+	}
+	if held != tab.used {
+		t.Fatalf("the index holds %d records, the table %d", held, tab.used)
 	}
 }
 
