@@ -48,8 +48,9 @@ type Degradation struct {
 func (d Degradation) Any() bool { return d.NoHistory || d.NoLinger }
 
 // Matcher selects flows; *filter.Filter implements it. A nil Matcher
-// matches every flow, and so does one whose MatchesAll method says so. Match must be safe for concurrent use: scans call it
-// from several goroutines.
+// matches every flow, and so does one whose MatchesAll method says so.
+// Match must be safe for concurrent use: scans call it from several
+// goroutines.
 type Matcher interface {
 	Match(f *flow.Flow) bool
 }
