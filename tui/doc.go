@@ -30,8 +30,9 @@
 // event: each frame asks the store for the visible window of the filtered,
 // sorted table and formats only those rows; when nothing changed the
 // previous frame is reused. While a live source lists its table the rows
-// are read once a second, like the header's figures. Export, delete-all and the still picture of a
-// pause copy rows in commands, never in Update. All per-view state lives
+// are read once a second, like the header's figures. Export, delete-all
+// and the still picture of a pause copy rows in commands, never in
+// Update. All per-view state lives
 // in the Model, so one engine can serve any number of Models (one per SSH
 // session).
 //
