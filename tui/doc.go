@@ -32,9 +32,8 @@
 // previous frame is reused. While a live source lists its table the rows
 // are read once a second, like the header's figures. Export, delete-all
 // and the still picture of a pause copy rows in commands, never in
-// Update. All per-view state lives
-// in the Model, so one engine can serve any number of Models (one per SSH
-// session).
+// Update. All per-view state lives in the Model, so one engine can serve
+// any number of Models (one per SSH session).
 //
 // Every string that comes from the kernel, the network or another process
 // (helper names, process names, the filter text being echoed) goes through
