@@ -90,8 +90,8 @@ func (c *common) setStatus(isErr bool, format string, args ...any) {
 
 // matcher returns the filter in use as a store.Matcher (nil = all).
 func (c *common) matcher() store.Matcher {
-	if c.filter.MatchesAll() {
-		return nil // no filter: nothing to evaluate per flow
+	if c.filter == nil {
+		return nil
 	}
 	return c.filter
 }

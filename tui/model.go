@@ -476,12 +476,12 @@ const listingRefresh = time.Second
 // every read would scan the whole table, and on a big one those scans
 // would slow the listing itself.
 func (m *Model) tickRefresh() {
-	now := m.opts.Now()
-	st := m.eng.Status()
 	if m.page != pageTable || m.helpPage.open {
 		m.refresh()
 		return
 	}
+	now := m.opts.Now()
+	st := m.eng.Status()
 	if m.table.changed() && (st.Synced || !st.Live || now.Sub(m.tableAt) >= listingRefresh) {
 		m.refresh()
 		return

@@ -151,6 +151,7 @@ func (s *Store) LastSeq() uint64 { return s.log.seq }
 // max <= 0 means no limit. Records older than Options.EventLog events are
 // gone.
 func (s *Store) Events(afterSeq uint64, max int, m Matcher) []EventRecord {
+	m = effective(m)
 	var out []EventRecord
 	l := &s.log
 	// Records are in Seq order; skip to the first after afterSeq.
@@ -177,6 +178,7 @@ func (s *Store) Events(afterSeq uint64, max int, m Matcher) []EventRecord {
 // EventsTail returns the newest max (> 0) event records whose flow passes
 // m, oldest first: what a live "tail" view shows.
 func (s *Store) EventsTail(max int, m Matcher) []EventRecord {
+	m = effective(m)
 	if max <= 0 {
 		return nil
 	}
@@ -198,9 +200,9 @@ func (s *Store) EventsTail(max int, m Matcher) []EventRecord {
 	return out
 }
 
-// recordPasses applies m to a record's flow.
+// recordPasses applies m (effective already) to a record's flow.
 func (s *Store) recordPasses(r *EventRecord, m Matcher) bool {
-	if m = effective(m); m == nil || r.Type == flow.EventResync {
+	if m == nil || r.Type == flow.EventResync {
 		return true
 	}
 	return m.Match(&r.Flow)
