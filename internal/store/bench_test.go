@@ -53,8 +53,20 @@ func bigFlow(n int) flow.Flow {
 // loadBig returns a store holding n flows loaded as a source's initial
 // listing, then every other TCP flow taken through two more transitions
 // and a counter sample (so histories and rates are not empty).
-func loadBig(n int) *Store {
+func loadBig(n int) *Store { return loadBigCounters(n, true) }
+
+// loadBigCounters is loadBig, with counters or without (as from a kernel
+// with nf_conntrack_acct=0, its default: the counter samples are then
+// plain updates).
+func loadBigCounters(n int, counters bool) *Store {
 	s := New(Options{})
+	bigFlow := func(n int) flow.Flow {
+		f := bigFlow(n)
+		if !counters {
+			f.HasCounters, f.Counters = false, flow.Counters{}
+		}
+		return f
+	}
 	s.Tick(t0)
 	batch := make([]flow.Event, 0, 1024)
 	flush := func() { s.Apply(batch); batch = batch[:0] }
@@ -79,8 +91,12 @@ func loadBig(n int) *Store {
 		g := f
 		g.TCPState = flow.TCPSynRecv
 		batch = append(batch, ev(flow.EventUpdate, t1, g), ev(flow.EventUpdate, t1, f))
-		f.Counters.OrigBytes += uint64(i % 5000)
-		batch = append(batch, ev(flow.EventCounters, t1, f))
+		typ := flow.EventUpdate
+		if counters {
+			f.Counters.OrigBytes += uint64(i % 5000)
+			typ = flow.EventCounters
+		}
+		batch = append(batch, ev(typ, t1, f))
 		if len(batch) >= 1020 {
 			flush()
 		}
@@ -296,11 +312,12 @@ func sizeName(n int) string {
 // store as the operating system sees it: it runs this test binary again
 // as a child (TestRSSChild) that loads n flows and reports its peak RSS
 // (VmHWM of /proc/self/status), for a store with one view ("store"), with
-// 16 views of different sorts and filters ("16views") and counts only
-// ("counts"). It reports the peak in MiB and in bytes per flow beyond the
-// peak of a child that loads nothing.
+// 16 views of different sorts and filters ("16views"), the same without
+// counters, as from a kernel with nf_conntrack_acct=0, its default
+// ("16views-noacct"), and counts only ("counts"). It reports the peak in
+// MiB and in bytes per flow beyond the peak of a child that loads nothing.
 func BenchmarkMemoryPerFlow(b *testing.B) {
-	for _, mode := range []string{"store", "16views", "counts"} {
+	for _, mode := range []string{"store", "16views", "16views-noacct", "counts"} {
 		for _, n := range bigSizes() {
 			b.Run(mode+"/"+sizeName(n), func(b *testing.B) {
 				for b.Loop() {
@@ -360,9 +377,9 @@ func TestRSSChild(t *testing.T) {
 		}
 		s.Apply(append(batch, synced(t0)))
 	} else {
-		s = loadBig(n)
+		s = loadBigCounters(n, mode != "16views-noacct")
 		views := 1
-		if mode == "16views" {
+		if mode != "store" {
 			views = 16
 		}
 		for j := range views {

@@ -14,17 +14,20 @@
 // # Layout and cost
 //
 // Memory per flow is the design constraint: a node may hold 4,194,304
-// flows. Each flow is a fixed-size, pointer-free record of 80 bytes in
+// flows. Each flow is a fixed-size, pointer-free record of 56 bytes in
 // slabs of 65,536 records mapped outside the Go heap (anonymous mmap), so
 // the garbage collector neither scans them nor lets them double the heap
 // between collections; empty slabs at the end are unmapped when the table
 // shrinks. A record holds IPv4 addresses in 4 bytes each, the ports (ICMP
 // type, code and id folded into them), state, status, id, timeout, mark,
 // zone, the first-seen time in nanoseconds and the last-seen and
-// counter-sample times in milliseconds after it, counters (32 bits of
-// packets, 36 of bytes per direction), per-direction rates (16 bits
-// each, within 0.05 %, see rate16) and the sort keys, all readable
-// without building a flow.Flow. IPv6 addresses (32
+// counter-sample times in milliseconds after it, and the sort keys, all
+// readable without building a flow.Flow. The counters (32 bits of packets,
+// 36 of bytes per direction) and per-direction rates (16 bits each, within
+// 0.05 %, see rate16) take 24 bytes more in a column beside the records
+// whose parts are mapped only once a flow in them has counters: the
+// kernel keeps none unless nf_conntrack_acct=1 (off by default), and a
+// table without them costs 56 bytes a record, not 80. IPv6 addresses (32
 // bytes) and the reply tuple of an IPv4 NAT flow (12 bytes; without NAT the
 // reply is the inverse of the original and not stored) live in slabs of
 // their own. Whatever is rare lives in a side table keyed by record index:
@@ -37,8 +40,9 @@
 // a source's table count (EventStats) before its initial listing sizes
 // them, the change log and the history ring at once, and Apply loads the
 // index slots of 16 events together, so that the listing neither rehashes
-// nor waits for one cache miss after another. At 4,194,304 flows a process holding the store and 16 views
-// peaks at about 396 MiB (BenchmarkMemoryPerFlow).
+// nor waits for one cache miss after another. At 4,194,304 flows a process
+// holding the store and 16 views peaks at about 395 MiB with counters and
+// 300 MiB without (BenchmarkMemoryPerFlow).
 //
 // A flow's transition history is not kept per flow: a bounded global ring
 // (at most 524,288 transitions, 8 MiB) holds the recent transitions of all

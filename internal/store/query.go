@@ -107,8 +107,9 @@ func (t *table) row(i uint32) Row {
 		w.Destroyed = true
 		w.DestroyedAt = w.LastSeen
 	}
-	w.OrigPPS, w.OrigBPS = r.rates[0].float(), r.rates[1].float()
-	w.ReplyPPS, w.ReplyBPS = r.rates[2].float(), r.rates[3].float()
+	a := t.acctOf(i, r)
+	w.OrigPPS, w.OrigBPS = a.rates[0].float(), a.rates[1].float()
+	w.ReplyPPS, w.ReplyBPS = a.rates[2].float(), a.rates[3].float()
 	return w
 }
 
@@ -179,17 +180,23 @@ func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
 		return uint64(dp)
 	case SortPackets:
 		if r.flags&flagBigCounters == 0 {
-			return uint64(r.origPkts) + uint64(r.replyPkts)
+			a := t.acctOf(i, r)
+			return uint64(a.origPkts) + uint64(a.replyPkts)
 		}
 		c := t.counters(i)
 		return c.OrigPackets + c.ReplyPackets
 	case SortBytes:
+		if r.flags&flagBigCounters == 0 {
+			a := t.acctOf(i, r)
+			return uint64(a.origBytes) + uint64(a.replyBytes) + uint64(r.bytesHi&15+r.bytesHi>>4)<<32
+		}
 		c := t.counters(i)
 		return c.OrigBytes + c.ReplyBytes
 	case SortRate:
 		// The bits of a non-negative float64 are in its order; the sum
 		// is Row's OrigBPS+ReplyBPS exactly.
-		return math.Float64bits(r.rates[1].float() + r.rates[3].float())
+		a := t.acctOf(i, r)
+		return math.Float64bits(a.rates[1].float() + a.rates[3].float())
 	case SortTimeout:
 		return uint64(r.expiresNs()) ^ 1<<63
 	case SortMark:

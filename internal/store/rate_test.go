@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -12,8 +13,68 @@ import (
 // TestRecordSize holds the record to its size: every byte of it is 4 MiB
 // at 4,194,304 flows.
 func TestRecordSize(t *testing.T) {
-	if recSize > 80 {
-		t.Fatalf("rec is %d bytes, budget 80", recSize)
+	if recSize > 56 {
+		t.Fatalf("rec is %d bytes, budget 56", recSize)
+	}
+	if n := unsafe.Sizeof(acct{}); n > 24 {
+		t.Fatalf("acct is %d bytes, budget 24", n)
+	}
+}
+
+// TestAcctColumnOnlyWithCounters checks that flows without counters (the
+// kernel's default, nf_conntrack_acct=0) never map the counters column,
+// that the first flow with counters maps one part, and that a record
+// reused after a flow with counters starts from zero.
+func TestAcctColumnOnlyWithCounters(t *testing.T) {
+	s := newSynced(Options{Linger: -1})
+	const n = 1<<acctBits + 100 // two parts of the counters column
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		evs = append(evs, ev(flow.EventNew, at(0), tcpFlow(i, 80, flow.TCPEstablished)))
+	}
+	s.Apply(evs)
+	if b := s.tab.acct.bytes(); b != 0 {
+		t.Fatalf("%d bytes of counters mapped for %d flows without counters", b, n)
+	}
+	// Updates, destroys and reads of flows without counters map nothing.
+	f0, f1 := tcpFlow(0, 80, flow.TCPEstablished), tcpFlow(1, 80, flow.TCPEstablished)
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Second), f0), ev(flow.EventDestroy, at(time.Second), f1)})
+	if r, ok := s.Row(f0.Key()); !ok || r.Flow.HasCounters || r.OrigBPS != 0 {
+		t.Fatalf("row without counters: %+v", r)
+	}
+	for _, key := range []SortKey{SortPackets, SortBytes, SortRate} {
+		if res := NewView().Query(s, nil, Query{Sort: key, Desc: true, Limit: 10}); len(res.Rows) != 10 {
+			t.Fatalf("sort %v: %d rows", key, len(res.Rows))
+		}
+	}
+	if b := s.tab.acct.bytes(); b != 0 {
+		t.Fatalf("%d bytes of counters mapped after updates and queries without counters", b)
+	}
+
+	// A flow with counters maps the part of its record, and only that.
+	last := tcpFlow(n-1, 80, flow.TCPEstablished)
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(2*time.Second), withCounters(last, 10, 1000, 5, 500))})
+	s.Apply([]flow.Event{ev(flow.EventCounters, at(4*time.Second), withCounters(last, 30, 3000, 5, 500))})
+	if got, want := s.tab.acct.bytes(), int64(1<<acctBits)*int64(unsafe.Sizeof(acct{})); got != want {
+		t.Fatalf("counters column maps %d bytes, want one part (%d)", got, want)
+	}
+	if r, ok := s.Row(last.Key()); !ok || r.Flow.Counters.OrigBytes != 3000 || r.OrigBPS != 1000 {
+		t.Fatalf("row with counters: %+v", r)
+	}
+
+	// Its record, reused by a flow without counters, reads zero.
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(5*time.Second), last)})
+	next := tcpFlow(n, 80, flow.TCPEstablished)
+	s.Apply([]flow.Event{ev(flow.EventNew, at(5*time.Second), next)})
+	i, ok := s.tab.lookup(new(next.Key()))
+	if !ok {
+		t.Fatal("new flow not found")
+	}
+	if a := s.tab.acct.ptr(i); a == nil || *a != (acct{}) {
+		t.Fatalf("reused record %d carries counters %+v", i, a)
+	}
+	if r, _ := s.Row(next.Key()); r.Flow.Counters != (flow.Counters{}) || r.OrigBPS != 0 || r.ReplyPPS != 0 {
+		t.Fatalf("new flow on a reused record: %+v", r)
 	}
 }
 

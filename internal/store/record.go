@@ -5,21 +5,25 @@ import (
 	"math"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
 )
 
 // rec is one flow as the store keeps it: a fixed-size, pointer-free record
-// (80 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
+// (56 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
 // each; IPv6 addresses (32 bytes) and an IPv4 NAT flow's reply tuple (12
-// bytes) live in slabs of their own (see ext); whatever else is rare (a tuple that does not fit this form, the
+// bytes) live in slabs of their own (see ext); the counters and rates
+// (24 bytes) in a column that takes memory only where a flow has them (see
+// acct); whatever else is rare (a tuple that does not fit this form, the
 // helper, the master, INVALID figures, a compare mark with the wire's
 // states, counters too big for the compact ones, and fields added to
 // flow.Flow later) lives in the store's rare side table (see rare).
 //
 // Times are Unix nanoseconds (firstSeen) and milliseconds after firstSeen
 // (lastSeen, countersAt). Counters keep 32 bits of packets and 36 bits of
-// bytes per direction; bigger ones go to the side table.
+// bytes per direction (the top 4 in bytesHi); bigger ones go to the side
+// table.
 type rec struct {
 	firstSeen int64
 	// src4 and dst4 are the orig addresses of an IPv4 flow, or the first
@@ -31,8 +35,6 @@ type rec struct {
 	// flow, its NAT reply tuple (nat4) for an IPv4 flow; 0 for none.
 	ext                  uint32
 	lastSeen, countersAt uint32
-	// Low 32 bits of the counters.
-	origPkts, replyPkts, origBytes, replyBytes uint32
 	// sport and dport are the orig ports; for ICMP, type<<8|code and id.
 	sport, dport, zone uint16
 	proto              uint8
@@ -43,10 +45,87 @@ type rec struct {
 	// its low bits (auxCompare, see packCompare), and the silent mark
 	// (auxSilent, auxSilentSeen).
 	aux uint8
-	// bytesHi holds bits 32..35 of origBytes (low nibble) and replyBytes.
+	// bytesHi holds bits 32..35 of the orig bytes (low nibble) and the
+	// reply bytes; their low 32 bits are in the flow's acct.
 	bytesHi uint8
+}
+
+// acct holds a flow's counters (their low 32 bits) and rates, in a column
+// beside the records (table.acct), index for index. The kernel keeps
+// counters only with net.netfilter.nf_conntrack_acct=1, off by default: a
+// table without them never maps the column (see column), so such a flow
+// costs the record's 56 bytes, not 80. acct is all zero for a flow with
+// neither flagHasCounters nor flagCountersAt.
+type acct struct {
+	origPkts, replyPkts, origBytes, replyBytes uint32
 	// rates: orig pps, orig bps, reply pps, reply bps (see rate16).
 	rates [4]rate16
+}
+
+// column is a slab kept beside the records, index for index, of values
+// that are zero for most tables (acct): a part is mapped only when a
+// value in it is first written, and reading a value of an unmapped part
+// yields zero without mapping it. T must contain no Go pointers.
+type column[T any] struct {
+	parts [][]T
+	bits  uint
+}
+
+// ptr returns value i to change in place, or nil when its part is not
+// mapped (the value is zero).
+func (c *column[T]) ptr(i uint32) *T {
+	j := int(i >> c.bits)
+	if j >= len(c.parts) || c.parts[j] == nil {
+		return nil
+	}
+	return &c.parts[j][i&(1<<c.bits-1)]
+}
+
+// at returns value i to write, mapping its part first if need be.
+func (c *column[T]) at(i uint32) *T {
+	j := int(i >> c.bits)
+	for len(c.parts) <= j {
+		c.parts = append(c.parts, nil)
+	}
+	if c.parts[j] == nil {
+		c.parts[j] = mapArray[T](1 << c.bits)
+		adviseHuge(c.parts[j])
+	}
+	return &c.parts[j][i&(1<<c.bits-1)]
+}
+
+// shrink unmaps the parts from the n-th on.
+func (c *column[T]) shrink(n int) {
+	for j := n; j < len(c.parts); j++ {
+		if c.parts[j] != nil {
+			unmapArray(c.parts[j])
+			c.parts[j] = nil
+		}
+	}
+	if n < len(c.parts) {
+		c.parts = c.parts[:n]
+	}
+}
+
+// bytes returns the bytes mapped.
+func (c *column[T]) bytes() int64 { return c.bytesBelow(math.MaxUint32) }
+
+// bytesBelow estimates the memory that the values below index n (the
+// only ones ever written) can take: of each mapped part, the stretch up to
+// n rounded up to a huge page (a value written faults in at most one).
+func (c *column[T]) bytesBelow(n uint32) int64 {
+	var z T
+	size := int64(unsafe.Sizeof(z))
+	var total int64
+	for j, p := range c.parts {
+		start := uint64(j) << c.bits
+		if p == nil || uint64(n) <= start {
+			continue
+		}
+		b := min(uint64(n)-start, uint64(len(p))) * uint64(size)
+		total += min(int64((b+hugePage-1)&^(hugePage-1)), int64(len(p))*size)
+	}
+	return total
 }
 
 // rec flags.
@@ -222,17 +301,27 @@ func unpackCompare(b uint8) flow.Compare {
 	return flow.Compare{Seen: flow.Seen(b & 3), Disagree: flow.Disagree(b >> 2 & 7)}
 }
 
-// packCounters stores c into the record; ok is false when it does not fit.
-func (r *rec) packCounters(c *flow.Counters) (ok bool) {
+// packCounters stores c into the record's bytesHi and a (its acct); ok
+// is false when it does not fit (both are then zeroed).
+func (r *rec) packCounters(a *acct, c *flow.Counters) (ok bool) {
 	const maxBytes = 1<<36 - 1
 	if c.OrigPackets > math.MaxUint32 || c.ReplyPackets > math.MaxUint32 || c.OrigBytes > maxBytes || c.ReplyBytes > maxBytes {
-		r.origPkts, r.replyPkts, r.origBytes, r.replyBytes, r.bytesHi = 0, 0, 0, 0, 0
+		a.origPkts, a.replyPkts, a.origBytes, a.replyBytes, r.bytesHi = 0, 0, 0, 0, 0
 		return false
 	}
-	r.origPkts, r.replyPkts = uint32(c.OrigPackets), uint32(c.ReplyPackets)
-	r.origBytes, r.replyBytes = uint32(c.OrigBytes), uint32(c.ReplyBytes)
+	a.origPkts, a.replyPkts = uint32(c.OrigPackets), uint32(c.ReplyPackets)
+	a.origBytes, a.replyBytes = uint32(c.OrigBytes), uint32(c.ReplyBytes)
 	r.bytesHi = uint8(c.OrigBytes>>32) | uint8(c.ReplyBytes>>32)<<4
 	return true
+}
+
+// unpackCounters is the inverse of packCounters.
+func (r *rec) unpackCounters(a *acct) flow.Counters {
+	return flow.Counters{
+		OrigPackets: uint64(a.origPkts), ReplyPackets: uint64(a.replyPkts),
+		OrigBytes:  uint64(a.origBytes) | uint64(r.bytesHi&15)<<32,
+		ReplyBytes: uint64(a.replyBytes) | uint64(r.bytesHi>>4)<<32,
+	}
 }
 
 // state returns the netfilter state.

@@ -482,8 +482,9 @@ func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint3
 		alpha = float64(dt) / float64(rateTau)
 	}
 	seed := uint64(at) ^ uint64(i)<<32 // smoothRate's rounding: per flow and sample
-	for j := range r.rates {
-		r.rates[j] = smoothRate(r.rates[j], inst[j], alpha, seed+uint64(j))
+	a := s.tab.acct.at(i)
+	for j := range a.rates {
+		a.rates[j] = smoothRate(a.rates[j], inst[j], alpha, seed+uint64(j))
 	}
 	r.countersAt = msAfter(r.firstSeen, at)
 }
@@ -570,7 +571,9 @@ func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 		r.aux &^= auxSilent | auxSilentSeen
 		s.addSilent(-1)
 	}
-	r.rates = [4]rate16{}
+	if a := s.tab.acct.ptr(i); a != nil {
+		a.rates = [4]rate16{}
+	}
 	r.setLastSeen(at)
 	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed, s.tab.hw)
 	s.live--

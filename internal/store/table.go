@@ -11,11 +11,14 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// Slab part sizes: 65,536 records (5.5 MiB), 16,384 IPv6 address pairs
-// and NAT tuples.
+// Slab part sizes: 65,536 records (3.5 MiB), 262,144 acct values (6 MiB,
+// a whole number of huge pages: the kernel then aligns the mapping so
+// that all of it can be backed by huge pages, see adviseHuge), 16,384 IPv6
+// address pairs and NAT tuples.
 const (
-	recBits = 16
-	extBits = 14
+	recBits  = 16
+	acctBits = 18
+	extBits  = 14
 )
 
 // table holds the records, their ext records and side table, and an
@@ -26,6 +29,7 @@ const (
 // too, and the old one is unmapped as soon as it has been rehashed.
 type table struct {
 	recs  slab[rec]
+	acct  column[acct]
 	v6    pool[v6addrs]
 	nat   pool[nat4]
 	rare  map[uint32]*rare
@@ -37,6 +41,9 @@ type table struct {
 	mask  uint64
 	hasher
 	helpers map[string]string // interned helper names
+	// zeroAcct is the acct of every flow without counters (acctOf); it
+	// is never written.
+	zeroAcct acct
 }
 
 // hasher hashes flow keys with a random per-store seed (so that remote
@@ -54,6 +61,7 @@ func newHasher() hasher {
 func newTable() *table {
 	t := &table{
 		recs:    newSlab[rec](recBits),
+		acct:    column[acct]{bits: acctBits},
 		v6:      pool[v6addrs]{s: newSlab[v6addrs](extBits)},
 		nat:     pool[nat4]{s: newSlab[nat4](extBits)},
 		rare:    map[uint32]*rare{},
@@ -68,6 +76,7 @@ func newTable() *table {
 // release unmaps everything the table holds.
 func (t *table) release() {
 	t.recs.free()
+	t.acct.shrink(0)
 	t.v6.reset()
 	t.nat.reset()
 	unmapArray(t.slots)
@@ -77,7 +86,7 @@ func (t *table) release() {
 // bytes estimates the memory the table holds.
 func (t *table) bytes() int64 {
 	const rareCost = 160 // the struct, its map slot and strings, roughly
-	return t.recs.bytes() + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
+	return t.recs.bytes() + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
 // at returns the record with index i.
@@ -244,6 +253,9 @@ func (t *table) remove(i uint32) {
 	t.slots[p] = 0
 	r := t.at(i)
 	t.freeExt(r)
+	if a := t.acct.ptr(i); a != nil {
+		*a = acct{}
+	}
 	if r.flags&flagRare != 0 {
 		delete(t.rare, i)
 		t.nrare--
@@ -278,6 +290,7 @@ func (t *table) trim() {
 		return
 	}
 	t.recs.shrink(keep)
+	t.acct.shrink((keep<<recBits + 1<<acctBits - 1) >> acctBits)
 	t.hw = min(t.hw, t.recs.cap())
 	free := t.free[:0]
 	for _, i := range t.free {
@@ -330,7 +343,7 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	bigCounters := false
 	if fl.HasCounters {
 		r.flags |= flagHasCounters
-		bigCounters = !r.packCounters(&fl.Counters)
+		bigCounters = !r.packCounters(t.acct.at(i), &fl.Counters)
 	}
 
 	// Orig addresses and the reply tuple.
@@ -421,17 +434,24 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	}
 }
 
+// acctOf returns the acct of record i, r, to read only: a zero one,
+// without reading the column, for a flow that never had counters.
+func (t *table) acctOf(i uint32, r *rec) *acct {
+	if r.flags&(flagHasCounters|flagCountersAt) != 0 {
+		if a := t.acct.ptr(i); a != nil {
+			return a
+		}
+	}
+	return &t.zeroAcct
+}
+
 // counters returns record i's counters.
 func (t *table) counters(i uint32) flow.Counters {
 	r := t.at(i)
 	if r.flags&flagBigCounters != 0 {
 		return t.rare[i].counters
 	}
-	return flow.Counters{
-		OrigPackets: uint64(r.origPkts), ReplyPackets: uint64(r.replyPkts),
-		OrigBytes:  uint64(r.origBytes) | uint64(r.bytesHi&15)<<32,
-		ReplyBytes: uint64(r.replyBytes) | uint64(r.bytesHi>>4)<<32,
-	}
+	return r.unpackCounters(t.acctOf(i, r))
 }
 
 // origTuple returns record i's orig tuple.
@@ -484,11 +504,7 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	if r.flags&flagBigCounters != 0 {
 		fl.Counters = x.counters
 	} else {
-		fl.Counters = flow.Counters{
-			OrigPackets: uint64(r.origPkts), ReplyPackets: uint64(r.replyPkts),
-			OrigBytes:  uint64(r.origBytes) | uint64(r.bytesHi&15)<<32,
-			ReplyBytes: uint64(r.replyBytes) | uint64(r.bytesHi>>4)<<32,
-		}
+		fl.Counters = r.unpackCounters(t.acctOf(i, r))
 	}
 	switch {
 	case x != nil && x.hasReply:
