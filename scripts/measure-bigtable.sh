@@ -25,7 +25,9 @@
 # runs only some steps; CONNTOP_MEASURE_TUI_RUNS=K samples the TUI's first
 # frame K times on the same table; CONNTOP_MEASURE_TUI_CPUPROFILE and
 # CONNTOP_MEASURE_CPUPROFILE write CPU profiles of the TUI's load and of
-# serve --ssh; CONNTOP_MEASURE_SERVE_LIMIT_MIB bounds serve --ssh.
+# serve --ssh; CONNTOP_MEASURE_SERVE_LIMIT_MIB bounds serve --ssh;
+# CONNTOP_MEASURE_ACCT=1 turns conntrack accounting on (every entry then
+# has counters, which take 24 bytes a flow more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -42,7 +42,10 @@ import (
 // the steps to run (a comma-separated list of tui, metrics and ssh; all
 // by default),
 // CONNTOP_MEASURE_SERVE_LIMIT_MIB a memory limit for serve --ssh (its
-// cgroup's, and GOMEMLIMIT at 90% of it, as deploy/daemonset.yaml sets).
+// cgroup's, and GOMEMLIMIT at 90% of it, as deploy/daemonset.yaml sets),
+// CONNTOP_MEASURE_ACCT=1 turns the namespace's conntrack accounting on
+// (nf_conntrack_acct, off by default) before the fill, so that every entry
+// has counters.
 // Every conntop process runs in a memory cgroup of 4 GiB (a bound, not a
 // limit it is meant to reach). It prints "MEASURE" lines.
 func TestMeasureBigTable(t *testing.T) {
@@ -92,6 +95,14 @@ func TestMeasureBigTable(t *testing.T) {
 	ns.EnableConntrack(t, labtest.Conntrack{})
 	// Churned connections leave the table a second after they close.
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_tcp_timeout_time_wait", "1")
+	switch v := os.Getenv("CONNTOP_MEASURE_ACCT"); v {
+	case "1":
+		ns.Sysctl(t, "net.netfilter.nf_conntrack_acct", "1")
+		t.Logf("MEASURE conntrack accounting on: every entry has counters")
+	case "", "0":
+	default:
+		t.Fatalf("CONNTOP_MEASURE_ACCT=%q: want 1 or 0", v)
+	}
 	fillStart := time.Now()
 	ns.FillConntrack(t, n)
 	t.Logf("MEASURE fill: %d entries in %v", n, time.Since(fillStart).Round(time.Millisecond))
