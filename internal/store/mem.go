@@ -36,6 +36,29 @@ func (s *slab[T]) bytes() int64 {
 	return int64(len(s.parts)) << s.bits * int64(unsafe.Sizeof(z))
 }
 
+// bytesBelow estimates the memory that the values below index n (the
+// only ones ever written) can take (see partBytesBelow).
+func (s *slab[T]) bytesBelow(n uint32) int64 {
+	var z T
+	var total int64
+	for j, p := range s.parts {
+		total += partBytesBelow(uint64(j)<<s.bits, len(p), int64(unsafe.Sizeof(z)), n)
+	}
+	return total
+}
+
+// partBytesBelow estimates the memory that a mapped part of length values
+// of size bytes, the first of them value start, takes when only values
+// below n have been written: the stretch up to n rounded up to a huge page
+// (a value written faults in at most one), at most the part.
+func partBytesBelow(start uint64, length int, size int64, n uint32) int64 {
+	if length == 0 || uint64(n) <= start {
+		return 0
+	}
+	b := int64(min(uint64(n)-start, uint64(length))) * size
+	return min((b+hugePage-1)&^(hugePage-1), int64(length)*size)
+}
+
 // grow maps one more part. It panics when the system has no memory left
 // (as a Go allocation would).
 func (s *slab[T]) grow() {
@@ -59,14 +82,41 @@ func (s *slab[T]) shrink(n int) {
 func (s *slab[T]) free() { s.shrink(0) }
 
 // mapArray maps a zeroed array of n values of the pointer-free type T.
+// An array of a whole number of huge pages starts on a huge-page boundary,
+// so that all of it can be backed by huge pages (see adviseHuge): it is
+// mapped with a huge page to spare, whose unaligned ends are unmapped.
 func mapArray[T any](n int) []T {
 	var z T
-	size := n * int(unsafe.Sizeof(z))
-	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	size := uintptr(n) * unsafe.Sizeof(z)
+	if size == 0 {
+		return nil
+	}
+	extra := uintptr(0)
+	if size%hugePage == 0 {
+		extra = hugePage
+	}
+	p, err := unix.MmapPtr(-1, 0, nil, size+extra, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		panic(fmt.Sprintf("store: map %d bytes: %v", size, err))
 	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	if extra != 0 {
+		head := (hugePage - uintptr(p)%hugePage) % hugePage
+		if head != 0 {
+			unmapRange(p, head)
+		}
+		if tail := extra - head; tail != 0 {
+			unmapRange(unsafe.Add(p, head+size), tail)
+		}
+		p = unsafe.Add(p, head)
+	}
+	return unsafe.Slice((*T)(p), n)
+}
+
+// unmapRange unmaps length bytes at p.
+func unmapRange(p unsafe.Pointer, length uintptr) {
+	if err := unix.MunmapPtr(p, length); err != nil {
+		panic(fmt.Sprintf("store: unmap %d bytes: %v", length, err))
+	}
 }
 
 // adviseHuge asks the kernel to back a (an array from mapArray) with
@@ -92,10 +142,7 @@ func unmapArray[T any](a []T) {
 		return
 	}
 	var z T
-	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a))), len(a)*int(unsafe.Sizeof(z)))
-	if err := unix.Munmap(b); err != nil {
-		panic(fmt.Sprintf("store: unmap %d bytes: %v", len(b), err))
-	}
+	unmapRange(unsafe.Pointer(unsafe.SliceData(a)), uintptr(len(a))*unsafe.Sizeof(z))
 }
 
 // releasePages returns the whole pages under a (a part of an array from

@@ -111,19 +111,12 @@ func (c *column[T]) shrink(n int) {
 func (c *column[T]) bytes() int64 { return c.bytesBelow(math.MaxUint32) }
 
 // bytesBelow estimates the memory that the values below index n (the
-// only ones ever written) can take: of each mapped part, the stretch up to
-// n rounded up to a huge page (a value written faults in at most one).
+// only ones ever written) can take (see partBytesBelow).
 func (c *column[T]) bytesBelow(n uint32) int64 {
 	var z T
-	size := int64(unsafe.Sizeof(z))
 	var total int64
 	for j, p := range c.parts {
-		start := uint64(j) << c.bits
-		if p == nil || uint64(n) <= start {
-			continue
-		}
-		b := min(uint64(n)-start, uint64(len(p))) * uint64(size)
-		total += min(int64((b+hugePage-1)&^(hugePage-1)), int64(len(p))*size)
+		total += partBytesBelow(uint64(j)<<c.bits, len(p), int64(unsafe.Sizeof(z)), n)
 	}
 	return total
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -602,5 +603,62 @@ func TestRowIsDetailWithoutHistory(t *testing.T) {
 	other := tcpFlow(2, 80, flow.TCPSynSent)
 	if _, ok := s.Row(other.Key()); ok {
 		t.Error("Row found a flow that is not there")
+	}
+}
+
+// TestTrimLowersHighWater: once the records at the top of the table are
+// free, a Tick brings the high water down to the last record in use,
+// gives their memory back (parts unmapped, the last part's pages
+// released) and keeps every live flow; records handed out again start
+// from zero.
+func TestTrimLowersHighWater(t *testing.T) {
+	s := newSynced(Options{Linger: -1})
+	const n, keep = 1<<recBits + 50000, 40000
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		evs = append(evs, ev(flow.EventNew, at(0), withCounters(bigFlow(i), 5, 500, 3, 300)))
+	}
+	s.Apply(evs)
+	before := s.memoryUsed()
+	evs = evs[:0]
+	for i := keep; i < n; i++ {
+		evs = append(evs, ev(flow.EventDestroy, at(time.Second), bigFlow(i)))
+	}
+	s.Apply(evs)
+	s.Tick(at(2 * time.Second))
+	if s.tab.hw != keep || len(s.tab.recs.parts) != 1 || len(s.tab.acct.parts) != 1 {
+		t.Fatalf("high water %d, %d record parts, %d acct parts; want %d, 1, 1", s.tab.hw, len(s.tab.recs.parts), len(s.tab.acct.parts), keep)
+	}
+	recs := s.tab.recs.bytesBelow(s.tab.hw) + s.tab.acct.bytesBelow(s.tab.hw)
+	if max := int64(keep)*int64(recSize+unsafe.Sizeof(acct{})) + 2*hugePage; recs > max || s.memoryUsed() >= before {
+		t.Errorf("records and counters take %d bytes after trimming (want at most %d); memory estimate %d, before %d", recs, max, s.memoryUsed(), before)
+	}
+	checkIndex(t, s.tab)
+	if s.Len() != keep || len(s.Snapshot(nil)) != keep {
+		t.Fatalf("Len %d, snapshot %d, want %d", s.Len(), len(s.Snapshot(nil)), keep)
+	}
+	for _, i := range []int{0, keep / 2, keep - 1} {
+		if r, ok := s.Row(keyOf(bigFlow(i))); !ok || r.Flow.Counters.OrigBytes != 500 {
+			t.Fatalf("flow %d after trimming: %v %+v", i, ok, r.Flow)
+		}
+	}
+	// New flows without counters take records above the high water
+	// again: they read zero, whatever was there before.
+	plain := func(i int) flow.Flow {
+		f := bigFlow(i)
+		f.HasCounters, f.Counters = false, flow.Counters{}
+		return f
+	}
+	evs = evs[:0]
+	for i := n; i < n+30000; i++ {
+		evs = append(evs, ev(flow.EventNew, at(3*time.Second), plain(i)))
+	}
+	s.Apply(evs)
+	checkIndex(t, s.tab)
+	for _, i := range []int{n, n + 29999} {
+		r, ok := s.Row(keyOf(plain(i)))
+		if !ok || r.Flow.HasCounters || r.Flow.Counters != (flow.Counters{}) || r.OrigBPS != 0 {
+			t.Fatalf("new flow %d: %v %+v", i, ok, r)
+		}
 	}
 }

@@ -11,13 +11,14 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// Slab part sizes: 65,536 records (3.5 MiB), 262,144 acct values (6 MiB,
-// a whole number of huge pages: the kernel then aligns the mapping so
-// that all of it can be backed by huge pages, see adviseHuge), 16,384 IPv6
-// address pairs and NAT tuples.
+// Slab part sizes: 262,144 records (14 MiB) and acct values (6 MiB), each
+// a whole number of huge pages, so that all of a part can be backed by
+// them (see mapArray, adviseHuge: a 4 KiB page fault costs tens of
+// microseconds in a virtual machine); 16,384 IPv6 address pairs and NAT
+// tuples.
 const (
-	recBits  = 16
-	acctBits = 18
+	recBits  = 18
+	acctBits = recBits
 	extBits  = 14
 )
 
@@ -86,7 +87,7 @@ func (t *table) release() {
 // bytes estimates the memory the table holds.
 func (t *table) bytes() int64 {
 	const rareCost = 160 // the struct, its map slot and strings, roughly
-	return t.recs.bytes() + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
+	return t.recs.bytesBelow(t.hw) + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
 // at returns the record with index i.
@@ -265,36 +266,35 @@ func (t *table) remove(i uint32) {
 	t.used--
 }
 
-// trim unmaps the slab parts at the end that hold no record, once at most
-// half the mapped records are in use.
+// trim gives memory back once at most half the records below the high
+// water are in use and the free records at its top fill at least a huge
+// page: the high water comes down to the last record in use, the parts
+// above it are unmapped and the pages of the last part above it released
+// (they read as zeros, as free records are).
 func (t *table) trim() {
-	if t.used*2 > int(t.recs.cap()) || len(t.recs.parts) < 2 {
+	if t.used*2 > int(t.hw) {
 		return
 	}
-	keep := len(t.recs.parts)
-	for keep > 0 {
-		part := t.recs.parts[keep-1]
-		empty := true
-		for j := range part {
-			if part[j].flags&flagUsed != 0 {
-				empty = false
-				break
-			}
-		}
-		if !empty {
-			break
-		}
-		keep--
+	hw := t.hw
+	for hw > 0 && t.at(hw-1).flags&flagUsed == 0 {
+		hw--
 	}
-	if keep == len(t.recs.parts) {
+	if hw != 0 && uint64(t.hw-hw)*uint64(recSize) < hugePage {
 		return
 	}
+	keep := int((uint64(hw) + 1<<recBits - 1) >> recBits)
 	t.recs.shrink(keep)
-	t.acct.shrink((keep<<recBits + 1<<acctBits - 1) >> acctBits)
-	t.hw = min(t.hw, t.recs.cap())
+	t.acct.shrink(keep)
+	if off := hw & (1<<recBits - 1); off != 0 {
+		releasePages(t.recs.parts[keep-1][off:])
+		if keep <= len(t.acct.parts) && t.acct.parts[keep-1] != nil {
+			releasePages(t.acct.parts[keep-1][off:])
+		}
+	}
+	t.hw = hw
 	free := t.free[:0]
 	for _, i := range t.free {
-		if i < t.hw {
+		if i < hw {
 			free = append(free, i)
 		}
 	}
