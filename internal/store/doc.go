@@ -15,10 +15,11 @@
 //
 // Memory per flow is the design constraint: a node may hold 4,194,304
 // flows. Each flow is a fixed-size, pointer-free record of 56 bytes in
-// slabs of 65,536 records mapped outside the Go heap (anonymous mmap), so
-// the garbage collector neither scans them nor lets them double the heap
-// between collections; empty slabs at the end are unmapped when the table
-// shrinks. A record holds IPv4 addresses in 4 bytes each, the ports (ICMP
+// slabs of 262,144 records (14 MiB, whole huge pages on a huge-page
+// boundary) mapped outside the Go heap (anonymous mmap), so the garbage
+// collector neither scans them nor lets them double the heap between
+// collections; when the table shrinks, the slabs above the last record in
+// use are unmapped and the pages above it released. A record holds IPv4 addresses in 4 bytes each, the ports (ICMP
 // type, code and id folded into them), state, status, id, timeout, mark,
 // zone, the first-seen time in nanoseconds and the last-seen and
 // counter-sample times in milliseconds after it, and the sort keys, all
