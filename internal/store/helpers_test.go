@@ -70,6 +70,18 @@ func newSynced(opts Options) *Store {
 	return s
 }
 
+// smallParts gives the empty store s record slab parts of 1<<bits
+// records, so that tests of what happens at part boundaries need few flows.
+func smallParts(s *Store, bits uint) {
+	if s.tab.hw != 0 {
+		panic("smallParts: the store holds records")
+	}
+	s.tab.recs.free()
+	s.tab.acct.shrink(0)
+	s.tab.recs = newSlab[rec](bits)
+	s.tab.acct = column[acct]{bits: bits}
+}
+
 // withCounters returns f with counters set.
 func withCounters(f flow.Flow, op, ob, rp, rb uint64) flow.Flow {
 	f.HasCounters = true

@@ -27,7 +27,9 @@ func TestRecordSize(t *testing.T) {
 // reused after a flow with counters starts from zero.
 func TestAcctColumnOnlyWithCounters(t *testing.T) {
 	s := newSynced(Options{Linger: -1})
-	const n = 1<<acctBits + 100 // two parts of the counters column
+	const bits = 12
+	smallParts(s, bits)
+	const n = 1<<bits + 100 // two parts of the counters column
 	evs := make([]flow.Event, 0, n)
 	for i := range n {
 		evs = append(evs, ev(flow.EventNew, at(0), tcpFlow(i, 80, flow.TCPEstablished)))
@@ -55,7 +57,7 @@ func TestAcctColumnOnlyWithCounters(t *testing.T) {
 	last := tcpFlow(n-1, 80, flow.TCPEstablished)
 	s.Apply([]flow.Event{ev(flow.EventCounters, at(2*time.Second), withCounters(last, 10, 1000, 5, 500))})
 	s.Apply([]flow.Event{ev(flow.EventCounters, at(4*time.Second), withCounters(last, 30, 3000, 5, 500))})
-	if got, want := s.tab.acct.bytes(), int64(1<<acctBits)*int64(unsafe.Sizeof(acct{})); got != want {
+	if got, want := s.tab.acct.bytes(), int64(1<<bits)*int64(unsafe.Sizeof(acct{})); got != want {
 		t.Fatalf("counters column maps %d bytes, want one part (%d)", got, want)
 	}
 	if r, ok := s.Row(last.Key()); !ok || r.Flow.Counters.OrigBytes != 3000 || r.OrigBPS != 1000 {

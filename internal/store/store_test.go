@@ -613,7 +613,9 @@ func TestRowIsDetailWithoutHistory(t *testing.T) {
 // from zero.
 func TestTrimLowersHighWater(t *testing.T) {
 	s := newSynced(Options{Linger: -1})
-	const n, keep = 1<<recBits + 50000, 40000
+	const bits = 12
+	smallParts(s, bits)
+	const n, keep = 1<<bits + 3000, 2500
 	evs := make([]flow.Event, 0, n)
 	for i := range n {
 		evs = append(evs, ev(flow.EventNew, at(0), withCounters(bigFlow(i), 5, 500, 3, 300)))
@@ -630,7 +632,7 @@ func TestTrimLowersHighWater(t *testing.T) {
 		t.Fatalf("high water %d, %d record parts, %d acct parts; want %d, 1, 1", s.tab.hw, len(s.tab.recs.parts), len(s.tab.acct.parts), keep)
 	}
 	recs := s.tab.recs.bytesBelow(s.tab.hw) + s.tab.acct.bytesBelow(s.tab.hw)
-	if max := int64(keep)*int64(recSize+unsafe.Sizeof(acct{})) + 2*hugePage; recs > max || s.memoryUsed() >= before {
+	if max := int64(1<<bits) * int64(recSize+unsafe.Sizeof(acct{})); recs > max || s.memoryUsed() >= before {
 		t.Errorf("records and counters take %d bytes after trimming (want at most %d); memory estimate %d, before %d", recs, max, s.memoryUsed(), before)
 	}
 	checkIndex(t, s.tab)

@@ -17,9 +17,8 @@ import (
 // microseconds in a virtual machine); 16,384 IPv6 address pairs and NAT
 // tuples.
 const (
-	recBits  = 18
-	acctBits = recBits
-	extBits  = 14
+	recBits = 18
+	extBits = 14
 )
 
 // table holds the records, their ext records and side table, and an
@@ -42,9 +41,10 @@ type table struct {
 	mask  uint64
 	hasher
 	helpers map[string]string // interned helper names
-	// zeroAcct is the acct of every flow without counters (acctOf); it
-	// is never written.
+	// zeroAcct is the acct of every flow without counters (acctOf), and
+	// zeroV6 the addresses of a free record (v6Of); they are never written.
 	zeroAcct acct
+	zeroV6   v6addrs
 }
 
 // hasher hashes flow keys with a random per-store seed (so that remote
@@ -62,7 +62,7 @@ func newHasher() hasher {
 func newTable() *table {
 	t := &table{
 		recs:    newSlab[rec](recBits),
-		acct:    column[acct]{bits: acctBits},
+		acct:    column[acct]{bits: recBits}, // index for index with recs
 		v6:      pool[v6addrs]{s: newSlab[v6addrs](extBits)},
 		nat:     pool[nat4]{s: newSlab[nat4](extBits)},
 		rare:    map[uint32]*rare{},
@@ -93,8 +93,15 @@ func (t *table) bytes() int64 {
 // at returns the record with index i.
 func (t *table) at(i uint32) *rec { return t.recs.at(i) }
 
-// v6Of returns an IPv6 record's addresses.
-func (t *table) v6Of(r *rec) *v6addrs { return t.v6.at(r.ext) }
+// v6Of returns an IPv6 record's addresses; zero ones for a free record (a
+// reader holding the index of a record freed while it let the writer in
+// reads zeros, and the catch-up after its scan corrects what it found).
+func (t *table) v6Of(r *rec) *v6addrs {
+	if r.ext == 0 {
+		return &t.zeroV6
+	}
+	return t.v6.at(r.ext)
+}
 
 // freeExt releases r's IPv6 addresses or NAT tuple.
 func (t *table) freeExt(r *rec) {
@@ -279,13 +286,14 @@ func (t *table) trim() {
 	for hw > 0 && t.at(hw-1).flags&flagUsed == 0 {
 		hw--
 	}
-	if hw != 0 && uint64(t.hw-hw)*uint64(recSize) < hugePage {
+	bits := t.recs.bits
+	if hw != 0 && uint64(t.hw-hw) < min(hugePage/uint64(recSize), 1<<bits) {
 		return
 	}
-	keep := int((uint64(hw) + 1<<recBits - 1) >> recBits)
+	keep := int((uint64(hw) + 1<<bits - 1) >> bits)
 	t.recs.shrink(keep)
 	t.acct.shrink(keep)
-	if off := hw & (1<<recBits - 1); off != 0 {
+	if off := hw & (1<<bits - 1); off != 0 {
 		releasePages(t.recs.parts[keep-1][off:])
 		if keep <= len(t.acct.parts) && t.acct.parts[keep-1] != nil {
 			releasePages(t.acct.parts[keep-1][off:])
