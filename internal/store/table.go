@@ -41,10 +41,12 @@ type table struct {
 	mask  uint64
 	hasher
 	helpers map[string]string // interned helper names
-	// zeroAcct is the acct of every flow without counters (acctOf), and
-	// zeroV6 the addresses of a free record (v6Of); they are never written.
+	// zeroAcct is the acct of every flow without counters (acctOf),
+	// zeroV6 the addresses of a free record (v6Of), zeroRec a record
+	// above the mapped parts (at); they are never written.
 	zeroAcct acct
 	zeroV6   v6addrs
+	zeroRec  rec
 }
 
 // hasher hashes flow keys with a random per-store seed (so that remote
@@ -90,8 +92,16 @@ func (t *table) bytes() int64 {
 	return t.recs.bytesBelow(t.hw) + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
-// at returns the record with index i.
-func (t *table) at(i uint32) *rec { return t.recs.at(i) }
+// at returns the record with index i; a zero one above the mapped parts
+// (a reader may still hold the index of a record that the writer trimmed
+// away while the reader let it in: it reads as a freed record, and the
+// catch-up after the reader's scan drops it).
+func (t *table) at(i uint32) *rec {
+	if int(i>>t.recs.bits) >= len(t.recs.parts) {
+		return &t.zeroRec
+	}
+	return t.recs.at(i)
+}
 
 // v6Of returns an IPv6 record's addresses; zero ones for a free record (a
 // reader holding the index of a record freed while it let the writer in
