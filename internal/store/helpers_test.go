@@ -79,7 +79,7 @@ func smallParts(s *Store, bits uint) {
 	s.tab.recs.free()
 	s.tab.acct.shrink(0)
 	s.tab.recs = newSlab[rec](bits)
-	s.tab.acct = column[acct]{bits: bits}
+	s.tab.acct = column[acct]{s: newSlab[acct](bits)}
 }
 
 // withCounters returns f with counters set.

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -64,62 +63,42 @@ type acct struct {
 
 // column is a slab kept beside the records, index for index, of values
 // that are zero for most tables (acct): a part is mapped only when a
-// value in it is first written, and reading a value of an unmapped part
-// yields zero without mapping it. T must contain no Go pointers.
-type column[T any] struct {
-	parts [][]T
-	bits  uint
-}
+// value in it is first written (the slab's other parts are nil), and
+// reading a value of an unmapped part yields zero without mapping it. T
+// must contain no Go pointers.
+type column[T any] struct{ s slab[T] }
 
 // ptr returns value i to change in place, or nil when its part is not
 // mapped (the value is zero).
 func (c *column[T]) ptr(i uint32) *T {
-	j := int(i >> c.bits)
-	if j >= len(c.parts) || c.parts[j] == nil {
+	j := int(i >> c.s.bits)
+	if j >= len(c.s.parts) || c.s.parts[j] == nil {
 		return nil
 	}
-	return &c.parts[j][i&(1<<c.bits-1)]
+	return c.s.at(i)
 }
 
 // at returns value i to write, mapping its part first if need be.
 func (c *column[T]) at(i uint32) *T {
-	j := int(i >> c.bits)
-	for len(c.parts) <= j {
-		c.parts = append(c.parts, nil)
+	j := int(i >> c.s.bits)
+	for len(c.s.parts) <= j {
+		c.s.parts = append(c.s.parts, nil)
 	}
-	if c.parts[j] == nil {
-		c.parts[j] = mapArray[T](1 << c.bits)
-		adviseHuge(c.parts[j])
+	if c.s.parts[j] == nil {
+		c.s.parts[j] = mapArray[T](1 << c.s.bits)
+		adviseHuge(c.s.parts[j])
 	}
-	return &c.parts[j][i&(1<<c.bits-1)]
+	return c.s.at(i)
 }
 
 // shrink unmaps the parts from the n-th on.
-func (c *column[T]) shrink(n int) {
-	for j := n; j < len(c.parts); j++ {
-		if c.parts[j] != nil {
-			unmapArray(c.parts[j])
-			c.parts[j] = nil
-		}
-	}
-	if n < len(c.parts) {
-		c.parts = c.parts[:n]
-	}
-}
+func (c *column[T]) shrink(n int) { c.s.shrink(n) }
 
 // bytes returns the bytes mapped.
-func (c *column[T]) bytes() int64 { return c.bytesBelow(math.MaxUint32) }
+func (c *column[T]) bytes() int64 { return c.s.bytesBelow(math.MaxUint32) }
 
-// bytesBelow estimates the memory that the values below index n (the
-// only ones ever written) can take (see partBytesBelow).
-func (c *column[T]) bytesBelow(n uint32) int64 {
-	var z T
-	var total int64
-	for j, p := range c.parts {
-		total += partBytesBelow(uint64(j)<<c.bits, len(p), int64(unsafe.Sizeof(z)), n)
-	}
-	return total
-}
+// bytesBelow is the slab's (an unmapped part counts nothing).
+func (c *column[T]) bytesBelow(n uint32) int64 { return c.s.bytesBelow(n) }
 
 // rec flags.
 const (

@@ -628,8 +628,8 @@ func TestTrimLowersHighWater(t *testing.T) {
 	}
 	s.Apply(evs)
 	s.Tick(at(2 * time.Second))
-	if s.tab.hw != keep || len(s.tab.recs.parts) != 1 || len(s.tab.acct.parts) != 1 {
-		t.Fatalf("high water %d, %d record parts, %d acct parts; want %d, 1, 1", s.tab.hw, len(s.tab.recs.parts), len(s.tab.acct.parts), keep)
+	if s.tab.hw != keep || len(s.tab.recs.parts) != 1 || len(s.tab.acct.s.parts) != 1 {
+		t.Fatalf("high water %d, %d record parts, %d acct parts; want %d, 1, 1", s.tab.hw, len(s.tab.recs.parts), len(s.tab.acct.s.parts), keep)
 	}
 	recs := s.tab.recs.bytesBelow(s.tab.hw) + s.tab.acct.bytesBelow(s.tab.hw)
 	if max := int64(1<<bits) * int64(recSize+unsafe.Sizeof(acct{})); recs > max || s.memoryUsed() >= before {

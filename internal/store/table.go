@@ -64,7 +64,7 @@ func newHasher() hasher {
 func newTable() *table {
 	t := &table{
 		recs:    newSlab[rec](recBits),
-		acct:    column[acct]{bits: recBits}, // index for index with recs
+		acct:    column[acct]{s: newSlab[acct](recBits)}, // index for index with recs
 		v6:      pool[v6addrs]{s: newSlab[v6addrs](extBits)},
 		nat:     pool[nat4]{s: newSlab[nat4](extBits)},
 		rare:    map[uint32]*rare{},
@@ -305,8 +305,8 @@ func (t *table) trim() {
 	t.acct.shrink(keep)
 	if off := hw & (1<<bits - 1); off != 0 {
 		releasePages(t.recs.parts[keep-1][off:])
-		if keep <= len(t.acct.parts) && t.acct.parts[keep-1] != nil {
-			releasePages(t.acct.parts[keep-1][off:])
+		if keep <= len(t.acct.s.parts) && t.acct.s.parts[keep-1] != nil {
+			releasePages(t.acct.s.parts[keep-1][off:])
 		}
 	}
 	t.hw = hw
