@@ -125,7 +125,7 @@ func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
 			a = &groupAcc{}
 			acc[k] = a
 		}
-		c := s.tab.counters(i)
+		c := s.tab.counters(i, r)
 		a.count++
 		a.packets += c.OrigPackets + c.ReplyPackets
 		a.bytes += c.OrigBytes + c.ReplyBytes

@@ -179,18 +179,10 @@ func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
 		_, dp := r.ports()
 		return uint64(dp)
 	case SortPackets:
-		if r.flags&flagBigCounters == 0 {
-			a := t.acctOf(i, r)
-			return uint64(a.origPkts) + uint64(a.replyPkts)
-		}
-		c := t.counters(i)
+		c := t.counters(i, r)
 		return c.OrigPackets + c.ReplyPackets
 	case SortBytes:
-		if r.flags&flagBigCounters == 0 {
-			a := t.acctOf(i, r)
-			return uint64(a.origBytes) + uint64(a.replyBytes) + uint64(r.bytesHi&15+r.bytesHi>>4)<<32
-		}
-		c := t.counters(i)
+		c := t.counters(i, r)
 		return c.OrigBytes + c.ReplyBytes
 	case SortRate:
 		// The bits of a non-negative float64 are in its order; the sum

@@ -418,7 +418,7 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow, from origin)
 		s.addSilent(-1)
 	}
 	before := r.phase()
-	old := s.tab.counters(i)
+	old := s.tab.counters(i, r)
 	oldAt, hadAt := r.countersAt, r.flags&flagCountersAt != 0
 	hadCounters := r.flags&flagHasCounters != 0
 	s.sum.add(r, -1)
@@ -465,7 +465,7 @@ func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint3
 	if dt < int64(time.Millisecond) {
 		return
 	}
-	cur := s.tab.counters(i)
+	cur := s.tab.counters(i, r)
 	delta := func(n, o uint64) float64 {
 		if n < o {
 			return 0 // reset or a different flow: no meaningful rate
@@ -508,7 +508,7 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 	if r.flags&flagDestroyed != 0 {
 		return // already gone
 	}
-	old := s.tab.counters(i)
+	old := s.tab.counters(i, r)
 	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
 	s.sum.add(r, -1)
 	from := r.phase()
@@ -545,7 +545,7 @@ func (s *Store) refreshCounters(at int64, fl *flow.Flow) {
 	r := s.tab.at(i)
 	var cur flow.Flow
 	s.tab.flow(i, &cur)
-	old := s.tab.counters(i)
+	old := s.tab.counters(i, r)
 	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
 	cur.Timeout = fl.Timeout
 	cur.Invalid, cur.InvalidReason = fl.Invalid, fl.InvalidReason
@@ -640,7 +640,7 @@ func (s *Store) polled(at int64, fl *flow.Flow) {
 	if !fl.HasCounters {
 		return
 	}
-	if c := s.tab.counters(i); r.flags&flagHasCounters == 0 || c.OrigPackets != fl.Counters.OrigPackets || c.ReplyPackets != fl.Counters.ReplyPackets {
+	if c := s.tab.counters(i, r); r.flags&flagHasCounters == 0 || c.OrigPackets != fl.Counters.OrigPackets || c.ReplyPackets != fl.Counters.ReplyPackets {
 		s.refreshCounters(at, fl)
 	}
 }

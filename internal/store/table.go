@@ -463,9 +463,8 @@ func (t *table) acctOf(i uint32, r *rec) *acct {
 	return &t.zeroAcct
 }
 
-// counters returns record i's counters.
-func (t *table) counters(i uint32) flow.Counters {
-	r := t.at(i)
+// counters returns the counters of record i, r.
+func (t *table) counters(i uint32, r *rec) flow.Counters {
 	if r.flags&flagBigCounters != 0 {
 		return t.rare[i].counters
 	}
