@@ -37,26 +37,22 @@ func (s *slab[T]) bytes() int64 {
 }
 
 // bytesBelow estimates the memory that the values below index n (the
-// only ones ever written) can take (see partBytesBelow).
+// only ones ever written) can take: of each mapped part, the stretch up to
+// n rounded up to a huge page (a value written faults in at most one). A
+// nil part (see column) counts nothing.
 func (s *slab[T]) bytesBelow(n uint32) int64 {
 	var z T
+	size := uint64(unsafe.Sizeof(z))
 	var total int64
 	for j, p := range s.parts {
-		total += partBytesBelow(uint64(j)<<s.bits, len(p), int64(unsafe.Sizeof(z)), n)
+		start := uint64(j) << s.bits
+		if len(p) == 0 || uint64(n) <= start {
+			continue
+		}
+		b := min(uint64(n)-start, uint64(len(p))) * size
+		total += int64(min((b+hugePage-1)&^(hugePage-1), uint64(len(p))*size))
 	}
 	return total
-}
-
-// partBytesBelow estimates the memory that a mapped part of length values
-// of size bytes, the first of them value start, takes when only values
-// below n have been written: the stretch up to n rounded up to a huge page
-// (a value written faults in at most one), at most the part.
-func partBytesBelow(start uint64, length int, size int64, n uint32) int64 {
-	if length == 0 || uint64(n) <= start {
-		return 0
-	}
-	b := int64(min(uint64(n)-start, uint64(length))) * size
-	return min((b+hugePage-1)&^(hugePage-1), int64(length)*size)
 }
 
 // grow maps one more part. It panics when the system has no memory left
