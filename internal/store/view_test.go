@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -471,11 +472,46 @@ func TestMatchAllIsNoFilter(t *testing.T) {
 	}
 }
 
+// destroyTop destroys flows keep..n-1 (made by mk) at now and ticks two
+// seconds later: the table trims to the keep flows left, in one part of
+// records, or t fails.
+func destroyTop(t *testing.T, s *Store, mk func(int) flow.Flow, keep, n int, now time.Duration) {
+	t.Helper()
+	evs := make([]flow.Event, 0, n-keep)
+	for i := keep; i < n; i++ {
+		evs = append(evs, ev(flow.EventDestroy, at(now), mk(i)))
+	}
+	s.Apply(evs)
+	s.Tick(at(now + 2*time.Second))
+	if s.tab.hw != uint32(keep) || len(s.tab.recs.parts) != 1 {
+		t.Fatalf("the table did not shrink: high water %d, %d parts", s.tab.hw, len(s.tab.recs.parts))
+	}
+}
+
+// checkWindow checks a query's answer against the reference: the matched
+// count and the window's rows (at q.Offset, or where Select put it).
+func checkWindow(t *testing.T, s *Store, q Query, res Result, what string) {
+	t.Helper()
+	ref := reference(s, keysOf(s), q.Filter, q.Sort, q.Desc)
+	if res.Matched != len(ref) {
+		t.Fatalf("%+v, %s: Matched %d, want %d", q, what, res.Matched, len(ref))
+	}
+	off := q.Offset
+	if q.Select != nil {
+		off = res.Offset
+	}
+	for i := range res.Rows {
+		if res.Rows[i].Flow.Key() != ref[off+i].Flow.Key() {
+			t.Fatalf("%+v, %s: row %d (offset %d) = %v, want %v", q, what, i, off, res.Rows[i].Flow.Orig, ref[off+i].Flow.Orig)
+		}
+	}
+}
+
 // TestScanWhileTableShrinks: a writer that gets in between the chunks of a
 // scan may free the records at the top of the table and trim it (its high
-// water comes down, slab parts are unmapped); the scan then stops at the
-// new top instead of reading records that are gone, and its answer is the
-// table's as it is at the end of the query. The writer gets in at the
+// water comes down, slab parts are unmapped); the scan then reads the
+// records above the new top as free ones instead of failing, and its
+// answer is the table's as it is at the end of the query. The writer gets in at the
 // first release of the lock and at the last before the query ends: for a
 // filter's first scan and for a deep window's second pass.
 func TestScanWhileTableShrinks(t *testing.T) {
@@ -485,7 +521,7 @@ func TestScanWhileTableShrinks(t *testing.T) {
 	smallParts(s, bits)
 	s.chunk = 1 << 9
 	now := time.Duration(0)
-	// fill makes flows keep..n-1 live again (0..keep-1 stay).
+	// fill makes flows from..n-1 live.
 	fill := func(from int) {
 		batch := make([]flow.Event, 0, n-from)
 		for i := from; i < n; i++ {
@@ -494,18 +530,6 @@ func TestScanWhileTableShrinks(t *testing.T) {
 		s.Apply(batch)
 	}
 	fill(0)
-	shrink := func() {
-		batch := make([]flow.Event, 0, n-keep)
-		for i := keep; i < n; i++ {
-			batch = append(batch, ev(flow.EventDestroy, at(now), bigFlow(i)))
-		}
-		s.Apply(batch)
-		now += 2 * time.Second
-		s.Tick(at(now))
-		if s.tab.hw != keep || len(s.tab.recs.parts) != 1 {
-			t.Fatalf("the table did not shrink: high water %d, %d parts", s.tab.hw, len(s.tab.recs.parts))
-		}
-	}
 	for _, q := range []Query{
 		{Filter: filter.MustParse("tcp"), Sort: SortBytes, Desc: true, Limit: 10},
 		{Sort: SortSrc, Offset: 1000, Limit: 20},
@@ -519,21 +543,14 @@ func TestScanWhileTableShrinks(t *testing.T) {
 			calls := 0
 			res := NewView().Query(s, hookLocker{func() {
 				if calls++; calls == at {
-					shrink()
+					destroyTop(t, s, bigFlow, keep, n, now)
+					now += 2 * time.Second
 				}
 			}}, q)
 			if calls < at {
 				t.Fatalf("%+v: the lock was released %d times, want at least %d", q, calls, at)
 			}
-			ref := reference(s, keysOf(s), q.Filter, q.Sort, q.Desc)
-			if res.Matched != len(ref) {
-				t.Fatalf("%+v, writer at release %d: Matched %d, want %d", q, at, res.Matched, len(ref))
-			}
-			for i := range res.Rows {
-				if res.Rows[i].Flow.Key() != ref[q.Offset+i].Flow.Key() {
-					t.Fatalf("%+v, writer at release %d: row %d = %v, want %v", q, at, i, res.Rows[i].Flow.Orig, ref[q.Offset+i].Flow.Orig)
-				}
-			}
+			checkWindow(t, s, q, res, fmt.Sprintf("writer at release %d", at))
 		}
 	}
 }
@@ -616,31 +633,16 @@ func TestHeldItemsTrimmedAway(t *testing.T) {
 		s.Apply(evs)
 		calls := 0
 		res := NewView().Query(s, hookLocker{func() {
-			if calls++; calls != 10 {
-				return
-			}
-			evs = evs[:0]
-			for i := keep; i < n; i++ {
-				evs = append(evs, ev(flow.EventDestroy, at(time.Second), oneHostFlow(i)))
-			}
-			s.Apply(evs)
-			s.Tick(at(2 * time.Second))
-			if len(s.tab.recs.parts) != 1 {
-				t.Fatalf("the table did not shrink: %d parts", len(s.tab.recs.parts))
+			if calls++; calls == 10 {
+				destroyTop(t, s, oneHostFlow, keep, n, time.Second)
 			}
 		}}, q)
 		if calls < 10 {
 			t.Fatalf("%+v: the lock was released %d times", q, calls)
 		}
-		ref := reference(s, keysOf(s), nil, q.Sort, q.Desc)
-		if res.Matched != keep || len(ref) != keep {
-			t.Fatalf("%+v: Matched %d, reference %d, want %d", q, res.Matched, len(ref), keep)
+		if res.Matched != keep {
+			t.Fatalf("%+v: Matched %d, want %d", q, res.Matched, keep)
 		}
-		off := res.Offset
-		for i := range res.Rows {
-			if res.Rows[i].Flow.Key() != ref[off+i].Flow.Key() {
-				t.Fatalf("%+v: row %d (offset %d) = %v, want %v", q, i, off, res.Rows[i].Flow.Orig, ref[off+i].Flow.Orig)
-			}
-		}
+		checkWindow(t, s, q, res, "items trimmed away")
 	}
 }
