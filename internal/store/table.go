@@ -92,10 +92,11 @@ func (t *table) bytes() int64 {
 	return t.recs.bytesBelow(t.hw) + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
-// at returns the record with index i; a zero one above the mapped parts
-// (a reader may still hold the index of a record that the writer trimmed
-// away while the reader let it in: it reads as a freed record, and the
-// catch-up after the reader's scan drops it).
+// at returns the record with index i; a zero one above the mapped parts.
+// A reader that let the writer in may still scan up to the old top of a
+// table the writer trimmed meanwhile, or hold the index of a record
+// trimmed away: such a record reads as a free one, and the catch-up after
+// the reader's scan settles what changed.
 func (t *table) at(i uint32) *rec {
 	if int(i>>t.recs.bits) >= len(t.recs.parts) {
 		return &t.zeroRec

@@ -547,9 +547,6 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			if release && c+s.chunk < hw {
 				lk.Unlock()
 				lk.Lock()
-				// The writer may have trimmed the table meanwhile: the
-				// records above its new top are free (and may be gone).
-				hw = min(hw, s.tab.hw)
 			}
 		}
 		all := parts[0]
@@ -814,9 +811,6 @@ func (v *View) windowPass(s *Store, lk Locker, release bool, workers int, sample
 			if release && c+s.chunk < hw {
 				lk.Unlock()
 				lk.Lock()
-				// The writer may have trimmed the table meanwhile: the
-				// records above its new top are free (and may be gone).
-				hw = min(hw, s.tab.hw)
 			}
 		}
 		all, below := parts[0], nlow[0]
