@@ -37,7 +37,7 @@ const measuredServe262k = 161 << 20
 // measuredServe4M is the same at 4,194,304 entries with every entry's
 // counters kept (CONNTOP_MEASURE_ACCT=1 scripts/measure-bigtable.sh
 // 4194304: 537.0 and 540.4 MiB, and 538.1 MiB in a run under the
-// DaemonSet's limit and GOMEMLIMIT, not degraded; 438–444 MiB with
+// DaemonSet's limit and GOMEMLIMIT, not degraded; 437–444 MiB with
 // accounting off, the kernel's default), which the limit and GOMEMLIMIT
 // hold: conntop takes the smaller of its cgroup's limit and GOMEMLIMIT as
 // its limit.
