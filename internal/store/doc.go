@@ -14,21 +14,25 @@
 // # Layout and cost
 //
 // Memory per flow is the design constraint: a node may hold 4,194,304
-// flows. Each flow is a fixed-size, pointer-free record of 56 bytes in
-// slabs of 262,144 records (14 MiB, whole huge pages on a huge-page
+// flows. Each flow is a fixed-size, pointer-free record of 48 bytes in
+// slabs of 262,144 records (12 MiB, whole huge pages on a huge-page
 // boundary) mapped outside the Go heap (anonymous mmap), so the garbage
 // collector neither scans them nor lets them double the heap between
 // collections; when the table shrinks, the slabs above the last record in
-// use are unmapped and the pages above it released. A record holds IPv4 addresses in 4 bytes each, the ports (ICMP
-// type, code and id folded into them), state, status, id, timeout, mark,
-// zone, the first-seen time in nanoseconds and the last-seen and
-// counter-sample times in milliseconds after it, and the sort keys, all
-// readable without building a flow.Flow. The counters (32 bits of packets,
-// 36 of bytes per direction) and per-direction rates (16 bits each, within
-// 0.05 %, see rate16) take 24 bytes more in a column beside the records
-// whose parts are mapped only once a flow in them has counters: the
-// kernel keeps none unless nf_conntrack_acct=1 (off by default), and a
-// table without them costs 56 bytes a record, not 80. IPv6 addresses (32
+// use are unmapped and the pages above it released. A record holds IPv4
+// addresses in 4 bytes each, the ports (ICMP type, code and id folded into
+// them), state, status, id, timeout, zone, the first-seen time in nanoseconds and the last-seen time in
+// milliseconds after it, and the sort keys, all readable without building
+// a flow.Flow. What most tables do not have lives in columns beside the
+// records whose parts are mapped only once a flow in them has it: the
+// counters (32 bits of packets, 36 of bytes per direction) and the time of
+// their last sample, 20 bytes (the kernel keeps counters only with
+// nf_conntrack_acct=1, off by default), and the conntrack mark, 4 bytes.
+// A table without counters or marks costs 48 bytes a record, with both 72.
+// Per-direction rates (16 bits each, within 0.05 %, see rate16) exist only
+// for flows whose counters moved between two samples: they are kept in a
+// map while such flows are few, and in an 8-byte column once they are more
+// than one record in six (see rateTable). IPv6 addresses (32
 // bytes) and the reply tuple of an IPv4 NAT flow (12 bytes; without NAT the
 // reply is the inverse of the original and not stored) live in slabs of
 // their own. Whatever is rare lives in a side table keyed by record index:
@@ -42,8 +46,8 @@
 // them, the change log and the history ring at once, and Apply loads the
 // index slots of 16 events together, so that the listing neither rehashes
 // nor waits for one cache miss after another. At 4,194,304 flows a process
-// holding the store and 16 views peaks at about 395 MiB with counters and
-// 300 MiB without (BenchmarkMemoryPerFlow).
+// holding the store and 16 views peaks at about 348 MiB with counters and
+// 267 MiB without (BenchmarkMemoryPerFlow).
 //
 // A flow's transition history is not kept per flow: a bounded global ring
 // (at most 524,288 transitions, 8 MiB) holds the recent transitions of all

@@ -129,8 +129,8 @@ func (s *Store) Groups(by GroupBy, m Matcher, limit int) []Group {
 		a.count++
 		a.packets += c.OrigPackets + c.ReplyPackets
 		a.bytes += c.OrigBytes + c.ReplyBytes
-		ac := s.tab.acctOf(i, r)
-		a.bps += ac.rates[1].float() + ac.rates[3].float()
+		v := s.tab.ratesOf(i, r)
+		a.bps += v[1].float() + v[3].float()
 	})
 	out := make([]Group, 0, len(acc))
 	for k, a := range acc {

@@ -70,16 +70,21 @@ func newSynced(opts Options) *Store {
 	return s
 }
 
-// smallParts gives the empty store s record slab parts of 1<<bits
-// records, so that tests of what happens at part boundaries need few flows.
+// smallParts gives the empty store s record slab and column parts of
+// 1<<bits values, so that tests of what happens at part boundaries need
+// few flows.
 func smallParts(s *Store, bits uint) {
 	if s.tab.hw != 0 {
 		panic("smallParts: the store holds records")
 	}
 	s.tab.recs.free()
 	s.tab.acct.shrink(0)
+	s.tab.marks.shrink(0)
+	s.tab.rates.reset()
 	s.tab.recs = newSlab[rec](bits)
 	s.tab.acct = column[acct]{s: newSlab[acct](bits)}
+	s.tab.marks = column[uint32]{s: newSlab[uint32](bits)}
+	s.tab.rates = rateTable{dense: column[rates]{s: newSlab[rates](bits)}}
 }
 
 // withCounters returns f with counters set.

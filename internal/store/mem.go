@@ -77,6 +77,17 @@ func (s *slab[T]) shrink(n int) {
 // free unmaps everything.
 func (s *slab[T]) free() { s.shrink(0) }
 
+// trimTo gives back the memory of the values from index n on: the parts
+// above n's are unmapped, and the pages of n's own part above it released
+// (they read as zeros). A nil part (see column) has nothing to release.
+func (s *slab[T]) trimTo(n uint32) {
+	keep := int((uint64(n) + 1<<s.bits - 1) >> s.bits)
+	s.shrink(keep)
+	if off := n & (1<<s.bits - 1); off != 0 && keep <= len(s.parts) && s.parts[keep-1] != nil {
+		releasePages(s.parts[keep-1][off:])
+	}
+}
+
 // mapArray maps a zeroed array of n values of the pointer-free type T.
 // An array of a whole number of huge pages starts on a huge-page boundary,
 // so that all of it can be backed by huge pages (see adviseHuge): it is

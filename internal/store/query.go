@@ -107,9 +107,9 @@ func (t *table) row(i uint32) Row {
 		w.Destroyed = true
 		w.DestroyedAt = w.LastSeen
 	}
-	a := t.acctOf(i, r)
-	w.OrigPPS, w.OrigBPS = a.rates[0].float(), a.rates[1].float()
-	w.ReplyPPS, w.ReplyBPS = a.rates[2].float(), a.rates[3].float()
+	v := t.ratesOf(i, r)
+	w.OrigPPS, w.OrigBPS = v[0].float(), v[1].float()
+	w.ReplyPPS, w.ReplyBPS = v[2].float(), v[3].float()
 	return w
 }
 
@@ -187,12 +187,12 @@ func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
 	case SortRate:
 		// The bits of a non-negative float64 are in its order; the sum
 		// is Row's OrigBPS+ReplyBPS exactly.
-		a := t.acctOf(i, r)
-		return math.Float64bits(a.rates[1].float() + a.rates[3].float())
+		v := t.ratesOf(i, r)
+		return math.Float64bits(v[1].float() + v[3].float())
 	case SortTimeout:
 		return uint64(r.expiresNs()) ^ 1<<63
 	case SortMark:
-		return uint64(r.mark)
+		return uint64(t.markOf(i))
 	}
 	return 0
 }

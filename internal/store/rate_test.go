@@ -13,11 +13,11 @@ import (
 // TestRecordSize holds the record to its size: every byte of it is 4 MiB
 // at 4,194,304 flows.
 func TestRecordSize(t *testing.T) {
-	if recSize > 56 {
-		t.Fatalf("rec is %d bytes, budget 56", recSize)
+	if recSize > 48 {
+		t.Fatalf("rec is %d bytes, budget 48", recSize)
 	}
-	if n := unsafe.Sizeof(acct{}); n > 24 {
-		t.Fatalf("acct is %d bytes, budget 24", n)
+	if n := unsafe.Sizeof(acct{}); n > 28 {
+		t.Fatalf("acct is %d bytes, budget 28", n)
 	}
 }
 
@@ -470,4 +470,149 @@ func benchRateSamples(b *testing.B, every time.Duration) {
 		s.Apply(batch)
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(k), "cpu-ns/event")
+}
+
+// TestMarksColumnOnlyWithMarks checks that flows without a conntrack mark
+// (most tables) map no marks column, that a marked flow maps one part and
+// reads, sorts and compares by its mark, and that its record, reused by an
+// unmarked flow, reads 0.
+func TestMarksColumnOnlyWithMarks(t *testing.T) {
+	s := newSynced(Options{Linger: -1})
+	const bits = 12
+	smallParts(s, bits)
+	const n = 1<<bits + 100 // two parts of the column
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		evs = append(evs, ev(flow.EventNew, at(0), tcpFlow(i, 80, flow.TCPEstablished)))
+	}
+	s.Apply(evs)
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Second), tcpFlow(0, 80, flow.TCPEstablished))})
+	if res := NewView().Query(s, nil, Query{Sort: SortMark, Desc: true, Limit: 10}); len(res.Rows) != 10 || res.Rows[0].Flow.Mark != 0 {
+		t.Fatalf("sort by mark without marks: %+v", res.Rows)
+	}
+	if b := s.tab.marks.bytes(); b != 0 {
+		t.Fatalf("%d bytes of marks mapped for %d flows without a mark", b, n)
+	}
+
+	// A marked flow maps the part of its record, and only that.
+	marked := tcpFlow(n-1, 80, flow.TCPEstablished)
+	marked.Mark = 0x4000
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(2*time.Second), marked)})
+	if got, want := s.tab.marks.bytes(), int64(1<<bits)*4; got != want {
+		t.Fatalf("marks column maps %d bytes, want one part (%d)", got, want)
+	}
+	if r, ok := s.Row(marked.Key()); !ok || r.Flow.Mark != 0x4000 {
+		t.Fatalf("marked row: %+v", r)
+	}
+	res := NewView().Query(s, nil, Query{Sort: SortMark, Desc: true, Limit: 2})
+	if len(res.Rows) != 2 || res.Rows[0].Flow.Key() != marked.Key() || res.Rows[1].Flow.Mark != 0 {
+		t.Fatalf("sort by mark: %+v", res.Rows)
+	}
+	// The mark cleared is 0 again.
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(3*time.Second), tcpFlow(n-1, 80, flow.TCPEstablished))})
+	if r, _ := s.Row(marked.Key()); r.Flow.Mark != 0 {
+		t.Fatalf("mark not cleared: %+v", r.Flow)
+	}
+
+	// Marked again and destroyed: its record, reused, reads 0.
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(4*time.Second), marked), ev(flow.EventDestroy, at(4*time.Second), marked)})
+	next := tcpFlow(n, 80, flow.TCPEstablished)
+	s.Apply([]flow.Event{ev(flow.EventNew, at(5*time.Second), next)})
+	i, ok := s.tab.lookup(new(next.Key()))
+	if !ok {
+		t.Fatal("new flow not found")
+	}
+	if m := s.tab.marks.ptr(i); m == nil || *m != 0 {
+		t.Fatalf("reused record %d: mark %v", i, m)
+	}
+	if r, _ := s.Row(next.Key()); r.Flow.Mark != 0 {
+		t.Fatalf("new flow on a reused record: %+v", r.Flow)
+	}
+}
+
+// TestRatesSparseThenDense checks where rates live: flows whose counters
+// did not move between samples have none and take no memory; the first
+// flows with one are kept in a map; once more than one record in
+// denseRates has one, all go to the column beside the records, with their
+// values; a rate back to zero, a destroy and a reused record read zero.
+func TestRatesSparseThenDense(t *testing.T) {
+	s := newSynced(Options{Linger: -1})
+	const bits = 12
+	smallParts(s, bits)
+	const n = 1 << 13
+	sample := func(from, to int, when time.Duration, pkts uint64) {
+		evs := make([]flow.Event, 0, to-from)
+		for i := from; i < to; i++ {
+			evs = append(evs, ev(flow.EventCounters, at(when), withCounters(tcpFlow(i, 80, flow.TCPEstablished), pkts, pkts*100, pkts, pkts*100)))
+		}
+		s.Apply(evs)
+	}
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		evs = append(evs, ev(flow.EventNew, at(0), withCounters(tcpFlow(i, 80, flow.TCPEstablished), 10, 1000, 10, 1000)))
+	}
+	s.Apply(evs)
+	sample(0, n, 2*time.Second, 10) // counters unchanged: no rate
+	rateOf := func(i int) float64 {
+		t.Helper()
+		f := tcpFlow(i, 80, flow.TCPEstablished)
+		r, ok := s.Row(f.Key())
+		if !ok {
+			t.Fatalf("flow %d not found", i)
+		}
+		return r.OrigBPS
+	}
+	if len(s.tab.rates.sparse) != 0 || s.tab.rates.isDense || rateOf(7) != 0 {
+		t.Fatalf("rates kept for flows whose counters did not move: %d in the map, dense %v", len(s.tab.rates.sparse), s.tab.rates.isDense)
+	}
+
+	// 1,024 flows move 1,000 bytes a second: a map of 1,024 rates.
+	const few = 1024
+	sample(0, few, 4*time.Second, 30)
+	if len(s.tab.rates.sparse) != few || s.tab.rates.isDense || s.tab.rates.dense.bytes() != 0 {
+		t.Fatalf("%d flows with a rate: %d in the map, dense %v, column %d bytes", few, len(s.tab.rates.sparse), s.tab.rates.isDense, s.tab.rates.dense.bytes())
+	}
+	if got := rateOf(7); got != 1000 {
+		t.Fatalf("rate of a flow in the map: %v, want 1000", got)
+	}
+	res := NewView().Query(s, nil, Query{Sort: SortRate, Desc: true, Limit: 1})
+	if len(res.Rows) != 1 || res.Rows[0].OrigBPS != 1000 {
+		t.Fatalf("top by rate: %+v", res.Rows)
+	}
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(4*time.Second), tcpFlow(few-1, 80, flow.TCPEstablished))})
+	if len(s.tab.rates.sparse) != few-1 {
+		t.Fatalf("destroy left %d rates in the map, want %d", len(s.tab.rates.sparse), few-1)
+	}
+
+	// One more in six records with a rate: all go to the column.
+	sample(few, n/6+few, 4*time.Second, 50)
+	if !s.tab.rates.isDense || s.tab.rates.sparse != nil {
+		t.Fatalf("%d of %d records with a rate: not dense", n/6+few-1, n)
+	}
+	if got := rateOf(7); got != 1000 {
+		t.Fatalf("rate moved to the column: %v, want 1000", got)
+	}
+	if got := rateOf(few); got != 2000 {
+		t.Fatalf("rate in the column: %v, want 2000", got)
+	}
+	res = NewView().Query(s, nil, Query{Sort: SortRate, Desc: true, Limit: 1})
+	if len(res.Rows) != 1 || res.Rows[0].OrigBPS != 2000 {
+		t.Fatalf("top by rate: %+v", res.Rows)
+	}
+	// A sample without traffic sets the rate to zero.
+	sample(7, 8, 6*time.Second, 30)
+	if got := rateOf(7); got != 0 {
+		t.Fatalf("rate after a sample without traffic: %v", got)
+	}
+	// A destroyed flow's record, reused, has no rate.
+	s.Apply([]flow.Event{ev(flow.EventDestroy, at(6*time.Second), tcpFlow(few, 80, flow.TCPEstablished))})
+	next := tcpFlow(n, 80, flow.TCPEstablished)
+	s.Apply([]flow.Event{ev(flow.EventNew, at(6*time.Second), next)})
+	if r, _ := s.Row(next.Key()); r.OrigBPS != 0 || r.ReplyPPS != 0 {
+		t.Fatalf("new flow on a reused record: %+v", r)
+	}
+	i, _ := s.tab.lookup(new(next.Key()))
+	if p := s.tab.rates.dense.ptr(i); p == nil || *p != (rates{}) {
+		t.Fatalf("reused record %d: rates %v", i, p)
+	}
 }

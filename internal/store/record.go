@@ -10,30 +10,31 @@ import (
 )
 
 // rec is one flow as the store keeps it: a fixed-size, pointer-free record
-// (56 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
+// (48 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
 // each; IPv6 addresses (32 bytes) and an IPv4 NAT flow's reply tuple (12
-// bytes) live in slabs of their own (see ext); the counters and rates
-// (24 bytes) in a column that takes memory only where a flow has them (see
-// acct); whatever else is rare (a tuple that does not fit this form, the
-// helper, the master, INVALID figures, a compare mark with the wire's
-// states, counters too big for the compact ones, and fields added to
-// flow.Flow later) lives in the store's rare side table (see rare).
+// bytes) live in slabs of their own (see ext); the counters, rates and
+// the time of the last counter sample (28 bytes) and the conntrack mark
+// (4 bytes) in columns that take memory only where flows have them (see
+// acct, column); whatever else is rare (a tuple that does not fit this
+// form, the helper, the master, INVALID figures, a compare mark with the
+// wire's states, counters too big for the compact ones, and fields added
+// to flow.Flow later) lives in the store's rare side table (see rare).
 //
 // Times are Unix nanoseconds (firstSeen) and milliseconds after firstSeen
-// (lastSeen, countersAt). Counters keep 32 bits of packets and 36 bits of
-// bytes per direction (the top 4 in bytesHi); bigger ones go to the side
-// table.
+// (lastSeen, acct.countersAt). Counters keep 32 bits of packets and 36
+// bits of bytes per direction (the top 4 in bytesHi); bigger ones go to
+// the side table.
 type rec struct {
 	firstSeen int64
 	// src4 and dst4 are the orig addresses of an IPv4 flow, or the first
 	// 32 bits of an IPv6 flow's (whose addresses are in v6addrs), as
 	// big-endian numbers.
-	src4, dst4                uint32
-	status, id, timeout, mark uint32
+	src4, dst4          uint32
+	status, id, timeout uint32
 	// ext references the flow's IPv6 addresses (v6addrs) for an IPv6
 	// flow, its NAT reply tuple (nat4) for an IPv4 flow; 0 for none.
-	ext                  uint32
-	lastSeen, countersAt uint32
+	ext      uint32
+	lastSeen uint32
 	// sport and dport are the orig ports; for ICMP, type<<8|code and id.
 	sport, dport, zone uint16
 	proto              uint8
@@ -49,16 +50,98 @@ type rec struct {
 	bytesHi uint8
 }
 
-// acct holds a flow's counters (their low 32 bits) and rates, in a column
-// beside the records (table.acct), index for index. The kernel keeps
-// counters only with net.netfilter.nf_conntrack_acct=1, off by default: a
-// table without them never maps the column (see column), so such a flow
-// costs the record's 56 bytes, not 80. acct is all zero for a flow with
-// neither flagHasCounters nor flagCountersAt.
+// acct holds a flow's counters (their low 32 bits) and the time of their
+// last sample, in a column beside the records (table.acct), index for
+// index. The kernel keeps counters only with
+// net.netfilter.nf_conntrack_acct=1, off by default: a table without them
+// never maps the column (see column), so such a flow costs the record's
+// 48 bytes, not 68. acct is all zero for a flow with neither
+// flagHasCounters nor flagCountersAt.
 type acct struct {
 	origPkts, replyPkts, origBytes, replyBytes uint32
-	// rates: orig pps, orig bps, reply pps, reply bps (see rate16).
-	rates [4]rate16
+	// countersAt is when the counters were last sampled, in milliseconds
+	// after the record's firstSeen (with flagCountersAt).
+	countersAt uint32
+}
+
+// rates are a flow's orig pps, orig bps, reply pps and reply bps (see
+// rate16).
+type rates [4]rate16
+
+// rateTable holds the flows' rates (see rates), which are 0 for most flows
+// of a big table even with counters: a rate is set from two counter
+// samples (kernel polls minutes apart at millions of entries, or a
+// destroy's final counters) that differ, so only a flow that outlived two
+// samples and moved traffic between them has one. It keeps them in a map
+// by record index while those flows are few (a flow with a rate has
+// auxRate), and in a column beside the records (8 bytes a record) once
+// they are more than one in denseRates: past that the map would take more.
+type rateTable struct {
+	sparse map[uint32]rates
+	dense  column[rates]
+	// isDense is set once the column holds the rates (and the map is
+	// gone); it stays set until the table empties.
+	isDense bool
+}
+
+// denseRates is the share of the records (one in denseRates) with a rate
+// past which rates go to the column. A map entry takes about 20 bytes
+// (Go's map: 12-byte slots in groups of 8 with a control word, 7/8 full
+// at most, doubled when full) and the collector's headroom over it as
+// much again; the column takes 8 bytes a record.
+const denseRates = 6
+
+// get returns record i's rates (r.aux&auxRate set).
+func (rt *rateTable) get(i uint32) rates {
+	if rt.isDense {
+		if p := rt.dense.ptr(i); p != nil {
+			return *p
+		}
+		return rates{}
+	}
+	return rt.sparse[i]
+}
+
+// set stores record i's rates, not all zero; hw is the table's high water
+// (past which no record is in use).
+func (rt *rateTable) set(i uint32, v rates, hw uint32) {
+	if rt.isDense {
+		*rt.dense.at(i) = v
+		return
+	}
+	if rt.sparse == nil {
+		rt.sparse = map[uint32]rates{}
+	}
+	rt.sparse[i] = v
+	if n := len(rt.sparse); n >= 1024 && uint64(n)*denseRates > uint64(hw) {
+		for j, x := range rt.sparse {
+			*rt.dense.at(j) = x
+		}
+		rt.sparse, rt.isDense = nil, true
+	}
+}
+
+// clear removes record i's rates.
+func (rt *rateTable) clear(i uint32) {
+	if !rt.isDense {
+		delete(rt.sparse, i)
+	} else if p := rt.dense.ptr(i); p != nil {
+		*p = rates{}
+	}
+}
+
+// reset empties the table (sparse again).
+func (rt *rateTable) reset() {
+	rt.dense.shrink(0)
+	rt.sparse, rt.isDense = nil, false
+}
+
+// bytes estimates the memory the rates take.
+func (rt *rateTable) bytes(hw uint32) int64 {
+	if rt.isDense {
+		return rt.dense.bytesBelow(hw)
+	}
+	return int64(len(rt.sparse)) * 20
 }
 
 // column is a slab kept beside the records, index for index, of values
@@ -256,6 +339,8 @@ const (
 	// auxSilentSeen is the poll parity of the last poll that listed a
 	// silent flow (see Store.pollParity).
 	auxSilentSeen uint8 = 1 << 7
+	// auxRate marks a flow with a rate (see rateTable).
+	auxRate uint8 = 1 << 5
 )
 
 // packCompare packs a kernel-versus-wire mark into the auxCompare bits.

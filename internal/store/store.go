@@ -419,7 +419,7 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow, from origin)
 	}
 	before := r.phase()
 	old := s.tab.counters(i, r)
-	oldAt, hadAt := r.countersAt, r.flags&flagCountersAt != 0
+	oldAt, hadAt := s.tab.countersAt(i, r)
 	hadCounters := r.flags&flagHasCounters != 0
 	s.sum.add(r, -1)
 	s.tab.set(i, fl)
@@ -456,8 +456,9 @@ const rateTau = int64(time.Second)
 func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint32, at int64) {
 	r := s.tab.at(i)
 	r.flags |= flagCountersAt
+	a := s.tab.acct.at(i)
 	if !had {
-		r.countersAt = msAfter(r.firstSeen, at)
+		a.countersAt = msAfter(r.firstSeen, at)
 		return
 	}
 	oldAt := r.firstSeen + int64(oldAtMs)*int64(time.Millisecond)
@@ -482,11 +483,12 @@ func (s *Store) updateRates(i uint32, had bool, old flow.Counters, oldAtMs uint3
 		alpha = float64(dt) / float64(rateTau)
 	}
 	seed := uint64(at) ^ uint64(i)<<32 // smoothRate's rounding: per flow and sample
-	a := s.tab.acct.at(i)
-	for j := range a.rates {
-		a.rates[j] = smoothRate(a.rates[j], inst[j], alpha, seed+uint64(j))
+	v := s.tab.ratesOf(i, r)
+	for j := range v {
+		v[j] = smoothRate(v[j], inst[j], alpha, seed+uint64(j))
 	}
-	r.countersAt = msAfter(r.firstSeen, at)
+	s.tab.setRates(i, r, v)
+	a.countersAt = msAfter(r.firstSeen, at)
 }
 
 // destroyKey handles a destroy event.
@@ -509,7 +511,8 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 		return // already gone
 	}
 	old := s.tab.counters(i, r)
-	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
+	oldAt, had := s.tab.countersAt(i, r)
+	had = had && r.flags&flagHasCounters != 0
 	s.sum.add(r, -1)
 	from := r.phase()
 	var last flow.Flow
@@ -546,7 +549,8 @@ func (s *Store) refreshCounters(at int64, fl *flow.Flow) {
 	var cur flow.Flow
 	s.tab.flow(i, &cur)
 	old := s.tab.counters(i, r)
-	oldAt, had := r.countersAt, r.flags&flagHasCounters != 0 && r.flags&flagCountersAt != 0
+	oldAt, had := s.tab.countersAt(i, r)
+	had = had && r.flags&flagHasCounters != 0
 	cur.Timeout = fl.Timeout
 	cur.Invalid, cur.InvalidReason = fl.Invalid, fl.InvalidReason
 	if fl.HasCounters {
@@ -571,9 +575,7 @@ func (s *Store) destroy(i uint32, at int64, from Phase, fl *flow.Flow) {
 		r.aux &^= auxSilent | auxSilentSeen
 		s.addSilent(-1)
 	}
-	if a := s.tab.acct.ptr(i); a != nil {
-		a.rates = [4]rate16{}
-	}
+	s.tab.clearRates(i, r)
 	r.setLastSeen(at)
 	s.hist.add(i, r.firstSeen, at, from, PhaseDestroyed, s.tab.hw)
 	s.live--
@@ -632,7 +634,7 @@ func (s *Store) polled(at int64, fl *flow.Flow) {
 	}
 	if r.aux&auxSilent != 0 {
 		r.aux = r.aux&^auxSilentSeen | s.listedParity()
-		if r.tcpState != fl.TCPState || r.status != uint32(fl.Status) || r.mark != fl.Mark {
+		if r.tcpState != fl.TCPState || r.status != uint32(fl.Status) || s.tab.markOf(i) != fl.Mark {
 			s.upsert(flow.EventUpdate, at, fl, fromPoll)
 			return
 		}

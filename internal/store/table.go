@@ -11,14 +11,16 @@ import (
 	"github.com/conntop/conntop/internal/flow"
 )
 
-// Slab part sizes: 262,144 records (14 MiB) and acct values (6 MiB), each
-// a whole number of huge pages, so that all of a part can be backed by
-// them (see mapArray, adviseHuge: a 4 KiB page fault costs tens of
-// microseconds in a virtual machine); 16,384 IPv6 address pairs and NAT
-// tuples.
+// Slab part sizes: 262,144 records (12 MiB); 524,288 values of a column
+// beside them (acct 10 MiB, marks 2 MiB, rates 4 MiB); each a whole
+// number of huge pages, so that all
+// of a part can be backed by them (see mapArray, adviseHuge: a 4 KiB page
+// fault costs tens of microseconds in a virtual machine); 16,384 IPv6
+// address pairs and NAT tuples.
 const (
-	recBits = 18
-	extBits = 14
+	recBits    = 18
+	columnBits = 19
+	extBits    = 14
 )
 
 // table holds the records, their ext records and side table, and an
@@ -30,6 +32,8 @@ const (
 type table struct {
 	recs  slab[rec]
 	acct  column[acct]
+	marks column[uint32] // the flows' conntrack marks (most are 0)
+	rates rateTable
 	v6    pool[v6addrs]
 	nat   pool[nat4]
 	rare  map[uint32]*rare
@@ -64,7 +68,9 @@ func newHasher() hasher {
 func newTable() *table {
 	t := &table{
 		recs:    newSlab[rec](recBits),
-		acct:    column[acct]{s: newSlab[acct](recBits)}, // index for index with recs
+		acct:    column[acct]{s: newSlab[acct](columnBits)}, // index for index with recs
+		marks:   column[uint32]{s: newSlab[uint32](columnBits)},
+		rates:   rateTable{dense: column[rates]{s: newSlab[rates](columnBits)}},
 		v6:      pool[v6addrs]{s: newSlab[v6addrs](extBits)},
 		nat:     pool[nat4]{s: newSlab[nat4](extBits)},
 		rare:    map[uint32]*rare{},
@@ -80,6 +86,8 @@ func newTable() *table {
 func (t *table) release() {
 	t.recs.free()
 	t.acct.shrink(0)
+	t.marks.shrink(0)
+	t.rates.reset()
 	t.v6.reset()
 	t.nat.reset()
 	unmapArray(t.slots)
@@ -89,7 +97,7 @@ func (t *table) release() {
 // bytes estimates the memory the table holds.
 func (t *table) bytes() int64 {
 	const rareCost = 160 // the struct, its map slot and strings, roughly
-	return t.recs.bytesBelow(t.hw) + t.acct.bytesBelow(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
+	return t.recs.bytesBelow(t.hw) + t.acct.bytesBelow(t.hw) + t.marks.bytesBelow(t.hw) + t.rates.bytes(t.hw) + t.v6.bytes() + t.nat.bytes() + int64(len(t.slots))*4 + int64(cap(t.free))*4 + int64(t.nrare)*rareCost
 }
 
 // at returns the record with index i; a zero one above the mapped parts.
@@ -275,6 +283,8 @@ func (t *table) remove(i uint32) {
 	if a := t.acct.ptr(i); a != nil {
 		*a = acct{}
 	}
+	t.setMark(i, 0)
+	t.clearRates(i, r)
 	if r.flags&flagRare != 0 {
 		delete(t.rare, i)
 		t.nrare--
@@ -301,14 +311,11 @@ func (t *table) trim() {
 	if hw != 0 && uint64(t.hw-hw) < min(hugePage/uint64(recSize), 1<<bits) {
 		return
 	}
-	keep := int((uint64(hw) + 1<<bits - 1) >> bits)
-	t.recs.shrink(keep)
-	t.acct.shrink(keep)
-	if off := hw & (1<<bits - 1); off != 0 {
-		releasePages(t.recs.parts[keep-1][off:])
-		if keep <= len(t.acct.s.parts) && t.acct.s.parts[keep-1] != nil {
-			releasePages(t.acct.s.parts[keep-1][off:])
-		}
+	t.recs.trimTo(hw)
+	t.acct.s.trimTo(hw)
+	t.marks.s.trimTo(hw)
+	if t.rates.isDense {
+		t.rates.dense.s.trimTo(hw)
 	}
 	t.hw = hw
 	free := t.free[:0]
@@ -320,6 +327,7 @@ func (t *table) trim() {
 	t.free = slices.Clip(free)
 	if t.used == 0 {
 		t.free = nil
+		t.rates.reset()
 		t.v6.reset()
 		t.nat.reset()
 	}
@@ -355,7 +363,7 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	r.id = fl.ID
 	r.status = uint32(fl.Status)
 	r.timeout = fl.Timeout
-	r.mark = fl.Mark
+	t.setMark(i, fl.Mark)
 	r.tcpState = fl.TCPState
 	cmp, cmpPacked := packCompare(fl.Compare)
 	r.aux = r.aux&^auxCompare | cmp
@@ -464,6 +472,61 @@ func (t *table) acctOf(i uint32, r *rec) *acct {
 	return &t.zeroAcct
 }
 
+// countersAt returns when record i, r last had its counters sampled (in
+// milliseconds after its firstSeen), and whether it had.
+func (t *table) countersAt(i uint32, r *rec) (uint32, bool) {
+	if r.flags&flagCountersAt == 0 {
+		return 0, false
+	}
+	return t.acctOf(i, r).countersAt, true
+}
+
+// ratesOf returns record i, r's rates.
+func (t *table) ratesOf(i uint32, r *rec) rates {
+	if r.aux&auxRate == 0 {
+		return rates{}
+	}
+	return t.rates.get(i)
+}
+
+// setRates sets record i, r's rates.
+func (t *table) setRates(i uint32, r *rec, v rates) {
+	if v == (rates{}) {
+		t.clearRates(i, r)
+		return
+	}
+	r.aux |= auxRate
+	t.rates.set(i, v, t.hw)
+}
+
+// clearRates sets record i, r's rates to 0.
+func (t *table) clearRates(i uint32, r *rec) {
+	if r.aux&auxRate != 0 {
+		r.aux &^= auxRate
+		t.rates.clear(i)
+	}
+}
+
+// markOf returns record i's conntrack mark.
+func (t *table) markOf(i uint32) uint32 {
+	if m := t.marks.ptr(i); m != nil {
+		return *m
+	}
+	return 0
+}
+
+// setMark sets record i's conntrack mark; a 0 needs no memory where no
+// flow near it has a mark.
+func (t *table) setMark(i uint32, m uint32) {
+	if m == 0 {
+		if p := t.marks.ptr(i); p != nil {
+			*p = 0
+		}
+		return
+	}
+	*t.marks.at(i) = m
+}
+
 // counters returns the counters of record i, r.
 func (t *table) counters(i uint32, r *rec) flow.Counters {
 	if r.flags&flagBigCounters != 0 {
@@ -516,7 +579,7 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	fl.TCPState = r.tcpState
 	fl.Status = flow.Status(r.status)
 	fl.Timeout = r.timeout
-	fl.Mark = r.mark
+	fl.Mark = t.markOf(i)
 	fl.Zone = r.zone
 	fl.HasCounters = r.flags&flagHasCounters != 0
 	if r.flags&flagBigCounters != 0 {
