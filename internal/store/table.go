@@ -12,11 +12,10 @@ import (
 )
 
 // Slab part sizes: 262,144 records (12 MiB); 524,288 values of a column
-// beside them (acct 10 MiB, marks 2 MiB, rates 4 MiB); each a whole
-// number of huge pages, so that all
-// of a part can be backed by them (see mapArray, adviseHuge: a 4 KiB page
-// fault costs tens of microseconds in a virtual machine); 16,384 IPv6
-// address pairs and NAT tuples.
+// beside them (acct 10 MiB, marks 2 MiB, rates 4 MiB); each a whole number
+// of huge pages, so that all of a part can be backed by them (see
+// mapArray, adviseHuge: a 4 KiB page fault costs tens of microseconds in a
+// virtual machine); 16,384 IPv6 address pairs and NAT tuples.
 const (
 	recBits    = 18
 	columnBits = 19
