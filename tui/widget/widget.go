@@ -78,7 +78,7 @@ func Fit(s string, w int, right bool, ellipsis string) string {
 	if w <= 0 {
 		return ""
 	}
-	sw := ansi.StringWidth(s)
+	sw := Width(s)
 	if sw > w {
 		if w == 1 {
 			return ellipsis
@@ -107,10 +107,38 @@ func Truncate(s string, w int) string {
 		}
 		return s[:w]
 	}
-	if ansi.StringWidth(s) <= w {
+	if Width(s) <= w {
 		return s
 	}
 	return ansi.Truncate(s, w, "")
+}
+
+// Width returns the display width of a possibly styled line, as
+// ansi.StringWidth does. A line of printable ASCII and SGR sequences (CSI
+// parameters, then 'm': what lipgloss writes for colours and attributes),
+// every row of the flow table, is measured byte by byte; any other line
+// goes to ansi.StringWidth, which segments it into grapheme clusters.
+func Width(s string) int {
+	w := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x20 && c < 0x7f:
+			w++
+		case c == 0x1b && i+1 < len(s) && s[i+1] == '[':
+			j := i + 2
+			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == ';' || s[j] == ':') {
+				j++
+			}
+			if j == len(s) || s[j] != 'm' {
+				return ansi.StringWidth(s)
+			}
+			i = j
+		default:
+			return ansi.StringWidth(s)
+		}
+	}
+	return w
 }
 
 // plainASCII reports whether s is printable ASCII only (no escape

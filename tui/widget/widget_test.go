@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 func TestLayout(t *testing.T) {
@@ -120,4 +122,28 @@ func TestTruncate(t *testing.T) {
 			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.in, tt.w, got, tt.want)
 		}
 	}
+}
+
+// TestWidthMatchesANSI checks Width against ansi.StringWidth on plain,
+// styled and other lines (its fast path and its fallback).
+func TestWidthMatchesANSI(t *testing.T) {
+	for _, s := range []string{
+		"", "10.0.0.1:443", "\x1b[1;38;2;10;20;30mEST\x1b[m x", "\x1b[38:5:1mred\x1b[0m",
+		"a\x1b[", "a\x1b[1", "\x1b[2Jclear", "\x1b]8;;http://x\x07link\x1b]8;;\x07", "café", "…", "漢字 wide", "tab\there", "\x1b[31m漢\x1b[m",
+	} {
+		if got, want := Width(s), ansi.StringWidth(s); got != want {
+			t.Errorf("Width(%q) = %d, ansi.StringWidth %d", s, got, want)
+		}
+	}
+}
+
+func FuzzWidth(f *testing.F) {
+	f.Add("\x1b[1;31mEST\x1b[m 10.0.0.1")
+	f.Add("\x1b[38:2::1:2:3mx")
+	f.Add("plain")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := Width(s), ansi.StringWidth(s); got != want {
+			t.Errorf("Width(%q) = %d, ansi.StringWidth %d", s, got, want)
+		}
+	})
 }
