@@ -48,6 +48,7 @@ type View struct {
 	lastTot int
 
 	scratch []uint32
+	sortTmp []uint32 // sortUnique's other buffer
 	ins     []item
 	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
 	sample  int // a deep window's sample size (0: sampleSize; tests set less)
@@ -277,8 +278,7 @@ func (v *View) catchUp(s *Store, force bool) bool {
 		return false // nothing to place flows against
 	}
 	ch := append(append(v.scratch[:0], a...), b...)
-	slices.Sort(ch)
-	ch = slices.Compact(ch)
+	ch, v.sortTmp = sortUnique(ch, v.sortTmp)
 	v.scratch = ch
 	v.seq = s.changes.seq
 

@@ -1,0 +1,71 @@
+package store
+
+// sortUnique sorts a (record indices) and drops repeats, using tmp (grown
+// as needed) for the passes; it returns the sorted set, in a or tmp, and
+// tmp for the next call (a and tmp must not overlap). It is a least-significant-digit radix sort: a
+// view's catch-up sorts the few thousand records changed since its last
+// query on every refresh, where a comparison sort took most of the
+// catch-up's time. Digits above the largest index are skipped.
+func sortUnique(a, tmp []uint32) (sorted, scratch []uint32) {
+	if len(a) < 64 {
+		insertionSort(a)
+		return compactSorted(a), tmp
+	}
+	var hi uint32
+	for _, x := range a {
+		hi |= x
+	}
+	if cap(tmp) < len(a) {
+		tmp = make([]uint32, len(a), len(a)+len(a)/4)
+	}
+	tmp = tmp[:len(a)]
+	src, dst := a, tmp
+	for shift := uint(0); shift < 32 && hi>>shift != 0; shift += 8 {
+		var count [256]int
+		for _, x := range src {
+			count[x>>shift&0xff]++
+		}
+		pos := 0
+		for d := range count {
+			c := count[d]
+			count[d] = pos
+			pos += c
+		}
+		for _, x := range src {
+			d := x >> shift & 0xff
+			dst[count[d]] = x
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// src holds the sorted values; dst is the other buffer.
+	return compactSorted(src), dst
+}
+
+// insertionSort sorts a short a in place.
+func insertionSort(a []uint32) {
+	for i := 1; i < len(a); i++ {
+		x := a[i]
+		j := i
+		for j > 0 && a[j-1] > x {
+			a[j] = a[j-1]
+			j--
+		}
+		a[j] = x
+	}
+}
+
+// compactSorted drops repeats from sorted a, in place.
+func compactSorted(a []uint32) []uint32 {
+	if len(a) == 0 {
+		return a
+	}
+	n := 1
+	for _, x := range a[1:] {
+		if x != a[n-1] {
+			a[n] = x
+			n++
+		}
+	}
+	return a[:n]
+}
