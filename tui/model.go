@@ -476,6 +476,9 @@ const listingRefresh = time.Second
 // every read would scan the whole table, and on a big one those scans
 // would slow the listing itself.
 func (m *Model) tickRefresh() {
+	// Nothing the user did: a selected flow that went far is not chased.
+	m.table.near = true
+	defer func() { m.table.near = false }()
 	if m.page != pageTable || m.helpPage.open {
 		m.refresh()
 		return

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"image/color"
 	"net/netip"
 	"strconv"
@@ -677,5 +678,34 @@ func TestListingReadsRowsEverySecond(t *testing.T) {
 	tick(10 * time.Millisecond)
 	if shown() != 6 {
 		t.Fatalf("at the tick after the listing: rows of %d flows, want 6", shown())
+	}
+}
+
+// TestTickKeepsRowWhenFlowGoesFar: on a refresh (a tick, nothing the user
+// did) a selected flow that moves far down the order, beyond what the
+// view holds around its window, is not chased across the table: the
+// selection stays on its row. Near moves are followed (see
+// TestSelectionFollowsFlow).
+func TestTickKeepsRowWhenFlowGoesFar(t *testing.T) {
+	const n = 6000 // more than the few thousand a view holds around its window
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		f := tcpFlow(uint32(i+1), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), uint16(1024+i), "10.0.0.2", 80, flow.TCPEstablished, flow.StatusAssured)
+		evs = append(evs, flow.Event{Type: flow.EventNew, Time: t0, Flow: f})
+	}
+	eng := newEngine(t, evs)
+	m := New(eng, testOptions())
+	drive(t, m, 120, 30, ">", ">", "down", "down") // sort by TCP state
+	sel, ok := m.table.selectedRow()
+	if !ok || m.table.selIdx != 2 {
+		t.Fatalf("selection at %d (%v)", m.table.selIdx, ok)
+	}
+	gone := sel.Flow
+	gone.TCPState = flow.TCPTimeWait // sorts after every ESTABLISHED flow
+	eng.Apply([]flow.Event{{Type: flow.EventUpdate, Time: t0, Flow: gone}})
+	m.Update(tickMsg(t0))
+	now, ok := m.table.selectedRow()
+	if !ok || m.table.selIdx != 2 || now.Flow.Key() == sel.Flow.Key() {
+		t.Fatalf("after the tick: selection at %d on %v; want row 2, another flow", m.table.selIdx, now.Flow.Orig)
 	}
 }

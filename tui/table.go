@@ -34,7 +34,12 @@ type flowTable struct {
 	offset  int
 	byIndex bool
 	follow  bool
-	res     store.Result
+	// near is set while the table refreshes on a tick (nothing the user
+	// did): a selected flow that moved far away in the order is then not
+	// chased across the table (store.Query.Near); the selection stays on
+	// its row, as when the flow is gone.
+	near bool
+	res  store.Result
 
 	nav, sorting []key.Binding
 }
@@ -276,6 +281,7 @@ func (m *flowTable) query(limit int) {
 		q.Offset = m.offset
 		sel := *m.sel
 		q.Select = &sel
+		q.Near = m.near
 		res := src.Query(q)
 		if res.SelectedIndex >= 0 {
 			m.res = res

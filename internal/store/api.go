@@ -100,6 +100,14 @@ type Query struct {
 	// Select, when non-nil, is the key of the selected flow: the returned
 	// window is shifted as little as possible so that it contains that flow.
 	Select *flow.Key
+	// Near, with Select and the view's filter and order unchanged, looks
+	// for the selected flow only among the flows the view holds (the
+	// window and a few thousand around it): a flow whose rank jumped
+	// farther is reported not there (SelectedIndex -1) rather than found
+	// by a scan of the whole table. For a refresh that should keep the
+	// selection on the same row when its flow went far away, instead of
+	// chasing it (a scan of 4,194,304 flows on every refresh).
+	Near bool
 }
 
 // Row is one flow as the table shows it.

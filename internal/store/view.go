@@ -125,11 +125,11 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	rank := -1
 	if q.Select != nil {
 		if v.fok && v.ook {
-			rank = v.rank(s, lk, q.Select)
+			rank = v.rank(s, lk, q.Select, q.Near)
 		} else if i, ok := s.tab.lookup(q.Select); ok && v.passes(s, i) {
 			piv := v.ord.newItem(i)
 			v.scan(s, lk, off, off+limit, &piv)
-			rank = v.rank(s, lk, q.Select)
+			rank = v.rank(s, lk, q.Select, false)
 		}
 	}
 	if rank < 0 && (!v.fok || !v.covers(min(off, max(v.matched-limit, 0)), min(off+limit, v.matched))) {
@@ -164,7 +164,7 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		}
 		v.scan(s, lk, o, end, piv)
 		if q.Select != nil {
-			rank = v.rank(s, lk, q.Select)
+			rank = v.rank(s, lk, q.Select, q.Near)
 		}
 	}
 	lo := res.Offset - v.base
@@ -211,8 +211,9 @@ func (v *View) Changed(s *Store, lk Locker) bool {
 func (v *View) Close() { *v = View{dirty: true, slack: v.slack, sample: v.sample, margin: v.margin} }
 
 // rank returns the position of the flow with key k in the view's order,
-// or -1 when it is not there or does not pass the filter.
-func (v *View) rank(s *Store, lk Locker, k *flow.Key) int {
+// or -1 when it is not there or does not pass the filter; with near, also
+// -1 when it is outside the view's buffer (see Query.Near).
+func (v *View) rank(s *Store, lk Locker, k *flow.Key, near bool) int {
 	i, ok := s.tab.lookup(k)
 	if !ok {
 		return -1
@@ -229,6 +230,9 @@ func (v *View) rank(s *Store, lk Locker, k *flow.Key) int {
 		if v.atEnd && (len(v.buf) == 0 || !v.ord.less(&it, &v.buf[0])) {
 			return -1 // not where it should be: not matched
 		}
+	}
+	if near {
+		return -1
 	}
 	// Outside the buffer: move the buffer around it.
 	v.scan(s, lk, 0, 1, &it)

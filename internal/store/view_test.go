@@ -646,3 +646,42 @@ func TestHeldItemsTrimmedAway(t *testing.T) {
 		checkWindow(t, s, q, res, "items trimmed away")
 	}
 }
+
+// TestQueryNearKeepsRow checks Query.Near: a selected flow whose rank
+// jumped beyond what the view holds is reported not there, without a scan
+// (the view's buffer stays where it was); without Near the view finds it
+// at its new rank.
+func TestQueryNearKeepsRow(t *testing.T) {
+	s := newSynced(Options{})
+	const n = 5000
+	evs := make([]flow.Event, 0, n)
+	for i := range n {
+		evs = append(evs, ev(flow.EventNew, at(0), withCounters(tcpFlow(i, 80, flow.TCPEstablished), 1, uint64(1000+i), 1, 0)))
+	}
+	s.Apply(evs)
+	v := NewView()
+	v.slack = 100
+	q := Query{Sort: SortBytes, Desc: true, Limit: 20}
+	res := v.Query(s, nil, q)
+	sel := res.Rows[10].Flow.Key()
+	q.Select = &sel
+	if res = v.Query(s, nil, q); res.SelectedIndex != 10 {
+		t.Fatalf("selected index %d, want 10", res.SelectedIndex)
+	}
+	// A small move stays within the buffer: found, with or without Near.
+	f := res.Rows[10].Flow
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(time.Second), withCounters(f, 1, f.Counters.OrigBytes-15, 1, 0))})
+	q.Near = true
+	if res = v.Query(s, nil, q); res.SelectedIndex < 10 || res.SelectedIndex > 30 {
+		t.Fatalf("after a small move: selected index %d", res.SelectedIndex)
+	}
+	// The selected flow drops to the end of the order.
+	s.Apply([]flow.Event{ev(flow.EventUpdate, at(2*time.Second), withCounters(f, 1, 1, 1, 0))})
+	if res = v.Query(s, nil, q); res.SelectedIndex != -1 || v.base != 0 || res.Offset != 0 {
+		t.Fatalf("Near, the flow far away: selected index %d, view base %d, offset %d; want -1, 0, 0 (no scan)", res.SelectedIndex, v.base, res.Offset)
+	}
+	q.Near = false
+	if res = v.Query(s, nil, q); res.SelectedIndex != n-1 || len(res.Rows) == 0 || res.Rows[len(res.Rows)-1].Flow.Key() != sel {
+		t.Fatalf("without Near: selected index %d, want %d, the last row", res.SelectedIndex, n-1)
+	}
+}
