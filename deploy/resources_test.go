@@ -29,19 +29,18 @@ func quantity(t *testing.T, v any) int64 {
 }
 
 // measuredServe262k is the peak RSS (VmHWM) of `conntop serve --ssh
-// --metrics` with 16 SSH viewers on a 262,144-entry kernel table
-// (scripts/measure-bigtable.sh 262144: 160.4–160.8 MiB), which the request
-// holds.
-const measuredServe262k = 161 << 20
+// --metrics` with 16 SSH viewers on a 262,144-entry kernel table with
+// every entry's counters kept (CONNTOP_MEASURE_ACCT=1
+// scripts/measure-bigtable.sh 262144: 150.4 and 151.2 MiB; 123.1 MiB with
+// accounting off, the kernel's default), which the request holds.
+const measuredServe262k = 152 << 20
 
-// measuredServe4M is the same at 4,194,304 entries with every entry's
-// counters kept (CONNTOP_MEASURE_ACCT=1 scripts/measure-bigtable.sh
-// 4194304: 537.0 and 540.4 MiB, and 538.1 MiB in a run under the
-// DaemonSet's limit and GOMEMLIMIT, not degraded; 437–444 MiB with
-// accounting off, the kernel's default), which the limit and GOMEMLIMIT
-// hold: conntop takes the smaller of its cgroup's limit and GOMEMLIMIT as
-// its limit.
-const measuredServe4M = 541 << 20
+// measuredServe4M is the same at 4,194,304 entries (CONNTOP_MEASURE_ACCT=1
+// scripts/measure-bigtable.sh 4194304: 444.8 and 446.5 MiB; 361.7 and
+// 363.0 MiB with accounting off), which the limit and GOMEMLIMIT hold:
+// conntop takes the smaller of its cgroup's limit and GOMEMLIMIT as its
+// limit.
+const measuredServe4M = 447 << 20
 
 // TestDaemonSetMemory checks the conntop container's memory: a request no
 // larger than the limit, a request that holds the measured need of a
