@@ -36,8 +36,8 @@ func quantity(t *testing.T, v any) int64 {
 const measuredServe262k = 152 << 20
 
 // measuredServe4M is the same at 4,194,304 entries (CONNTOP_MEASURE_ACCT=1
-// scripts/measure-bigtable.sh 4194304: 444.8 and 446.5 MiB; 361.7 and
-// 363.0 MiB with accounting off), which the limit and GOMEMLIMIT hold:
+// scripts/measure-bigtable.sh 4194304: 444.1, 444.8 and 446.5 MiB;
+// 361.7–363.0 MiB with accounting off), which the limit and GOMEMLIMIT hold:
 // conntop takes the smaller of its cgroup's limit and GOMEMLIMIT as its
 // limit.
 const measuredServe4M = 447 << 20
