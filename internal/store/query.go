@@ -192,7 +192,7 @@ func (t *table) sortPrefix(i uint32, key SortKey) uint64 {
 	case SortTimeout:
 		return uint64(r.expiresNs()) ^ 1<<63
 	case SortMark:
-		return uint64(t.markOf(i))
+		return uint64(t.marks.get(i))
 	}
 	return 0
 }

@@ -1,5 +1,7 @@
 package store
 
+import "slices"
+
 // sortUnique sorts a (record indices) and drops repeats, using tmp (grown
 // as needed) for the passes; it returns the sorted set, in a or tmp, and
 // tmp for the next call (a and tmp must not overlap). It is a least-significant-digit radix sort: a
@@ -8,8 +10,8 @@ package store
 // catch-up's time. Digits above the largest index are skipped.
 func sortUnique(a, tmp []uint32) (sorted, scratch []uint32) {
 	if len(a) < 64 {
-		insertionSort(a)
-		return compactSorted(a), tmp
+		slices.Sort(a)
+		return slices.Compact(a), tmp
 	}
 	var hi uint32
 	for _, x := range a {
@@ -39,33 +41,5 @@ func sortUnique(a, tmp []uint32) (sorted, scratch []uint32) {
 		src, dst = dst, src
 	}
 	// src holds the sorted values; dst is the other buffer.
-	return compactSorted(src), dst
-}
-
-// insertionSort sorts a short a in place.
-func insertionSort(a []uint32) {
-	for i := 1; i < len(a); i++ {
-		x := a[i]
-		j := i
-		for j > 0 && a[j-1] > x {
-			a[j] = a[j-1]
-			j--
-		}
-		a[j] = x
-	}
-}
-
-// compactSorted drops repeats from sorted a, in place.
-func compactSorted(a []uint32) []uint32 {
-	if len(a) == 0 {
-		return a
-	}
-	n := 1
-	for _, x := range a[1:] {
-		if x != a[n-1] {
-			a[n] = x
-			n++
-		}
-	}
-	return a[:n]
+	return slices.Compact(src), dst
 }

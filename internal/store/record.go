@@ -12,10 +12,10 @@ import (
 // rec is one flow as the store keeps it: a fixed-size, pointer-free record
 // (48 bytes) in a slab outside the Go heap. IPv4 addresses take 4 bytes
 // each; IPv6 addresses (32 bytes) and an IPv4 NAT flow's reply tuple (12
-// bytes) live in slabs of their own (see ext); the counters, rates and
-// the time of the last counter sample (28 bytes) and the conntrack mark
-// (4 bytes) in columns that take memory only where flows have them (see
-// acct, column); whatever else is rare (a tuple that does not fit this
+// bytes) live in slabs of their own (see ext); the counters and the time
+// of their last sample (20 bytes, see acct), the rates (see rateTable) and
+// the conntrack mark (4 bytes) beside the records, taking memory only
+// where flows have them (see column); whatever else is rare (a tuple that does not fit this
 // form, the helper, the master, INVALID figures, a compare mark with the
 // wire's states, counters too big for the compact ones, and fields added
 // to flow.Flow later) lives in the store's rare side table (see rare).
@@ -94,10 +94,7 @@ const denseRates = 6
 // get returns record i's rates (r.aux&auxRate set).
 func (rt *rateTable) get(i uint32) rates {
 	if rt.isDense {
-		if p := rt.dense.ptr(i); p != nil {
-			return *p
-		}
-		return rates{}
+		return rt.dense.get(i)
 	}
 	return rt.sparse[i]
 }
@@ -106,7 +103,7 @@ func (rt *rateTable) get(i uint32) rates {
 // (past which no record is in use).
 func (rt *rateTable) set(i uint32, v rates, hw uint32) {
 	if rt.isDense {
-		*rt.dense.at(i) = v
+		rt.dense.set(i, v)
 		return
 	}
 	if rt.sparse == nil {
@@ -115,7 +112,7 @@ func (rt *rateTable) set(i uint32, v rates, hw uint32) {
 	rt.sparse[i] = v
 	if n := len(rt.sparse); n >= 1024 && uint64(n)*denseRates > uint64(hw) {
 		for j, x := range rt.sparse {
-			*rt.dense.at(j) = x
+			rt.dense.set(j, x)
 		}
 		rt.sparse, rt.isDense = nil, true
 	}
@@ -123,10 +120,10 @@ func (rt *rateTable) set(i uint32, v rates, hw uint32) {
 
 // clear removes record i's rates.
 func (rt *rateTable) clear(i uint32) {
-	if !rt.isDense {
+	if rt.isDense {
+		rt.dense.set(i, rates{})
+	} else {
 		delete(rt.sparse, i)
-	} else if p := rt.dense.ptr(i); p != nil {
-		*p = rates{}
 	}
 }
 
@@ -149,7 +146,7 @@ func (rt *rateTable) bytes(hw uint32) int64 {
 // value in it is first written (the slab's other parts are nil), and
 // reading a value of an unmapped part yields zero without mapping it. T
 // must contain no Go pointers.
-type column[T any] struct{ s slab[T] }
+type column[T comparable] struct{ s slab[T] }
 
 // ptr returns value i to change in place, or nil when its part is not
 // mapped (the value is zero).
@@ -159,6 +156,27 @@ func (c *column[T]) ptr(i uint32) *T {
 		return nil
 	}
 	return c.s.at(i)
+}
+
+// get returns value i (zero when its part is not mapped).
+func (c *column[T]) get(i uint32) T {
+	if p := c.ptr(i); p != nil {
+		return *p
+	}
+	var z T
+	return z
+}
+
+// set stores v as value i; a zero value needs no part mapped.
+func (c *column[T]) set(i uint32, v T) {
+	var z T
+	if v == z {
+		if p := c.ptr(i); p != nil {
+			*p = z
+		}
+		return
+	}
+	*c.at(i) = v
 }
 
 // at returns value i to write, mapping its part first if need be.

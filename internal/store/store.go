@@ -419,15 +419,14 @@ func (s *Store) upsert(typ flow.EventType, at int64, fl *flow.Flow, from origin)
 	}
 	before := r.phase()
 	old := s.tab.counters(i, r)
-	oldAt, hadAt := s.tab.countersAt(i, r)
-	hadCounters := r.flags&flagHasCounters != 0
+	oldAt, had := s.tab.countersAt(i, r)
 	s.sum.add(r, -1)
 	s.tab.set(i, fl)
 	s.sum.add(r, 1)
 	r.setLastSeen(at)
 	s.setEpoch(r)
 	if fl.HasCounters {
-		s.updateRates(i, hadCounters && hadAt, old, oldAt, at)
+		s.updateRates(i, had, old, oldAt, at)
 	}
 	to := r.phase()
 	if before != to {
@@ -512,7 +511,6 @@ func (s *Store) destroyKey(at int64, fl *flow.Flow) {
 	}
 	old := s.tab.counters(i, r)
 	oldAt, had := s.tab.countersAt(i, r)
-	had = had && r.flags&flagHasCounters != 0
 	s.sum.add(r, -1)
 	from := r.phase()
 	var last flow.Flow
@@ -550,7 +548,6 @@ func (s *Store) refreshCounters(at int64, fl *flow.Flow) {
 	s.tab.flow(i, &cur)
 	old := s.tab.counters(i, r)
 	oldAt, had := s.tab.countersAt(i, r)
-	had = had && r.flags&flagHasCounters != 0
 	cur.Timeout = fl.Timeout
 	cur.Invalid, cur.InvalidReason = fl.Invalid, fl.InvalidReason
 	if fl.HasCounters {
@@ -634,7 +631,7 @@ func (s *Store) polled(at int64, fl *flow.Flow) {
 	}
 	if r.aux&auxSilent != 0 {
 		r.aux = r.aux&^auxSilentSeen | s.listedParity()
-		if r.tcpState != fl.TCPState || r.status != uint32(fl.Status) || s.tab.markOf(i) != fl.Mark {
+		if r.tcpState != fl.TCPState || r.status != uint32(fl.Status) || s.tab.marks.get(i) != fl.Mark {
 			s.upsert(flow.EventUpdate, at, fl, fromPoll)
 			return
 		}

@@ -279,10 +279,8 @@ func (t *table) remove(i uint32) {
 	t.slots[p] = 0
 	r := t.at(i)
 	t.freeExt(r)
-	if a := t.acct.ptr(i); a != nil {
-		*a = acct{}
-	}
-	t.setMark(i, 0)
+	t.acct.set(i, acct{})
+	t.marks.set(i, 0)
 	t.clearRates(i, r)
 	if r.flags&flagRare != 0 {
 		delete(t.rare, i)
@@ -313,9 +311,7 @@ func (t *table) trim() {
 	t.recs.trimTo(hw)
 	t.acct.s.trimTo(hw)
 	t.marks.s.trimTo(hw)
-	if t.rates.isDense {
-		t.rates.dense.s.trimTo(hw)
-	}
+	t.rates.dense.s.trimTo(hw) // nothing mapped while the rates are in the map
 	t.hw = hw
 	free := t.free[:0]
 	for _, i := range t.free {
@@ -362,7 +358,7 @@ func (t *table) set(i uint32, fl *flow.Flow) {
 	r.id = fl.ID
 	r.status = uint32(fl.Status)
 	r.timeout = fl.Timeout
-	t.setMark(i, fl.Mark)
+	t.marks.set(i, fl.Mark)
 	r.tcpState = fl.TCPState
 	cmp, cmpPacked := packCompare(fl.Compare)
 	r.aux = r.aux&^auxCompare | cmp
@@ -472,9 +468,10 @@ func (t *table) acctOf(i uint32, r *rec) *acct {
 }
 
 // countersAt returns when record i, r last had its counters sampled (in
-// milliseconds after its firstSeen), and whether it had.
+// milliseconds after its firstSeen), and whether it has counters from a
+// sample: what a rate needs as its start.
 func (t *table) countersAt(i uint32, r *rec) (uint32, bool) {
-	if r.flags&flagCountersAt == 0 {
+	if r.flags&flagCountersAt == 0 || r.flags&flagHasCounters == 0 {
 		return 0, false
 	}
 	return t.acctOf(i, r).countersAt, true
@@ -504,26 +501,6 @@ func (t *table) clearRates(i uint32, r *rec) {
 		r.aux &^= auxRate
 		t.rates.clear(i)
 	}
-}
-
-// markOf returns record i's conntrack mark.
-func (t *table) markOf(i uint32) uint32 {
-	if m := t.marks.ptr(i); m != nil {
-		return *m
-	}
-	return 0
-}
-
-// setMark sets record i's conntrack mark; a 0 needs no memory where no
-// flow near it has a mark.
-func (t *table) setMark(i uint32, m uint32) {
-	if m == 0 {
-		if p := t.marks.ptr(i); p != nil {
-			*p = 0
-		}
-		return
-	}
-	*t.marks.at(i) = m
 }
 
 // counters returns the counters of record i, r.
@@ -578,7 +555,7 @@ func (t *table) flow(i uint32, fl *flow.Flow) {
 	fl.TCPState = r.tcpState
 	fl.Status = flow.Status(r.status)
 	fl.Timeout = r.timeout
-	fl.Mark = t.markOf(i)
+	fl.Mark = t.marks.get(i)
 	fl.Zone = r.zone
 	fl.HasCounters = r.flags&flagHasCounters != 0
 	if r.flags&flagBigCounters != 0 {
