@@ -19,8 +19,8 @@ import (
 // flowTable is the flow table page: the visible window of the filtered,
 // sorted table (queried through an engine.Viewer, or from the still
 // picture of a pause), a selection that stays on its flow while rows move
-// (on its row when the flow goes far or away), and the column layout for the width. Only the visible rows are
-// formatted.
+// (on its row when the flow goes far or away), and the column layout for
+// the width. Only the visible rows are formatted.
 type flowTable struct {
 	*common
 	// viewer holds this table's own query state (filter, sort, window).

@@ -45,9 +45,10 @@ func setGCPercent() {
 // storeOptions returns the store's options for a command that keeps reserve
 // bytes for everything but its flows: the linger from the flags and a
 // memory budget from the process's limit (its cgroup's and GOMEMLIMIT),
-// whose Go soft limit it sets, and GOGC (setGCPercent). countsOnly keeps only the counts (a
-// metrics-only server). The caller runs plan.Tune. A limit that cannot be read is reported in err;
-// the store then runs without a budget.
+// whose Go soft limit it sets, and GOGC (setGCPercent). countsOnly keeps
+// only the counts (a metrics-only server). The caller runs plan.Tune. A
+// limit that cannot be read is reported in err; the store then runs
+// without a budget.
 func (env *runEnv) storeOptions(reserve int64, countsOnly bool) (store.Options, memlimit.Plan, error) {
 	setGCPercent()
 	opts := store.Options{Linger: env.opts.linger, CountsOnly: countsOnly}
