@@ -227,18 +227,28 @@ func TestMeasureBigTable(t *testing.T) {
 	ln := ns.Listen(t, "tcp4", link.A4+":9000")
 	go acceptAndClose(ln)
 
-	run := func(label string) {
-		// Start right after one of the source's polls (it re-reads the
-		// whole table: counters, and the entries older than the event
-		// subscription) if one comes within 45 s: they come every 80
-		// listings' time (about 25 s at 262,144 entries, 10 min at
-		// 4,194,304), and one inside a window but not the other weighs
-		// on the comparison of their CPU.
+	// A source poll re-reads the whole table (counters, and the entries
+	// older than the event subscription): every 80 listings' time, about
+	// 25 s at 262,144 entries and 10 min at 4,194,304. One inside a window
+	// but not the other weighs on the comparison of their CPU (seconds of
+	// CPU at 4,194,304), so a window starts right after a poll if one
+	// comes within 45 s, and one that a poll overlapped anyway is measured
+	// again (up to twice). pollWork counts what a poll sends: its end, and
+	// the entries it lists (counters, or every entry while silent ones
+	// are left).
+	pollWork := func() float64 {
+		var n float64
+		for _, typ := range []string{"poll-done", "polled", "counters"} {
+			n += max(srv.metric(t, `conntop_events_total{type="`+typ+`"}`), 0)
+		}
+		return n
+	}
+	measure := func(label string) (overlapped bool) {
 		polls := func() float64 { return srv.metric(t, `conntop_events_total{type="poll-done"}`) }
 		for p0, w := polls(), time.Now(); polls() == p0 && time.Since(w) < 45*time.Second; {
 			time.Sleep(100 * time.Millisecond)
 		}
-		polls0 := polls()
+		polls0, work0 := polls(), pollWork()
 		lost0 := srv.metric(t, "conntop_events_lost_total")
 		c0, t0 := cpuTicks(t, srv.pid()), time.Now()
 		stop := make(chan struct{})
@@ -260,13 +270,23 @@ func TestMeasureBigTable(t *testing.T) {
 		wg.Wait()
 		el := time.Since(t0)
 		cpu := float64(cpuTicks(t, srv.pid())-c0) / clockTicks(t) / el.Seconds() * 100
+		overlapped = pollWork() != work0
 		time.Sleep(2 * time.Second) // the last events arrive
 		lost := srv.metric(t, "conntop_events_lost_total") - lost0
 		slices.Sort(lat)
 		p99 := lat[min(len(lat)-1, len(lat)*99/100)]
 		r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
-		t.Logf("MEASURE serve %s: %.0f connections/s made, events lost %.0f, /metrics p50 %v p90 %v p99 %v max %v (%d scrapes, %d failed), serve CPU %.1f%% of a core, source polls in the window %.0f",
-			label, float64(made.Load())/el.Seconds(), lost, r(lat[len(lat)/2]), r(lat[len(lat)*9/10]), r(p99), r(lat[len(lat)-1]), len(lat), failed, cpu, polls()-polls0)
+		t.Logf("MEASURE serve %s: %.0f connections/s made, events lost %.0f, /metrics p50 %v p90 %v p99 %v max %v (%d scrapes, %d failed), serve CPU %.1f%% of a core, source polls in the window %.0f, overlapped by one %v",
+			label, float64(made.Load())/el.Seconds(), lost, r(lat[len(lat)/2]), r(lat[len(lat)*9/10]), r(p99), r(lat[len(lat)-1]), len(lat), failed, cpu, polls()-polls0, overlapped)
+		return overlapped
+	}
+	run := func(label string) {
+		for attempt := 1; ; attempt++ {
+			if overlapped := measure(label); !overlapped || attempt == 3 {
+				return
+			}
+			t.Logf("MEASURE serve %s: a source poll overlapped the window; measuring it again", label)
+		}
 	}
 	run("no viewer under churn")
 
