@@ -191,7 +191,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for s := 1; s < int(flow.NumTCPStates); s++ { // skip TCPNone
 		g(c.byTCPState, float64(sn.byTCP[s]), flow.TCPState(s).String())
 	}
-	for typ := flow.EventNew; typ <= flow.EventStats; typ++ {
+	// Every type a store applies, polls' listings included (they say how
+	// much of the source's work re-reads the table); a batch is only the
+	// envelope of the events it carries.
+	for typ := flow.EventNew; typ < flow.EventBatch; typ++ {
 		ctr(c.events, sn.events[typ], typ.String())
 	}
 	ctr(c.eventsLost, t.EventsLost)

@@ -170,8 +170,23 @@ func TestCollectorConntopMetrics(t *testing.T) {
 		t.Errorf("conntop_tcp_flows_by_state has a NONE state:\n%s", tcp)
 	}
 	ev := gatherText(t, c, "conntop_events_total")
-	if !strings.Contains(ev, `conntop_events_total{type="new"} 10`) || !strings.Contains(ev, `conntop_events_total{type="stats"} 1`) {
-		t.Errorf("conntop_events_total:\n%s", ev)
+	for _, want := range []string{`{type="new"} 10`, `{type="stats"} 1`, `{type="polled"} 0`, `{type="poll-done"} 0`} {
+		if !strings.Contains(ev, "conntop_events_total"+want+"\n") {
+			t.Errorf("conntop_events_total lacks %s:\n%s", want, ev)
+		}
+	}
+	if strings.Contains(ev, "batch") {
+		t.Errorf("conntop_events_total counts batches, the envelopes of events:\n%s", ev)
+	}
+	// A poll's listing counts too: it is how much of the source's work
+	// re-reads the table.
+	now := time.Now()
+	eng.Apply([]flow.Event{{Type: flow.EventPolled, Time: now, Flow: synthFlow(0)}, {Type: flow.EventPolled, Time: now, Flow: synthFlow(1)}, {Type: flow.EventPollDone, Time: now}})
+	ev = gatherText(t, c, "conntop_events_total")
+	for _, want := range []string{`{type="polled"} 2`, `{type="poll-done"} 1`} {
+		if !strings.Contains(ev, "conntop_events_total"+want+"\n") {
+			t.Errorf("after a poll, conntop_events_total lacks %s:\n%s", want, ev)
+		}
 	}
 	if bi := gatherText(t, c, "conntop_build_info"); !strings.Contains(bi, "goversion=\"go") || !strings.HasSuffix(bi, " 1\n") {
 		t.Errorf("conntop_build_info:\n%s", bi)
