@@ -104,8 +104,8 @@ func newHelpModel(st *styles, w int) help.Model {
 	h.SetWidth(w)
 	plain := lipgloss.NewStyle()
 	h.Styles = help.Styles{
-		Ellipsis: st.dim, ShortKey: st.key, ShortDesc: plain, ShortSeparator: st.dim,
-		FullKey: st.key, FullDesc: plain, FullSeparator: st.dim,
+		Ellipsis: st.dim.Style(), ShortKey: st.key.Style(), ShortDesc: plain, ShortSeparator: st.dim.Style(),
+		FullKey: st.key.Style(), FullDesc: plain, FullSeparator: st.dim.Style(),
 	}
 	if st.ascii {
 		h.ShortSeparator = " | "

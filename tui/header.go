@@ -80,7 +80,7 @@ const minTableRows = 15
 // notice is a condition the header reports in one line; its details are
 // on the help page.
 type notice struct {
-	style         lipgloss.Style
+	style         widget.Paint
 	short, detail string
 }
 
@@ -254,7 +254,7 @@ func (m *header) headerLines() []string {
 		if m.statRate[i] > 0 {
 			v += " +" + widget.SI(m.statRate[i]) + "/s"
 		}
-		var style *lipgloss.Style
+		var style *widget.Paint
 		switch {
 		case i < 3 && vals[i] > 0:
 			style = &st.errText
@@ -263,7 +263,7 @@ func (m *header) headerLines() []string {
 		}
 		items = append(items, item{names[i] + " " + v, short[i] + " " + v, style})
 	}
-	var lostStyle *lipgloss.Style
+	var lostStyle *widget.Paint
 	if t.EventsLost > 0 {
 		lostStyle = &st.warn
 	}
@@ -403,7 +403,7 @@ func (m *header) pressureHint() string {
 // item is one figure of a header line, in a long and a short form.
 type item struct {
 	long, short string
-	style       *lipgloss.Style
+	style       *widget.Paint
 }
 
 // wrapItems joins items with two spaces when they fit in one line of w

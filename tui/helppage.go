@@ -105,7 +105,7 @@ func (p *helpPage) lines(n int) []string {
 	}
 	out = append(out, "")
 	// Word-wrapped to the terminal, so that nothing of it is cut.
-	wrap := p.st.dim
+	wrap := p.st.dim.Style()
 	if p.width > 0 {
 		wrap = wrap.Width(p.width)
 	}

@@ -2,6 +2,8 @@ package tui
 
 import (
 	"charm.land/lipgloss/v2"
+
+	"github.com/conntop/conntop/tui/widget"
 )
 
 // styles are the Model's look, fixed at New from Options.ASCII and
@@ -10,7 +12,8 @@ import (
 // for dark and one for light backgrounds; Bubble Tea downsamples them to
 // 16 colours or none for the terminal at hand. No state is told apart by
 // colour alone: every coloured state also has its name (NEW, EST, REL,
-// [NEW], gone), a mark or reverse video.
+// [NEW], gone), a mark or reverse video. Each is a widget.Paint: the same
+// bytes as lipgloss renders, without its per-call work on every frame.
 type styles struct {
 	ascii    bool
 	arrow    string // orig → reply direction
@@ -18,11 +21,30 @@ type styles struct {
 	hline    string
 	up, down string // sort direction marks
 
-	title, dim, bold, sel, colHead, errText, warn, loud, ok, key, notice lipgloss.Style
-	state                                                                [3]lipgloss.Style // by flow.State
-	evNew, evUpdate, evDestroy, evResync                                 lipgloss.Style
-	gaugeOK, gaugeWarn, gaugeCrit, gaugeEmpty                            lipgloss.Style
-	destroyed                                                            lipgloss.Style
+	title, dim, bold, sel, colHead, errText, warn, loud, ok, key, notice widget.Paint
+	state                                                                [3]widget.Paint // by flow.State
+	evNew, evUpdate, evDestroy, evResync                                 widget.Paint
+	gaugeOK, gaugeWarn, gaugeCrit, gaugeEmpty                            widget.Paint
+	destroyed                                                            widget.Paint
+
+	// colTitles is the flow table's last title line in colHead, which
+	// lipgloss underlines rune by rune: the dearest line of a frame to
+	// render, and the same on most frames. New styles start without one.
+	colTitles *renderedLine
+}
+
+// renderedLine is a line of text and its rendering.
+type renderedLine struct{ text, out string }
+
+// colTitleLine renders the flow table's column titles in colHead.
+func (s *styles) colTitleLine(text string) string {
+	if s.colTitles == nil {
+		s.colTitles = &renderedLine{}
+	}
+	if l := s.colTitles; l.text != text || l.out == "" {
+		l.text, l.out = text, s.colHead.Render(text)
+	}
+	return s.colTitles.out
 }
 
 // palette is one background's colours.
@@ -44,6 +66,7 @@ func newStyles(ascii, noColor, dark bool) styles {
 	if dark {
 		p = darkPalette
 	}
+	paint := widget.NewPaint
 	fg := func(c string) lipgloss.Style {
 		st := lipgloss.NewStyle()
 		if !noColor {
@@ -51,29 +74,29 @@ func newStyles(ascii, noColor, dark bool) styles {
 		}
 		return st
 	}
-	s.title = fg(p.accent).Bold(true)
-	s.dim = lipgloss.NewStyle().Faint(true)
-	s.bold = lipgloss.NewStyle().Bold(true)
-	s.sel = lipgloss.NewStyle().Reverse(true)
-	s.colHead = fg(p.muted).Bold(true).Underline(true)
-	s.errText = fg(p.err).Bold(true)
-	s.warn = fg(p.warn).Bold(true)
-	s.loud = lipgloss.NewStyle().Bold(true).Reverse(true)
+	s.title = paint(fg(p.accent).Bold(true))
+	s.dim = paint(lipgloss.NewStyle().Faint(true))
+	s.bold = paint(lipgloss.NewStyle().Bold(true))
+	s.sel = paint(lipgloss.NewStyle().Reverse(true))
+	s.colHead = paint(fg(p.muted).Bold(true).Underline(true))
+	s.errText = paint(fg(p.err).Bold(true))
+	s.warn = paint(fg(p.warn).Bold(true))
+	s.loud = paint(lipgloss.NewStyle().Bold(true).Reverse(true))
 	if !noColor {
-		s.loud = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color(p.loudFG)).Background(lipgloss.Color(p.loudBG))
+		s.loud = paint(lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color(p.loudFG)).Background(lipgloss.Color(p.loudBG)))
 	}
-	s.ok = fg(p.ok)
-	s.key = fg(p.accent).Bold(true)
-	s.notice = fg(p.warn)
-	s.state = [3]lipgloss.Style{fg(p.warn), fg(p.ok), fg(p.related)}
-	s.evNew = fg(p.ok)
-	s.evUpdate = fg(p.accent)
-	s.evDestroy = fg(p.err)
-	s.evResync = fg(p.warn).Bold(true)
-	s.gaugeOK = fg(p.ok)
-	s.gaugeWarn = fg(p.warn)
-	s.gaugeCrit = fg(p.err).Bold(true)
-	s.gaugeEmpty = fg(p.empty)
-	s.destroyed = lipgloss.NewStyle().Faint(true)
+	s.ok = paint(fg(p.ok))
+	s.key = paint(fg(p.accent).Bold(true))
+	s.notice = paint(fg(p.warn))
+	s.state = [3]widget.Paint{paint(fg(p.warn)), paint(fg(p.ok)), paint(fg(p.related))}
+	s.evNew = paint(fg(p.ok))
+	s.evUpdate = paint(fg(p.accent))
+	s.evDestroy = paint(fg(p.err))
+	s.evResync = paint(fg(p.warn).Bold(true))
+	s.gaugeOK = paint(fg(p.ok))
+	s.gaugeWarn = paint(fg(p.warn))
+	s.gaugeCrit = paint(fg(p.err).Bold(true))
+	s.gaugeEmpty = paint(fg(p.empty))
+	s.destroyed = paint(lipgloss.NewStyle().Faint(true))
 	return s
 }
