@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/x/ansi"
 	"github.com/conntop/conntop/internal/numfmt"
@@ -114,10 +115,13 @@ func Truncate(s string, w int) string {
 }
 
 // Width returns the display width of a possibly styled line, as
-// ansi.StringWidth does. A line of printable ASCII and SGR sequences (CSI
-// parameters, then 'm': what lipgloss writes for colours and attributes),
-// every row of the flow table, is measured byte by byte; any other line
-// goes to ansi.StringWidth, which segments it into grapheme clusters.
+// ansi.StringWidth does. A line of printable ASCII, SGR sequences (CSI
+// parameters, then 'm': what lipgloss writes for colours and attributes)
+// and the one-cell symbols the TUI draws with (narrowRunes: arrows,
+// ellipsis, box drawing, gauge and sparkline blocks), every line of a
+// frame but the rare one with an address or name in another script, is
+// measured as it is read; any other line goes to ansi.StringWidth, which
+// segments it into grapheme clusters.
 func Width(s string) int {
 	w := 0
 	for i := 0; i < len(s); i++ {
@@ -125,6 +129,13 @@ func Width(s string) int {
 		switch {
 		case c >= 0x20 && c < 0x7f:
 			w++
+		case c >= 0xc0:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if !narrowRune(r) {
+				return ansi.StringWidth(s)
+			}
+			w++
+			i += n - 1
 		case c == 0x1b && i+1 < len(s) && s[i+1] == '[':
 			j := i + 2
 			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == ';' || s[j] == ':') {
@@ -139,6 +150,26 @@ func Width(s string) int {
 		}
 	}
 	return w
+}
+
+// narrowRunes are ranges of runes one cell wide that never join a
+// neighbour into one grapheme cluster: Latin-1 letters and signs (not the
+// soft hyphen), general punctuation (dashes, quotes, bullets, …), arrows,
+// box drawing, block elements and geometric shapes (not the two squares
+// drawn as emoji). TestNarrowRunes holds each to ansi.StringWidth.
+var narrowRunes = [...][2]rune{
+	{0xa0, 0xac}, {0xae, 0xff}, {0x2010, 0x2027}, {0x2030, 0x205e},
+	{0x2190, 0x21ff}, {0x2500, 0x25fc}, {0x25ff, 0x25ff},
+}
+
+// narrowRune reports whether r is in narrowRunes.
+func narrowRune(r rune) bool {
+	for _, rg := range narrowRunes {
+		if r >= rg[0] && r <= rg[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // plainASCII reports whether s is printable ASCII only (no escape

@@ -137,7 +137,34 @@ func TestWidthMatchesANSI(t *testing.T) {
 	}
 }
 
+// TestNarrowRunes checks every rune Width counts as one cell without
+// segmenting the line: one cell alone and between two letters, as
+// ansi.StringWidth says; and the neighbours of the ranges that are not.
+func TestNarrowRunes(t *testing.T) {
+	for _, rg := range narrowRunes {
+		for r := rg[0]; r <= rg[1]; r++ {
+			for _, s := range []string{string(r), "a" + string(r) + "b", "\x1b[1m" + string(r) + string(r) + "\x1b[m"} {
+				if got, want := Width(s), ansi.StringWidth(s); got != want {
+					t.Errorf("Width(%q) = %d, ansi.StringWidth %d", s, got, want)
+				}
+			}
+		}
+	}
+	for _, r := range []rune{0xad, 0x25fd, 0x25fe, 0x200d, 0xfe0f, 0x2028} {
+		if narrowRune(r) {
+			t.Errorf("%U counts as narrow", r)
+		}
+	}
+	for _, s := range []string{"→\ufe0f", "↔\ufe0f x", "a\u0301→", "…\u200d…", "█▁▂ 中"} {
+		if got, want := Width(s), ansi.StringWidth(s); got != want {
+			t.Errorf("Width(%q) = %d, ansi.StringWidth %d", s, got, want)
+		}
+	}
+}
+
 func FuzzWidth(f *testing.F) {
+	f.Add("→ ▲ … ─ █░ ▁▂")
+	f.Add("↔\ufe0f")
 	f.Add("\x1b[1;31mEST\x1b[m 10.0.0.1")
 	f.Add("\x1b[38:2::1:2:3mx")
 	f.Add("plain")
