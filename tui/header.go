@@ -9,7 +9,6 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/conntop/conntop/internal/flow"
@@ -115,7 +114,7 @@ func (m *header) banners() []string {
 	for i, n := range ns {
 		text := n.short
 		loud := i == 0 && !m.dropAt.IsZero() && m.now.Sub(m.dropAt) < loudFor
-		if !loud && (n.detail != "" || lipgloss.Width(text) > m.width) {
+		if !loud && (n.detail != "" || widget.Width(text) > m.width) {
 			text = shortNotice(text, m.width-len(helpPointer)) + helpPointer
 		}
 		out = append(out, n.style.Render(widget.Fit(text, max(m.width, 1), false, m.st.ellipsis)))
@@ -129,11 +128,11 @@ const helpPointer = "  (? more)"
 // shortNotice cuts text to w cells at the end of its first clause (before
 // " (", ". ", "; ") when that fits, else at a word.
 func shortNotice(text string, w int) string {
-	if w <= 0 || lipgloss.Width(text) <= w {
+	if w <= 0 || widget.Width(text) <= w {
 		return text
 	}
 	for _, sep := range []string{" (", ". ", "; ", ": "} {
-		if i := strings.Index(text, sep); i > 0 && lipgloss.Width(text[:i]) <= w {
+		if i := strings.Index(text, sep); i > 0 && widget.Width(text[:i]) <= w {
 			return text[:i]
 		}
 	}
@@ -221,7 +220,7 @@ func (m *header) headerLines() []string {
 		l2.WriteString(" " + st.warn.Render("full in "+widget.Duration(ttf)))
 	}
 	l2.WriteString(m.pressureHint())
-	used := lipgloss.Width(l2.String())
+	used := widget.Width(l2.String())
 	if sw := min(120, m.width-used-2); sw >= 8 && len(sum.CountHistory) > 1 {
 		vals := make([]int, 0, len(sum.CountHistory))
 		for _, s := range sum.CountHistory {
@@ -305,7 +304,7 @@ func (m *header) withTabs(left, clock string) string {
 		cur = pageTable
 	}
 	var tabs strings.Builder
-	lw := lipgloss.Width(left) + 2
+	lw := widget.Width(left) + 2
 	var spans [][2]int
 	x := 0
 	for i, t := range viewTabs {
@@ -336,7 +335,7 @@ func (m *header) withTabs(left, clock string) string {
 	for _, sp := range spans {
 		m.tabX = append(m.tabX, [2]int{start + sp[0], start + sp[1]})
 	}
-	return left + strings.Repeat(" ", start-lipgloss.Width(left)) + right
+	return left + strings.Repeat(" ", start-widget.Width(left)) + right
 }
 
 // timeToFull estimates when the table reaches its limit from the growth

@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 
 	"github.com/conntop/conntop/tui/widget"
 )
@@ -71,7 +70,7 @@ func (m *Model) render() string {
 // padBetween puts right at the right edge of a width-w line that starts
 // with left, when both fit.
 func padBetween(left, right string, w int) string {
-	lw, rw := lipgloss.Width(left), lipgloss.Width(right)
+	lw, rw := widget.Width(left), widget.Width(right)
 	if lw+rw+1 > w {
 		return left
 	}
