@@ -41,6 +41,15 @@ type View struct {
 	before []uint64
 	atEnd  bool
 	kmax   int
+	// bound is the flow the last scan (or trim) ended the buffer with,
+	// as it was ordered then: every matched flow ordered at or before it
+	// is in the buffer or counted before it (unless atEnd, when the
+	// buffer runs to the end; bounded is false then). A changed flow is
+	// placed against it, not against the buffer's last flow now: churn
+	// that takes flows out of the buffer's end would otherwise shrink the
+	// range it answers for until a scan.
+	bound   item
+	bounded bool
 
 	// What the last answer showed, for Changed.
 	shown   []uint32
@@ -301,6 +310,11 @@ func (v *View) catchUp(s *Store, force bool) bool {
 			}
 		}
 		v.buf = kept
+		if v.base > 0 && len(v.buf) == 0 {
+			// Nothing left to place flows against: the order layer
+			// needs a scan (the filter layer is still caught up).
+			v.ook = false
+		}
 	}
 	v.growBits(s)
 	var fl flow.Flow
@@ -339,7 +353,7 @@ func (v *View) catchUp(s *Store, force bool) bool {
 			v.before[i>>6] |= 1 << (i & 63)
 			v.base++
 			v.dirty = true
-		case v.atEnd || (len(v.buf) > 0 && v.ord.less(&it, &v.buf[len(v.buf)-1])):
+		case v.atEnd || (v.bounded && !v.ord.less(&v.bound, &it)):
 			ins = append(ins, it)
 		}
 	}
@@ -358,10 +372,19 @@ func (v *View) catchUp(s *Store, force bool) bool {
 		if len(v.buf) > v.kmax {
 			v.buf = v.buf[:v.kmax]
 			v.atEnd = false
+			v.setBound()
 		}
 	}
 	v.ins = ins[:0]
 	return true
+}
+
+// setBound records the buffer's last flow as its bound (see View.bound).
+func (v *View) setBound() {
+	v.bounded = !v.atEnd && len(v.buf) > 0
+	if v.bounded {
+		v.bound = v.buf[len(v.buf)-1]
+	}
 }
 
 // mergeItems merges the sorted ins into the sorted buf.
@@ -585,6 +608,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			v.atEnd = len(all)-len(low) >= after
 			v.buf = append(v.buf[:0], all...)
 			v.kmax = max(2*side, len(v.buf))
+			v.setBound()
 			v.ook = true
 			if full {
 				v.matched = total
@@ -635,6 +659,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		}
 		v.buf = append(v.buf[:0], all...)
 		v.kmax = max(bHi-v.base, len(v.buf))
+		v.setBound()
 		v.ook = true
 		if full {
 			v.matched = total

@@ -685,3 +685,43 @@ func TestQueryNearKeepsRow(t *testing.T) {
 		t.Fatalf("without Near: selected index %d, want %d, the last row", res.SelectedIndex, n-1)
 	}
 }
+
+// TestViewKeepsItsRangeUnderChurnAtItsEnd: a flow at the end of a view's
+// buffer that changes without moving in the order (here its counters, the
+// table sorted by source) goes back into the buffer. Placed against the
+// buffer's last flow after it was taken out, it used to be dropped: churn
+// there shrank the buffer a flow at a time until a scan of the table.
+func TestViewKeepsItsRangeUnderChurnAtItsEnd(t *testing.T) {
+	s, keys := buildRandom(t, 3000, 17)
+	v := NewView()
+	v.slack = 64
+	q := Query{Sort: SortSrc, Offset: 500, Limit: 20}
+	check := func(round int) {
+		t.Helper()
+		ref := reference(s, keys, nil, q.Sort, q.Desc)
+		res := v.Query(s, nil, q)
+		if res.Offset != q.Offset || len(res.Rows) != q.Limit {
+			t.Fatalf("round %d: offset %d rows %d", round, res.Offset, len(res.Rows))
+		}
+		for i, r := range res.Rows {
+			if r.Flow.Key() != ref[q.Offset+i].Flow.Key() {
+				t.Fatalf("round %d: row %d = %v, want %v", round, i, r.Flow.Orig, ref[q.Offset+i].Flow.Orig)
+			}
+		}
+	}
+	check(0)
+	n0 := len(v.buf)
+	if n0 < q.Limit+64 || v.atEnd {
+		t.Fatalf("buffer of %d flows (at end %v): want the window and its slack", n0, v.atEnd)
+	}
+	now := at(time.Minute)
+	var fl flow.Flow
+	for round := 1; round <= 40; round++ {
+		s.tab.flow(v.buf[len(v.buf)-1].idx, &fl)
+		s.Apply([]flow.Event{ev(flow.EventCounters, now, withCounters(fl, uint64(round), uint64(round)*100, 1, 1))})
+		check(round)
+		if len(v.buf) != n0 {
+			t.Fatalf("round %d: buffer of %d flows, was %d", round, len(v.buf), n0)
+		}
+	}
+}
