@@ -37,7 +37,8 @@ type flowTable struct {
 	// near is set while the table refreshes on a tick (nothing the user
 	// did): a selected flow that moved far away in the order is then not
 	// chased across the table (store.Query.Near); the selection stays on
-	// its row, as when the flow is gone.
+	// its row, as when the flow is gone. A scan the refresh needs runs on
+	// one core (store.Query.Background).
 	near bool
 	res  store.Result
 
@@ -272,7 +273,7 @@ func (m *flowTable) query(limit int) {
 		}
 		src = m.frozen
 	}
-	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Limit: limit}
+	q := store.Query{Filter: m.matcher(), Sort: m.sortKey, Desc: m.desc, Limit: limit, Background: m.near}
 	if m.follow {
 		m.byIndex = true
 		m.selIdx = math.MaxInt32

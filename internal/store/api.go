@@ -108,6 +108,11 @@ type Query struct {
 	// selection on the same row when its flow went far away, instead of
 	// chasing it (a scan of 4,194,304 flows on every refresh).
 	Near bool
+	// Background marks a refresh nobody waits for (a viewer's periodic
+	// redraw): a scan it needs, when churn has moved the flows it shows
+	// past what the view holds, runs on one core instead of all of them,
+	// leaving the others to the event pump, other viewers and scrapes.
+	Background bool
 }
 
 // Row is one flow as the table shows it.

@@ -58,10 +58,14 @@ type View struct {
 
 	scratch []uint32
 	sortTmp []uint32 // sortUnique's other buffer
-	ins     []item
-	slack   int // flows kept beyond the window (0: viewSlack; tests set less)
-	sample  int // a deep window's sample size (0: sampleSize; tests set less)
-	margin  int // its first margin in sampled flows (0: from the sample size)
+	// oneCore is set during a Background query: its scans take no
+	// helpers. lastWorkers is how many workers the last scan ran.
+	oneCore     bool
+	lastWorkers int
+	ins         []item
+	slack       int // flows kept beyond the window (0: viewSlack; tests set less)
+	sample      int // a deep window's sample size (0: sampleSize; tests set less)
+	margin      int // its first margin in sampled flows (0: from the sample size)
 }
 
 // NewView returns an empty view.
@@ -107,6 +111,8 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		q.Sort = SortAge
 	}
 	q.Filter = effective(q.Filter)
+	v.oneCore = q.Background
+	defer func() { v.oneCore = false }()
 	limit := max(q.Limit, 0)
 	off := max(q.Offset, 0)
 
@@ -453,7 +459,11 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	// once for every attempt of the scan.
 	helpers := -1 // every worker may run (the caller holds the store)
 	if lk != nil {
-		helpers = s.cpu.tryAcquire(min(runtime.GOMAXPROCS(0), max(int(s.tab.hw)/8192, 1), 16) - 1)
+		want := min(runtime.GOMAXPROCS(0), max(int(s.tab.hw)/8192, 1), 16) - 1
+		if v.oneCore {
+			want = 0
+		}
+		helpers = s.cpu.tryAcquire(want)
 		defer s.cpu.releaseN(helpers)
 	}
 	for attempt := 0; ; attempt++ {
@@ -474,6 +484,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 		if helpers >= 0 {
 			workers = min(most, 1+helpers)
 		}
+		v.lastWorkers = workers
 		parts := make([][]item, most)
 		lows := make([][]item, most) // pivot mode: flows before piv
 		counts := make([]int, most)

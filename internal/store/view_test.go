@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -722,6 +723,31 @@ func TestViewKeepsItsRangeUnderChurnAtItsEnd(t *testing.T) {
 		check(round)
 		if len(v.buf) != n0 {
 			t.Fatalf("round %d: buffer of %d flows, was %d", round, len(v.buf), n0)
+		}
+	}
+}
+
+// TestQueryBackgroundScansOnOneCore: a scan for a Background query (a
+// viewer's periodic redraw) takes no helpers; the same scan for a query
+// someone waits for uses the free cores.
+func TestQueryBackgroundScansOnOneCore(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	s, _ := buildRandom(t, 40000, 3)
+	var mu sync.RWMutex
+	for _, tt := range []struct {
+		background bool
+		want       func(int) bool
+	}{
+		{true, func(n int) bool { return n == 1 }},
+		{false, func(n int) bool { return n > 1 }},
+	} {
+		v := NewView()
+		res := v.Query(s, rwLocker{&mu}, Query{Sort: SortBytes, Desc: true, Limit: 30, Background: tt.background})
+		if len(res.Rows) != 30 || res.Matched != 40000 {
+			t.Fatalf("background %v: %d rows of %d matched", tt.background, len(res.Rows), res.Matched)
+		}
+		if !tt.want(v.lastWorkers) {
+			t.Errorf("background %v: the scan ran %d workers", tt.background, v.lastWorkers)
 		}
 	}
 }
