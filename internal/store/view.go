@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/conntop/conntop/internal/flow"
 )
@@ -62,10 +63,17 @@ type View struct {
 	// helpers. lastWorkers is how many workers the last scan ran.
 	oneCore     bool
 	lastWorkers int
-	ins         []item
-	slack       int // flows kept beyond the window (0: viewSlack; tests set less)
-	sample      int // a deep window's sample size (0: sampleSize; tests set less)
-	margin      int // its first margin in sampled flows (0: from the sample size)
+	// grow doubles the slack once for every scan that refilled the buffer
+	// for the same filter and order within refillQuick of the scan before
+	// it (churn moving the window past the buffer), up to maxSlackGrow; a
+	// new filter or order starts again from the slack. scannedAt is the
+	// store clock of the last scan.
+	grow      uint8
+	scannedAt int64
+	ins       []item
+	slack     int // flows kept beyond the window (0: viewSlack; tests set less)
+	sample    int // a deep window's sample size (0: sampleSize; tests set less)
+	margin    int // its first margin in sampled flows (0: from the sample size)
 }
 
 // NewView returns an empty view.
@@ -82,6 +90,14 @@ const scanChunk = 1 << 15
 // viewSlack is how many flows a view keeps on either side of the window it
 // was asked for, so that moving or flows leaving do not force a new scan.
 const viewSlack = 2048
+
+// refillQuick and maxSlackGrow: a view whose buffer churn empties within
+// refillQuick of its last scan keeps twice the slack, up to 2^maxSlackGrow
+// times viewSlack (8,192 flows, 200 KB, on either side).
+const (
+	refillQuick  = 30 * time.Second
+	maxSlackGrow = 2
+)
 
 // heapMax is the largest buffer a scan selects with bounded heaps; a
 // deeper one is selected from all matched flows in linear time.
@@ -122,6 +138,7 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 		v.ook = false
 		v.ord = order{tab: s.tab, key: q.Sort, desc: q.Desc}
 		v.dirty = true
+		v.grow = 0
 	}
 	if sameF && !v.catchUp(s, false) {
 		sameF = false
@@ -445,10 +462,15 @@ func bitSet(b []uint64, i uint32) bool {
 // after it in two bounded heaps and counts those before it, which is its
 // rank.
 func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
+	if v.fok && v.ook && s.now-v.scannedAt < int64(refillQuick) && v.grow < maxSlackGrow {
+		v.grow++ // a refill soon after the last scan: keep more next time
+	}
+	v.scannedAt = s.now
 	slack := v.slack
 	if slack == 0 {
 		slack = viewSlack
 	}
+	slack <<= v.grow
 	bLo := max(lo-slack, 0)
 	if lo < 4*slack {
 		bLo = 0 // near the top: keep it all

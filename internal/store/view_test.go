@@ -751,3 +751,37 @@ func TestQueryBackgroundScansOnOneCore(t *testing.T) {
 		}
 	}
 }
+
+// TestViewSlackGrowsWithQuickRefills: a view whose window keeps leaving
+// its buffer soon after a scan keeps twice the flows around the window on
+// the next scan, up to four times; a new order starts again.
+func TestViewSlackGrowsWithQuickRefills(t *testing.T) {
+	s, _ := buildRandom(t, 6000, 9)
+	v := NewView()
+	v.slack = 64
+	q := Query{Sort: SortSrc, Offset: 3000, Limit: 20}
+	v.Query(s, nil, q)
+	if v.grow != 0 || len(v.buf) != 20+2*64 {
+		t.Fatalf("first scan: grow %d, buffer %d", v.grow, len(v.buf))
+	}
+	for i, want := range []uint8{1, 2, 2} {
+		q.Offset += 1000 // past the buffer, as churn moves a window
+		s.Tick(at(time.Duration(i+1) * time.Second))
+		v.Query(s, nil, q)
+		if v.grow != want || len(v.buf) != 20+2*(64<<want) {
+			t.Fatalf("refill %d: grow %d, buffer %d; want grow %d", i, v.grow, len(v.buf), want)
+		}
+	}
+	// A refill long after the last scan keeps the slack it has.
+	q.Offset = 500
+	s.Tick(at(time.Hour))
+	v.Query(s, nil, q)
+	if v.grow != 2 {
+		t.Fatalf("slow refill: grow %d", v.grow)
+	}
+	q.Sort = SortDst
+	v.Query(s, nil, q)
+	if v.grow != 0 || len(v.buf) != 20+2*64 {
+		t.Fatalf("new order: grow %d, buffer %d", v.grow, len(v.buf))
+	}
+}
