@@ -26,25 +26,6 @@ type styles struct {
 	evNew, evUpdate, evDestroy, evResync                                 widget.Paint
 	gaugeOK, gaugeWarn, gaugeCrit, gaugeEmpty                            widget.Paint
 	destroyed                                                            widget.Paint
-
-	// colTitles is the flow table's last title line in colHead, which
-	// lipgloss underlines rune by rune: the dearest line of a frame to
-	// render, and the same on most frames. New styles start without one.
-	colTitles *renderedLine
-}
-
-// renderedLine is a line of text and its rendering.
-type renderedLine struct{ text, out string }
-
-// colTitleLine renders the flow table's column titles in colHead.
-func (s *styles) colTitleLine(text string) string {
-	if s.colTitles == nil {
-		s.colTitles = &renderedLine{}
-	}
-	if l := s.colTitles; l.text != text || l.out == "" {
-		l.text, l.out = text, s.colHead.Render(text)
-	}
-	return s.colTitles.out
 }
 
 // palette is one background's colours.

@@ -513,7 +513,7 @@ func (m *flowTable) tableLines(n int) []string {
 		}
 		b.WriteString(widget.Fit(widget.Truncate(title, widths[c]), widths[c], colRight[c], st.ellipsis))
 	}
-	out = append(out, st.colTitleLine(b.String()))
+	out = append(out, st.colHead.Render(b.String()))
 	if len(m.res.Rows) == 0 {
 		msg := "no flows"
 		if m.res.Total > 0 {

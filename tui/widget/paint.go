@@ -13,12 +13,19 @@ import (
 // the three: Render measures, splits and pads the text on every call,
 // which cost a viewer's frame more than its rows' formatting. Other
 // styles (underline, which lipgloss applies rune by rune) and text Render
-// would change (tabs, line breaks, escape sequences) go through Render.
+// would change (tabs, line breaks, escape sequences) go through Render;
+// such a Paint keeps its last line and rendering (the flow table's
+// underlined column titles, the same on most frames). Copies of a Paint
+// share that line, so a Paint belongs to one goroutine (a TUI model).
 type Paint struct {
 	style     lipgloss.Style
 	pre, post string
-	fixed     bool // pre+text+post is what Render gives
+	fixed     bool          // pre+text+post is what Render gives
+	last      *renderedLine // not fixed: the last text rendered and its rendering
 }
+
+// renderedLine is a line of text and its rendering.
+type renderedLine struct{ text, out string }
 
 // paintProbes are texts whose rendering tells a fixed style: the first
 // gives the sequences around it, the others must be wrapped the same way
@@ -29,13 +36,14 @@ var paintProbes = [...]string{"x", "a b  c", " lead", "trail ", "…▲ 中文 x
 func NewPaint(s lipgloss.Style) Paint {
 	p := Paint{style: s}
 	pre, post, ok := strings.Cut(s.Render(paintProbes[0]), paintProbes[0])
-	if !ok {
-		return p
-	}
 	for _, probe := range paintProbes[1:] {
 		if s.Render(probe) != pre+probe+post {
-			return p
+			ok = false
 		}
+	}
+	if !ok {
+		p.last = &renderedLine{}
+		return p
 	}
 	p.pre, p.post, p.fixed = pre, post, true
 	return p
@@ -43,13 +51,16 @@ func NewPaint(s lipgloss.Style) Paint {
 
 // Render returns s in the style, as lipgloss.Style.Render(s) would.
 func (p Paint) Render(s string) string {
-	if !p.fixed || s == "" || hasControl(s) {
+	switch {
+	case p.last != nil:
+		if l := p.last; l.text != s || l.out == "" {
+			l.text, l.out = s, p.style.Render(s)
+		}
+		return p.last.out
+	case s == "" || hasControl(s):
 		return p.style.Render(s)
 	}
-	if p.pre == "" && p.post == "" {
-		return s
-	}
-	return p.pre + s + p.post
+	return p.pre + s + p.post // one allocation, none when pre and post are empty
 }
 
 // hasControl reports whether s holds a control character (an escape
