@@ -4,10 +4,11 @@ import "slices"
 
 // sortUnique sorts a (record indices) and drops repeats, using tmp (grown
 // as needed) for the passes; it returns the sorted set, in a or tmp, and
-// tmp for the next call (a and tmp must not overlap). It is a least-significant-digit radix sort: a
-// view's catch-up sorts the few thousand records changed since its last
-// query on every refresh, where a comparison sort took most of the
-// catch-up's time. Digits above the largest index are skipped.
+// the other buffer for the next call (a and tmp must not overlap). It is a
+// least-significant-digit radix sort: a view's catch-up sorts the few
+// thousand records changed since its last query on every refresh, where a
+// comparison sort took most of the catch-up's time. Digits above the
+// largest index are skipped.
 func sortUnique(a, tmp []uint32) (sorted, scratch []uint32) {
 	if len(a) < 64 {
 		slices.Sort(a)

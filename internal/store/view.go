@@ -59,8 +59,9 @@ type View struct {
 
 	scratch []uint32
 	sortTmp []uint32 // sortUnique's other buffer
-	// oneCore is set during a Background query: its scans take no
-	// helpers. lastWorkers is how many workers the last scan ran.
+	// oneCore is the last query's Background (every query sets it
+	// before it scans): its scans take no helpers. lastWorkers is how
+	// many workers the last scan ran.
 	oneCore     bool
 	lastWorkers int
 	// grow doubles the slack once for every scan that refilled the buffer
@@ -128,7 +129,6 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	}
 	q.Filter = effective(q.Filter)
 	v.oneCore = q.Background
-	defer func() { v.oneCore = false }()
 	limit := max(q.Limit, 0)
 	off := max(q.Offset, 0)
 
