@@ -238,8 +238,8 @@ func TestMeasureBigTable(t *testing.T) {
 	// are left).
 	pollWork := func() float64 {
 		var n float64
-		for _, typ := range []string{"poll-done", "polled", "counters"} {
-			n += max(srv.metric(t, `conntop_events_total{type="`+typ+`"}`), 0)
+		for _, v := range srv.metricValues(t, `conntop_events_total{type="poll-done"}`, `conntop_events_total{type="polled"}`, `conntop_events_total{type="counters"}`) {
+			n += max(v, 0)
 		}
 		return n
 	}
@@ -440,23 +440,35 @@ func (s *served) waitFlows(t *testing.T, n int) {
 	t.Fatalf("conntop serve did not load %d flows within 10 minutes", n)
 }
 
-// metric returns the value of an unlabelled sample from /metrics (-1 when
-// absent).
+// metric returns the value of a sample from /metrics, named as exposed
+// (with its labels, if any), or -1 when it is absent.
 func (s *served) metric(t *testing.T, name string) float64 {
 	t.Helper()
+	return s.metricValues(t, name)[0]
+}
+
+// metricValues returns the values of samples from one read of /metrics
+// (-1 for each one absent).
+func (s *served) metricValues(t *testing.T, names ...string) []float64 {
+	t.Helper()
+	vals := make([]float64, len(names))
+	for i := range vals {
+		vals[i] = -1
+	}
 	code, body := httpGet(t, "http://"+s.metrics+"/metrics")
 	if code != 200 {
-		return -1
+		return vals
 	}
 	for _, l := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return f
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					vals[i] = f
+				}
 			}
 		}
 	}
-	return -1
+	return vals
 }
 
 // acceptAndClose accepts connections and closes them until ln closes.
