@@ -83,8 +83,9 @@ type Config struct {
 	// resized session gets what is left, at least MinColumns×MinRows, and
 	// is told.
 	CellBudget int
-	// Refresh is the viewers' redraw interval; it also caps the frames sent
-	// to each session (default 250ms).
+	// Refresh is the viewers' redraw interval (default 250ms): an idle
+	// viewer receives at most one frame a refresh, and a session's window
+	// changes are applied at most once a refresh.
 	Refresh time.Duration
 	// ShutdownGrace is how long sessions get to end after they are told the
 	// server stops, before their connections are closed (default 2s).
@@ -167,8 +168,18 @@ func homeDir() (string, error) {
 	return home, nil
 }
 
-// fps is the frame rate that matches the refresh interval, within 1..60.
-func fps(refresh time.Duration) int {
+// keyFrameRate is the least frame rate of a session's renderer. Bubble
+// Tea sends a new view only on its renderer's frame ticks, so a key's
+// answer waits for the next one: 30 a second keep that under 34 ms
+// (4 a second, the refresh's own rate, left a key up to 250 ms behind).
+// A viewer receives no more frames for it: its view changes only on its
+// refresh tick or on input, and a renderer's tick sends nothing when the
+// view is the one it sent last (it only compares them).
+const keyFrameRate = 30
+
+// frameRate is the renderer's frame rate for the refresh interval: the
+// refresh's own rate, at least keyFrameRate, at most 60.
+func frameRate(refresh time.Duration) int {
 	f := int((time.Second + refresh - 1) / refresh)
-	return min(max(f, 1), 60)
+	return min(max(f, keyFrameRate), 60)
 }

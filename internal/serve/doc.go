@@ -9,7 +9,9 @@
 //
 // Every session's Bubble Tea program writes to its own SSH channel: a viewer
 // that stops reading blocks only its own program once the channel's window
-// is full, never the engine or the other sessions. Rendering is capped at
-// the refresh rate (Config.Refresh), so an idle viewer of a busy table
-// receives at most one frame diff per refresh.
+// is full, never the engine or the other sessions. A session's view changes
+// only on its refresh tick (Config.Refresh) or on input, so an idle viewer
+// of a busy table receives at most one frame diff per refresh; its renderer
+// runs at least 30 frames a second, so a key's answer is not held back to
+// the next refresh.
 package serve

@@ -449,7 +449,7 @@ func (s *Server) runTUI(se *session, sess ssh.Session) int {
 		tea.WithOutput(se.writer(sess)),
 		tea.WithContext(se.ctx),
 		tea.WithoutSignalHandler(),
-		tea.WithFPS(fps(s.cfg.Refresh)),
+		tea.WithFPS(frameRate(s.cfg.Refresh)),
 	)
 	prog := tea.NewProgram(model, opts...)
 
