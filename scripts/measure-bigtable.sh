@@ -13,8 +13,9 @@
 #   - runs `conntop serve --ssh --metrics` and offers RATE TCP connections/s
 #     between two lab namespaces for WINDOW, first with no viewer, then with
 #     16 SSH viewers (each its own sort, every third a filter): events lost,
-#     /metrics scrape latency p50/p99, serve CPU; then its peak RSS; then
-#     a burst of new entries made as fast as the kernel takes them (n/4,
+#     /metrics scrape latency p50/p99, serve CPU; then its peak RSS, how
+#     often the source polled, one viewer's key → frame time (the help
+#     page, 20 presses); then a burst of new entries made as fast as the kernel takes them (n/4,
 #     262,144 to 1,048,576): events/s, events lost, count vs the kernel's.
 # Every conntop runs in a 4 GiB memory cgroup (a bound against runaway
 # growth). Needs root, tmux and (for the reference) conntrack.

@@ -224,12 +224,13 @@ func TestMeasureBigTable(t *testing.T) {
 	}
 	srv := startServeEnv(t, bin, sshCg, sshEnv, sshArgs...)
 	srv.waitFlows(t, n)
+	loaded := time.Now()
 	ln := ns.Listen(t, "tcp4", link.A4+":9000")
 	go acceptAndClose(ln)
 
 	// A source poll re-reads the whole table (counters, and the entries
 	// older than the event subscription): every 80 listings' time, about
-	// 25 s at 262,144 entries and 10 min at 4,194,304. One inside a window
+	// 45 s at 262,144 entries and 10 min at 4,194,304. One inside a window
 	// but not the other weighs on the comparison of their CPU (seconds of
 	// CPU at 4,194,304), so a window starts right after a poll if one
 	// comes within 45 s, and one that a poll overlapped anyway is measured
@@ -284,7 +285,7 @@ func TestMeasureBigTable(t *testing.T) {
 	}
 	run("no viewer under churn")
 
-	viewers := openViewers(t, sshAddr, signer, 16)
+	viewers, probe := openViewers(t, sshAddr, signer, 16)
 	// The viewers' first frames, sorts and filters (every keystroke of a
 	// filter is a query): wait until serve is idle again, so that the
 	// churn window measures viewers that watch, not their setting up.
@@ -298,6 +299,16 @@ func TestMeasureBigTable(t *testing.T) {
 	t.Logf("MEASURE serve with 16 SSH viewers, memory: store %.1f MiB; Go runtime from the OS %.1f MiB (heap %.1f, of it idle %.1f, released %.1f; stacks %.1f; next GC at %.1f)",
 		mib("conntop_store_memory_bytes"), mib("go_memstats_sys_bytes"), mib("go_memstats_heap_sys_bytes"), mib("go_memstats_heap_idle_bytes"),
 		mib("go_memstats_heap_released_bytes"), mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_next_gc_bytes"))
+	if polls := srv.metric(t, `conntop_events_total{type="poll-done"}`); polls > 0 {
+		t.Logf("MEASURE source polls since the table was loaded: %.0f in %v (one every %.1f s)",
+			polls, time.Since(loaded).Round(time.Second), time.Since(loaded).Seconds()/polls)
+	}
+	// A viewer's key → frame over SSH (the help page: its query and
+	// frame, the session's frame rate, the loopback's round trip), with
+	// the other 15 watching a table at rest.
+	lat := probe.helpLatency(t, 20)
+	t.Logf("MEASURE ssh viewer key → frame (help page, 20 presses): p50 %v p90 %v max %v",
+		lat[len(lat)/2].Round(100*time.Microsecond), lat[len(lat)*9/10].Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond))
 	for _, v := range viewers {
 		v.Close()
 	}
@@ -520,10 +531,12 @@ func churn(cli *labtest.NS, addr string, rate int, stop <-chan struct{}, made *a
 }
 
 // openViewers opens k SSH sessions with a terminal, each with its own sort
-// (and every third a filter), whose output is read and discarded.
-func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) []*gossh.Client {
+// (and every third a filter), whose output is read and discarded but for
+// the first one's: it goes to the returned key probe.
+func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) ([]*gossh.Client, *keyProbe) {
 	t.Helper()
 	var out []*gossh.Client
+	var probe *keyProbe
 	for i := range k {
 		c, err := gossh.Dial("tcp", addr, &gossh.ClientConfig{
 			User: fmt.Sprintf("viewer%d", i), Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
@@ -548,7 +561,12 @@ func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) []*gossh
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		if i == 0 {
+			probe = newKeyProbe(stdin)
+			go probe.read(stdout)
+		} else {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		}
 		if err := s.Shell(); err != nil {
 			t.Fatal(err)
 		}
@@ -564,7 +582,97 @@ func openViewers(t *testing.T, addr string, signer gossh.Signer, k int) []*gossh
 			_, _ = stdin.Write([]byte(keys))
 		}()
 	}
-	return out
+	return out, probe
+}
+
+// keyProbe times an SSH viewer's answer to a key: from writing "?" (the
+// help page) to the frame that shows it arriving, and back.
+type keyProbe struct {
+	in   io.Writer
+	mu   sync.Mutex
+	seen []byte // output since the last key
+	more chan struct{}
+}
+
+func newKeyProbe(in io.Writer) *keyProbe {
+	return &keyProbe{in: in, more: make(chan struct{}, 1)}
+}
+
+// read keeps the session's output since the last key (at most its last
+// 64 KiB).
+func (p *keyProbe) read(r io.Reader) {
+	b := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(b)
+		if n > 0 {
+			p.mu.Lock()
+			p.seen = append(p.seen, b[:n]...)
+			if len(p.seen) > 64<<10 {
+				p.seen = append(p.seen[:0], p.seen[len(p.seen)-32<<10:]...)
+			}
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// press writes key and returns how long it took until the output since
+// contains want (at most limit; ok false then).
+func (p *keyProbe) press(key, want string, limit time.Duration) (time.Duration, bool) {
+	p.mu.Lock()
+	p.seen = p.seen[:0]
+	p.mu.Unlock()
+	start := time.Now()
+	if _, err := p.in.Write([]byte(key)); err != nil {
+		return 0, false
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		found := strings.Contains(string(p.seen), want)
+		p.mu.Unlock()
+		if found {
+			return time.Since(start), true
+		}
+		select {
+		case <-p.more:
+		case <-deadline.C:
+			return 0, false
+		}
+	}
+}
+
+// helpLatency opens and closes the help page k times, a quiet spell of
+// varying length apart, and returns how long each opening took to arrive
+// (sorted). The help page's "Filter language" line appears in no other
+// frame; its closing is given time, not waited for.
+func (p *keyProbe) helpLatency(t *testing.T, k int) []time.Duration {
+	t.Helper()
+	var lat []time.Duration
+	for i := range k {
+		d, ok := p.press("?", "language", 5*time.Second)
+		if !ok {
+			t.Fatalf("ssh viewer: no help page 5 s after \"?\"")
+		}
+		lat = append(lat, d)
+		time.Sleep(300 * time.Millisecond)
+		if _, err := p.in.Write([]byte("?")); err != nil {
+			t.Fatalf("ssh viewer: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		// A pause that varies, so that the presses do not keep one phase
+		// of the session's frame clock.
+		time.Sleep(200*time.Millisecond + time.Duration(i*53%250)*time.Millisecond)
+	}
+	slices.Sort(lat)
+	return lat
 }
 
 // settle waits (at most limit) until the process pid has used less than
