@@ -111,7 +111,9 @@ type Query struct {
 	// Background marks a refresh nobody waits for (a viewer's periodic
 	// redraw): a scan it needs, when churn has moved the flows it shows
 	// past what the view holds, runs on one core instead of all of them,
-	// leaving the others to the event pump, other viewers and scrapes.
+	// yielding it between chunks, and all background reads together hold
+	// one core less than there are, leaving one to the event pump, key
+	// presses and scrapes.
 	Background bool
 }
 

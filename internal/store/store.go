@@ -59,7 +59,8 @@ type Store struct {
 	deg     Degradation
 	trimmed int64 // when the table was last trimmed
 	cpu     cpuSlots
-	chunk   uint32 // records a reader reads under one hold of the lock (scanChunk)
+	bg      cpuSlots // the share of cpu that background reads may hold (see newBackgroundSlots)
+	chunk   uint32   // records a reader reads under one hold of the lock (scanChunk)
 
 	prefetched uint32 // what prefetch loaded (kept so that its loads are not dropped)
 
@@ -73,6 +74,13 @@ type Store struct {
 type cpuSlots chan struct{}
 
 func newCPUSlots() cpuSlots { return make(cpuSlots, runtime.GOMAXPROCS(0)) }
+
+// newBackgroundSlots bounds the views' background reads (Query.Background
+// and Changed: periodic refreshes nobody waits for) to one core less than
+// there are, at least one: however many viewers refresh at once, a core is
+// left to the event pump, scrapes and key presses. A background read takes
+// its slot here before its slot of cpu.
+func newBackgroundSlots() cpuSlots { return make(cpuSlots, max(runtime.GOMAXPROCS(0)-1, 1)) }
 
 func (c cpuSlots) acquire() { c <- struct{}{} }
 func (c cpuSlots) release() { <-c }
@@ -131,7 +139,7 @@ func New(opts Options) *Store {
 	if opts.CountHistory <= 0 {
 		opts.CountHistory = DefaultCountHistory
 	}
-	s := &Store{opts: opts, cpu: newCPUSlots(), chunk: scanChunk}
+	s := &Store{opts: opts, cpu: newCPUSlots(), bg: newBackgroundSlots(), chunk: scanChunk}
 	if opts.CountsOnly {
 		s.cnt = newCountsTable()
 	} else {

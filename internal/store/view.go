@@ -104,6 +104,18 @@ const (
 // deeper one is selected from all matched flows in linear time.
 const heapMax = 1 << 14
 
+// pause releases lk between two chunks of a scan and takes it again. A
+// background scan also yields its core there, so that a goroutine that
+// became ready meanwhile (the pump, a scrape) runs now rather than when
+// the scheduler next preempts the scan (10 ms).
+func (v *View) pause(lk Locker) {
+	lk.Unlock()
+	if v.oneCore {
+		runtime.Gosched()
+	}
+	lk.Lock()
+}
+
 // covers reports whether the buffer holds ranks [lo, hi).
 func (v *View) covers(lo, hi int) bool {
 	return v.ook && lo >= v.base && (hi <= v.base+len(v.buf) || v.atEnd)
@@ -116,6 +128,10 @@ func (v *View) covers(lo, hi int) bool {
 // answers while the view may reuse them (a *filter.Filter never does).
 func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	if lk != nil {
+		if q.Background {
+			s.bg.acquire()
+			defer s.bg.release()
+		}
 		s.cpu.acquire()
 		lk.Lock()
 		defer s.cpu.release()
@@ -218,9 +234,12 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 // Changed reports whether the answer to the view's last query may have
 // changed since (its rows, their order, the counts): the store must be
 // held, or lk is taken. It costs what re-evaluating the changed records
-// costs, which the next Query then saves.
+// costs, which the next Query then saves. It is a background read (a
+// viewer's periodic refresh asks it): with lk it takes a background slot.
 func (v *View) Changed(s *Store, lk Locker) bool {
 	if lk != nil {
+		s.bg.acquire()
+		defer s.bg.release()
 		s.cpu.acquire()
 		lk.Lock()
 		defer s.cpu.release()
@@ -605,8 +624,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 				nlow[w] += nl
 			})
 			if release && c+s.chunk < hw {
-				lk.Unlock()
-				lk.Lock()
+				v.pause(lk)
 			}
 		}
 		all := parts[0]
@@ -871,8 +889,7 @@ func (v *View) windowPass(s *Store, lk Locker, release bool, workers int, sample
 				nlow[w] += nl
 			})
 			if release && c+s.chunk < hw {
-				lk.Unlock()
-				lk.Lock()
+				v.pause(lk)
 			}
 		}
 		all, below := parts[0], nlow[0]

@@ -752,6 +752,59 @@ func TestQueryBackgroundScansOnOneCore(t *testing.T) {
 	}
 }
 
+// countingLocker is a read lock that records how many readers hold it at
+// once, each for at least a millisecond (so that readers overlap).
+type countingLocker struct {
+	mu        *sync.RWMutex
+	held, max *atomic.Int32
+}
+
+func (l countingLocker) Lock() {
+	l.mu.RLock()
+	n := l.held.Add(1)
+	for m := l.max.Load(); n > m && !l.max.CompareAndSwap(m, n); m = l.max.Load() {
+	}
+	time.Sleep(time.Millisecond)
+}
+
+func (l countingLocker) Unlock() { l.held.Add(-1); l.mu.RUnlock() }
+
+// TestBackgroundReadsLeaveACore: with 4 cores, 8 viewers refreshing in
+// the background (queries that scan, and Changed) hold the store with at
+// most 3 at once; queries somebody waits for may take all 4.
+func TestBackgroundReadsLeaveACore(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	s, _ := buildRandom(t, 3000, 5)
+	var mu sync.RWMutex
+	for _, tt := range []struct {
+		background bool
+		want       int32
+	}{{true, 3}, {false, 4}} {
+		var held, most atomic.Int32
+		lk := countingLocker{&mu, &held, &most}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 10 {
+					v := NewView() // a new view scans
+					res := v.Query(s, lk, Query{Sort: SortKey((g + i) % int(NumSortKeys)), Limit: 20, Background: tt.background})
+					if len(res.Rows) != 20 {
+						t.Errorf("background %v: %d rows", tt.background, len(res.Rows))
+						return
+					}
+					if tt.background {
+						v.Changed(s, lk)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := most.Load(); got != tt.want {
+			t.Errorf("background %v: at most %d readers held the store at once, want %d", tt.background, got, tt.want)
+		}
+	}
+}
+
 // TestViewSlackGrowsWithQuickRefills: a view whose window keeps leaving
 // its buffer soon after a scan keeps twice the flows around the window on
 // the next scan, up to four times; a new order starts again.
