@@ -230,7 +230,7 @@ func TestMeasureBigTable(t *testing.T) {
 
 	// A source poll re-reads the whole table (counters, and the entries
 	// older than the event subscription): every 80 listings' time, about
-	// 45 s at 262,144 entries and 10 min at 4,194,304. One inside a window
+	// 40 s at 262,144 entries and 10 min at 4,194,304. One inside a window
 	// but not the other weighs on the comparison of their CPU (seconds of
 	// CPU at 4,194,304), so a window starts right after a poll if one
 	// comes within 45 s, and one that a poll overlapped anyway is measured

@@ -63,7 +63,7 @@ func (r *run) pollLoop(ctx context.Context) error {
 
 // pollSpacing keeps polling dumps to about 1.25% of the time: a poll of a
 // full 262,144-entry table takes about half a second (mostly in the
-// kernel), so one comes about every 45 s and an idle conntop watching the
+// kernel), so one comes about every 40 s and an idle conntop watching the
 // table stays cheap.
 const pollSpacing = 80
 
