@@ -79,7 +79,7 @@ func newCPUSlots() cpuSlots { return make(cpuSlots, runtime.GOMAXPROCS(0)) }
 // and Changed: periodic refreshes nobody waits for) to one core less than
 // there are, at least one: however many viewers refresh at once, a core is
 // left to the event pump, scrapes and key presses. A background read takes
-// its slot here before its slot of cpu.
+// its slot here before its slot of cpu (Store.enterRead).
 func newBackgroundSlots() cpuSlots { return make(cpuSlots, max(runtime.GOMAXPROCS(0)-1, 1)) }
 
 func (c cpuSlots) acquire() { c <- struct{}{} }

@@ -104,6 +104,25 @@ const (
 // deeper one is selected from all matched flows in linear time.
 const heapMax = 1 << 14
 
+// enterRead takes what a view's read of the store holds: a background
+// slot for a background read, then a core slot, then lk (always in that
+// order). leaveRead gives them back.
+func (s *Store) enterRead(lk Locker, background bool) {
+	if background {
+		s.bg.acquire()
+	}
+	s.cpu.acquire()
+	lk.Lock()
+}
+
+func (s *Store) leaveRead(lk Locker, background bool) {
+	lk.Unlock()
+	s.cpu.release()
+	if background {
+		s.bg.release()
+	}
+}
+
 // pause releases lk between two chunks of a scan and takes it again. A
 // background scan also yields its core there, so that a goroutine that
 // became ready meanwhile (the pump, a scrape) runs now rather than when
@@ -128,14 +147,8 @@ func (v *View) covers(lo, hi int) bool {
 // answers while the view may reuse them (a *filter.Filter never does).
 func (v *View) Query(s *Store, lk Locker, q Query) Result {
 	if lk != nil {
-		if q.Background {
-			s.bg.acquire()
-			defer s.bg.release()
-		}
-		s.cpu.acquire()
-		lk.Lock()
-		defer s.cpu.release()
-		defer lk.Unlock()
+		s.enterRead(lk, q.Background)
+		defer s.leaveRead(lk, q.Background)
 	}
 	if s.tab == nil {
 		return Result{SelectedIndex: -1} // counts only
@@ -238,12 +251,8 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 // viewer's periodic refresh asks it): with lk it takes a background slot.
 func (v *View) Changed(s *Store, lk Locker) bool {
 	if lk != nil {
-		s.bg.acquire()
-		defer s.bg.release()
-		s.cpu.acquire()
-		lk.Lock()
-		defer s.cpu.release()
-		defer lk.Unlock()
+		s.enterRead(lk, true)
+		defer s.leaveRead(lk, true)
 	}
 	if s.tab == nil {
 		return false
