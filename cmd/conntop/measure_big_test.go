@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -636,7 +637,7 @@ func (p *keyProbe) press(key, want string, limit time.Duration) (time.Duration, 
 	defer deadline.Stop()
 	for {
 		p.mu.Lock()
-		found := strings.Contains(string(p.seen), want)
+		found := bytes.Contains(p.seen, []byte(want))
 		p.mu.Unlock()
 		if found {
 			return time.Since(start), true
@@ -666,10 +667,9 @@ func (p *keyProbe) helpLatency(t *testing.T, k int) []time.Duration {
 		if _, err := p.in.Write([]byte("?")); err != nil {
 			t.Fatalf("ssh viewer: %v", err)
 		}
-		time.Sleep(300 * time.Millisecond)
 		// A pause that varies, so that the presses do not keep one phase
 		// of the session's frame clock.
-		time.Sleep(200*time.Millisecond + time.Duration(i*53%250)*time.Millisecond)
+		time.Sleep(500*time.Millisecond + time.Duration(i*53%250)*time.Millisecond)
 	}
 	slices.Sort(lat)
 	return lat
