@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -43,6 +45,11 @@ func (env *runEnv) serve(ctx context.Context) error {
 		logger.Warn(merr.Error())
 	}
 	logger.Info(plan.String(), "counts_only", metricsOnly)
+	if !metricsOnly {
+		cores, undo := spareScheduler(os.Getenv("GOMAXPROCS"))
+		defer undo()
+		so.Cores = cores
+	}
 	eng := env.newEngine(cs, so)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -100,6 +107,26 @@ func (env *runEnv) serve(ctx context.Context) error {
 		return eerr
 	}
 	return nil
+}
+
+// spareScheduler runs Go's scheduler with one P more than the cores the
+// store's readers use (the returned count, for store.Options.Cores) and
+// returns how to undo it. Go notices a ready network connection (a scrape,
+// an SSH key press) when a P runs out of work, or else at its monitor's
+// network poll, every 10 ms at most; viewers' scans can keep every P busy
+// for longer than that, and scrapes then waited 10-40 ms before their
+// handler ran. With a spare P, one is mostly idle, waiting in the network
+// poller. The machine's cores are as many as before and the store still
+// reads with one goroutine per core, so the spare adds no work. A
+// GOMAXPROCS the user set (gomaxprocsEnv) is left as it is; undo gives
+// the runtime back its default (which follows a container's CPU limit).
+func spareScheduler(gomaxprocsEnv string) (cores int, undo func()) {
+	cores = runtime.GOMAXPROCS(0)
+	if gomaxprocsEnv != "" {
+		return cores, func() {}
+	}
+	runtime.GOMAXPROCS(cores + 1)
+	return cores, runtime.SetDefaultGOMAXPROCS
 }
 
 // listenPorts returns the TCP listening sockets to exempt from conntrack.

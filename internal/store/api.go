@@ -30,6 +30,12 @@ type Options struct {
 	// a metrics-only server. Query, Detail, Snapshot, Walk and Groups then
 	// return nothing.
 	CountsOnly bool
+	// Cores is how many goroutines may read the store at once, one per
+	// core it may use (default GOMAXPROCS when the store is made). A
+	// server that runs the Go scheduler with a spare P (so that one is
+	// free to notice the network while viewers' scans keep the others
+	// busy) gives the cores here, not its P count.
+	Cores int
 }
 
 // Degradation says what the store gave up to stay within

@@ -62,8 +62,13 @@ func randomFlow(r *rng, n int) flow.Flow {
 // buildRandom fills a store with n random flows, some with counters and
 // rates, some destroyed (lingering); it returns the keys.
 func buildRandom(t testing.TB, n int, seed uint64) (*Store, []flow.Key) {
+	return buildRandomWith(t, Options{}, n, seed)
+}
+
+// buildRandomWith is buildRandom for a store made with opts.
+func buildRandomWith(t testing.TB, opts Options, n int, seed uint64) (*Store, []flow.Key) {
 	r := rng(seed)
-	s := newSynced(Options{})
+	s := newSynced(opts)
 	var keys []flow.Key
 	seen := map[flow.Key]bool{}
 	for i := 0; len(keys) < n; i++ {

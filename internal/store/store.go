@@ -59,8 +59,9 @@ type Store struct {
 	deg     Degradation
 	trimmed int64 // when the table was last trimmed
 	cpu     cpuSlots
-	bg      cpuSlots // the share of cpu that background reads may hold (see newBackgroundSlots)
-	chunk   uint32   // records a reader reads under one hold of the lock (scanChunk)
+	bg      cpuSlots    // the share of cpu that background reads may hold (see newBackgroundSlots)
+	idle    chan func() // hands a background read to a waiting worker (background.go)
+	chunk   uint32      // records a reader reads under one hold of the lock (scanChunk)
 
 	prefetched uint32 // what prefetch loaded (kept so that its loads are not dropped)
 
@@ -73,14 +74,14 @@ type Store struct {
 // not waiting for a core while a writer waits for them.
 type cpuSlots chan struct{}
 
-func newCPUSlots() cpuSlots { return make(cpuSlots, runtime.GOMAXPROCS(0)) }
+func newCPUSlots(cores int) cpuSlots { return make(cpuSlots, cores) }
 
 // newBackgroundSlots bounds the views' background reads (Query.Background
 // and Changed: periodic refreshes nobody waits for) to one core less than
 // there are, at least one: however many viewers refresh at once, a core is
 // left to the event pump, scrapes and key presses. A background read takes
-// its slot here before its slot of cpu (Store.enterRead).
-func newBackgroundSlots() cpuSlots { return make(cpuSlots, max(runtime.GOMAXPROCS(0)-1, 1)) }
+// its slot here before its slot of cpu (Store.inBackground).
+func newBackgroundSlots(cores int) cpuSlots { return make(cpuSlots, max(cores-1, 1)) }
 
 func (c cpuSlots) acquire() { c <- struct{}{} }
 func (c cpuSlots) release() { <-c }
@@ -139,7 +140,10 @@ func New(opts Options) *Store {
 	if opts.CountHistory <= 0 {
 		opts.CountHistory = DefaultCountHistory
 	}
-	s := &Store{opts: opts, cpu: newCPUSlots(), bg: newBackgroundSlots(), chunk: scanChunk}
+	if opts.Cores <= 0 {
+		opts.Cores = runtime.GOMAXPROCS(0)
+	}
+	s := &Store{opts: opts, cpu: newCPUSlots(opts.Cores), bg: newBackgroundSlots(opts.Cores), idle: make(chan func()), chunk: scanChunk}
 	if opts.CountsOnly {
 		s.cnt = newCountsTable()
 	} else {

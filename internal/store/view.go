@@ -104,23 +104,17 @@ const (
 // deeper one is selected from all matched flows in linear time.
 const heapMax = 1 << 14
 
-// enterRead takes what a view's read of the store holds: a background
-// slot for a background read, then a core slot, then lk (always in that
-// order). leaveRead gives them back.
-func (s *Store) enterRead(lk Locker, background bool) {
-	if background {
-		s.bg.acquire()
-	}
+// enterRead takes what a view's read of the store holds: a core slot,
+// then lk (always in that order; a background read has taken its
+// background slot before, in inBackground). leaveRead gives them back.
+func (s *Store) enterRead(lk Locker) {
 	s.cpu.acquire()
 	lk.Lock()
 }
 
-func (s *Store) leaveRead(lk Locker, background bool) {
+func (s *Store) leaveRead(lk Locker) {
 	lk.Unlock()
 	s.cpu.release()
-	if background {
-		s.bg.release()
-	}
 }
 
 // pause releases lk between two chunks of a scan and takes it again. A
@@ -146,9 +140,18 @@ func (v *View) covers(lo, hi int) bool {
 // a scan. q.Filter must be safe for concurrent use and must not change its
 // answers while the view may reuse them (a *filter.Filter never does).
 func (v *View) Query(s *Store, lk Locker, q Query) Result {
+	if lk != nil && q.Background {
+		var res Result
+		s.inBackground(func() { res = v.query(s, lk, q) })
+		return res
+	}
+	return v.query(s, lk, q)
+}
+
+func (v *View) query(s *Store, lk Locker, q Query) Result {
 	if lk != nil {
-		s.enterRead(lk, q.Background)
-		defer s.leaveRead(lk, q.Background)
+		s.enterRead(lk)
+		defer s.leaveRead(lk)
 	}
 	if s.tab == nil {
 		return Result{SelectedIndex: -1} // counts only
@@ -248,12 +251,22 @@ func (v *View) Query(s *Store, lk Locker, q Query) Result {
 // changed since (its rows, their order, the counts): the store must be
 // held, or lk is taken. It costs what re-evaluating the changed records
 // costs, which the next Query then saves. It is a background read (a
-// viewer's periodic refresh asks it): with lk it takes a background slot.
+// viewer's periodic refresh asks it): with lk it runs in the background
+// (Store.inBackground).
 func (v *View) Changed(s *Store, lk Locker) bool {
 	if lk != nil {
-		s.enterRead(lk, true)
-		defer s.leaveRead(lk, true)
+		var changed bool
+		s.inBackground(func() {
+			s.enterRead(lk)
+			defer s.leaveRead(lk)
+			changed = v.changed(s)
+		})
+		return changed
 	}
+	return v.changed(s)
+}
+
+func (v *View) changed(s *Store) bool {
 	if s.tab == nil {
 		return false
 	}
@@ -509,7 +522,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 	// once for every attempt of the scan.
 	helpers := -1 // every worker may run (the caller holds the store)
 	if lk != nil {
-		want := min(runtime.GOMAXPROCS(0), max(int(s.tab.hw)/8192, 1), 16) - 1
+		want := min(s.opts.Cores, max(int(s.tab.hw)/8192, 1), 16) - 1
 		if v.oneCore {
 			want = 0
 		}
@@ -529,7 +542,7 @@ func (v *View) scan(s *Store, lk Locker, lo, hi int, piv *item) {
 			clear(v.bits)
 		}
 		useHeap := bLo == 0 && bHi <= heapMax && piv == nil
-		most := min(runtime.GOMAXPROCS(0), max(int(hw)/8192, 1), 16)
+		most := min(s.opts.Cores, max(int(hw)/8192, 1), 16)
 		workers := most
 		if helpers >= 0 {
 			workers = min(most, 1+helpers)
