@@ -21,7 +21,8 @@
 # growth). Needs root, tmux and (for the reference) conntrack.
 #
 # Usage: sudo scripts/measure-bigtable.sh [N [WINDOW [RATE]]]
-#        (defaults 262144 60s 3000; N=4194304 for the big table)
+#        (defaults 262144, a 20s window (60s from 1,048,576 entries), 3000;
+#        N=4194304 for the big table)
 # Environment (see TestMeasureBigTable): CONNTOP_MEASURE_STEPS=tui,metrics,ssh
 # runs only some steps; CONNTOP_MEASURE_TUI_RUNS=K samples the TUI's first
 # frame K times on the same table; CONNTOP_MEASURE_TUI_CPUPROFILE and
@@ -44,7 +45,7 @@ command -v conntrack >/dev/null || echo "measure-bigtable.sh: conntrack is not i
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-CONNTOP_MEASURE_BIG=1 CONNTOP_MEASURE_N="${1:-262144}" CONNTOP_MEASURE_WINDOW="${2:-60s}" CONNTOP_MEASURE_RATE="${3:-3000}" \
+CONNTOP_MEASURE_BIG=1 CONNTOP_MEASURE_N="${1:-262144}" CONNTOP_MEASURE_WINDOW="${2:-}" CONNTOP_MEASURE_RATE="${3:-3000}" \
 	go test -count=1 -timeout 60m -run '^TestMeasureBigTable$' -v ./cmd/conntop >"$out" 2>&1 || status=$?
 if [[ $status -ne 0 ]]; then
 	tail -n 60 "$out" >&2
