@@ -119,7 +119,8 @@ type Query struct {
 	// past what the view holds, runs on one core instead of all of them,
 	// yielding it between chunks, and all background reads together hold
 	// one core less than there are, leaving one to the event pump, key
-	// presses and scrapes.
+	// presses and scrapes. A View reading with its own lock runs them on
+	// threads backgroundNice nicer than the process (background.go).
 	Background bool
 }
 
