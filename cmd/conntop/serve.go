@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -117,13 +118,14 @@ func (env *runEnv) serve(ctx context.Context) error {
 // for longer than that, and scrapes then waited 10-40 ms before their
 // handler ran. With a spare P, one is mostly idle, waiting in the network
 // poller. The machine's cores are as many as before and the store still
-// reads with one goroutine per core, so the spare adds no work. A
+// reads with one goroutine per core, so the spare adds no work to the
+// store's reads (explain's analysis sizes itself by Ps: one task more). A
 // GOMAXPROCS the user set (gomaxprocsEnv) is left as it is; undo gives
 // the runtime back its default (which follows a container's CPU limit).
 func spareScheduler(gomaxprocsEnv string) (cores int, undo func()) {
 	cores = runtime.GOMAXPROCS(0)
-	if gomaxprocsEnv != "" {
-		return cores, func() {}
+	if n, err := strconv.Atoi(gomaxprocsEnv); err == nil && n > 0 {
+		return cores, func() {} // the runtime ignores other values
 	}
 	runtime.GOMAXPROCS(cores + 1)
 	return cores, runtime.SetDefaultGOMAXPROCS

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,42 +21,85 @@ const backgroundNice = 10
 // before it ends (and its thread with it).
 const backgroundIdle = 2 * time.Second
 
+// backgroundPanic is what a panic in a background read is raised again
+// as, in the caller: the value and the worker's stack where it happened.
+type backgroundPanic struct {
+	value any
+	stack []byte
+}
+
+func (p backgroundPanic) Error() string {
+	return fmt.Sprintf("%v\n\nin a background read of the store:\n%s", p.value, p.stack)
+}
+
+// outcome is how a background read ended.
+type outcome struct {
+	finished bool             // fn returned
+	panicked *backgroundPanic // fn panicked
+}
+
 // inBackground runs fn, a view's background read (a periodic refresh
 // that nobody waits for), on one of the store's background workers and
 // waits for it. At most bg's capacity run at once (a core less than the
-// store reads with, see newBackgroundSlots). A worker's goroutine is
-// locked to an OS thread that runs at backgroundNice, and it is never
-// unlocked: the thread ends with the goroutine, so no other goroutine ever
-// runs at that priority, and raising a thread's priority back (which
-// needs CAP_SYS_NICE) is never needed. A panic in fn is raised again in
-// the caller.
+// store reads with, see newBackgroundSlots); a worker that has just
+// finished may not be waiting yet, and then another one starts (the
+// spare ends after backgroundIdle). A worker's goroutine is locked to an
+// OS thread that runs backgroundNice nicer than the process, and it is
+// never unlocked: the thread ends with the goroutine, so no other
+// goroutine ever runs at that priority, and raising a thread's priority
+// back (which needs CAP_SYS_NICE) is never needed. Work of the whole
+// runtime that fn's allocations start (a GC assist, the start or end of a
+// GC cycle) runs niced too. A panic in fn is raised again in the caller
+// (as a backgroundPanic, with the worker's stack), and runtime.Goexit in
+// fn (a test's t.FailNow) ends the caller too.
 func (s *Store) inBackground(fn func()) {
 	s.bg.acquire()
 	defer s.bg.release()
-	done := make(chan any, 1)
+	done := make(chan outcome, 1)
 	job := func() {
-		defer func() { done <- recover() }()
+		var out outcome
+		defer func() {
+			if !out.finished {
+				if p := recover(); p != nil {
+					out.panicked = &backgroundPanic{value: p, stack: debug.Stack()}
+				}
+			}
+			done <- out
+		}()
 		fn()
+		out.finished = true
 	}
 	select {
 	case s.idle <- job: // a worker was waiting for work
 	default:
 		go s.backgroundWorker(job)
 	}
-	if p := <-done; p != nil {
-		panic(p)
+	switch out := <-done; {
+	case out.panicked != nil:
+		panic(*out.panicked)
+	case !out.finished:
+		runtime.Goexit()
 	}
 }
 
 // backgroundWorker runs job and then the jobs inBackground hands it, until
 // none comes for backgroundIdle.
 func (s *Store) backgroundWorker(job func()) {
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	runtime.LockOSThread() // never unlocked (but below): the thread ends with the goroutine
+	tid := unix.Gettid()
+	if tid == unix.Getpid() {
+		// The process's main thread: Go never ends it, and its nice
+		// value is what ps and top show for the whole process. Run this
+		// read as a foreground one would, and leave the work to a worker
+		// on another thread.
+		runtime.UnlockOSThread()
+		job()
+		return
+	}
 	// If the kernel refuses, the reads run at the process's priority, as
 	// foreground reads do: slower for others, not wrong. (Go starts new
 	// threads from a thread of its own, never from a locked one: the nice
 	// value set here is not inherited.)
-	tid := unix.Gettid()
 	if p, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
 		// The system call answers 20 - nice.
 		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, min(20-p+backgroundNice, 19))
