@@ -85,15 +85,15 @@ func (s *Store) inBackground(fn func()) {
 // backgroundWorker runs job and then the jobs inBackground hands it, until
 // none comes for backgroundIdle.
 func (s *Store) backgroundWorker(job func()) {
-	runtime.LockOSThread() // never unlocked (but below): the thread ends with the goroutine
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 	tid := unix.Gettid()
 	if tid == unix.Getpid() {
-		// The process's main thread: Go never ends it, and its nice
-		// value is what ps and top show for the whole process. Run this
-		// read as a foreground one would, and leave the work to a worker
-		// on another thread.
-		runtime.UnlockOSThread()
-		job()
+		// The process's main thread, whose nice value ps and top show
+		// for the whole process: not niced. Go never ends it: with this
+		// goroutine still locked to it when it ends, the runtime parks
+		// it for good (once in the process's life), and the worker
+		// started here runs on another thread.
+		go s.backgroundWorker(job)
 		return
 	}
 	// If the kernel refuses, the reads run at the process's priority, as
