@@ -100,9 +100,8 @@ func (s *Store) backgroundWorker(job func()) {
 	// foreground reads do: slower for others, not wrong. (Go starts new
 	// threads from a thread of its own, never from a locked one: the nice
 	// value set here is not inherited.)
-	if p, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
-		// The system call answers 20 - nice.
-		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, min(20-p+backgroundNice, 19))
+	if nice, err := threadNice(tid); err == nil {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, min(nice+backgroundNice, 19))
 	}
 	idle := time.NewTimer(backgroundIdle)
 	defer idle.Stop()
@@ -115,4 +114,13 @@ func (s *Store) backgroundWorker(job func()) {
 			return
 		}
 	}
+}
+
+// threadNice returns the nice value of thread tid.
+func threadNice(tid int) (int, error) {
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		return 0, fmt.Errorf("thread %d's priority: %w", tid, err)
+	}
+	return 20 - p, nil // the system call answers 20 - nice (1 to 40)
 }

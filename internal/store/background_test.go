@@ -9,30 +9,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// threadNice returns the nice value of the calling thread (it may run
-// on a background worker: it reports an error, never stops the test).
-func threadNice(t *testing.T) int {
+// niceHere returns the nice value of the calling thread (it may run on a
+// background worker: it reports an error, never stops the test).
+func niceHere(t *testing.T) int {
 	t.Helper()
-	// The raw system call answers 20 - nice (1 to 40).
-	p, err := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+	n, err := threadNice(unix.Gettid())
 	if err != nil {
-		t.Errorf("getpriority: %v", err)
+		t.Error(err)
 		return -100
 	}
-	return 20 - p
+	return n
 }
 
 // TestBackgroundReadsRunNiced: a view's background reads (a Background
 // query, Changed) run on a thread backgroundNice nicer; a query somebody
-// waits for runs on the caller's thread, and the caller's priority is as
-// it was. (For a process at nice 9 or more the two differ less.)
+// waits for runs at the caller's. (For a process at nice 9 or more the
+// two differ less.)
 func TestBackgroundReadsRunNiced(t *testing.T) {
 	s, _ := buildRandom(t, 3000, 7)
-	before := threadNice(t)
+	before := niceHere(t)
 	nicer := min(before+backgroundNice, 19)
 	var mu sync.RWMutex
 	var got []int
-	lk := probeLocker{&mu, func() { got = append(got, threadNice(t)) }}
+	lk := probeLocker{&mu, func() { got = append(got, niceHere(t)) }}
 	v := NewView()
 	for _, step := range []struct {
 		name string
