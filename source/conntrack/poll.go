@@ -62,9 +62,9 @@ func (r *run) pollLoop(ctx context.Context) error {
 }
 
 // pollSpacing keeps polling dumps to about 1.25% of the time: a poll of a
-// full 262,144-entry table takes about half a second (mostly in the
-// kernel), so one comes about every 40 s and an idle conntop watching the
-// table stays cheap.
+// full 262,144-entry table takes half a second to two seconds, mostly in
+// the kernel (measured on two machines), so one comes every 40 s to a few
+// minutes and an idle conntop watching the table stays cheap.
 const pollSpacing = 80
 
 // emitStats sends the table statistics and returns them.
