@@ -58,7 +58,7 @@ func TestMeasureBigTable(t *testing.T) {
 	requireTmux(t)
 	n := envInt(t, "CONNTOP_MEASURE_N", bigTableCI, 1, 1<<23)
 	rate := envInt(t, "CONNTOP_MEASURE_RATE", 3000, 1, 100000)
-	// A window fits between two of the source's polls (every ~40 s at
+	// A window fits between two of the source's polls (every 40-140 s at
 	// 262,144 entries); on a big table, where they are minutes apart, it
 	// is long enough for a p99 of about 580 scrapes (190 in 20 s: the p99
 	// is then the second slowest).
@@ -239,7 +239,7 @@ func TestMeasureBigTable(t *testing.T) {
 
 	// A source poll re-reads the whole table (counters, and the entries
 	// older than the event subscription): every 80 listings' time, about
-	// 40 s at 262,144 entries and 10 min at 4,194,304. One inside a window
+	// 40-140 s at 262,144 entries and 10 min at 4,194,304. One inside a window
 	// but not the other weighs on the comparison of their CPU (seconds of
 	// CPU at 4,194,304), so a window starts right after a poll if one
 	// comes within 45 s, and one that a poll overlapped anyway is measured
